@@ -1,0 +1,294 @@
+// Record frames: the unit of every snaplog log file (README "Frame format").
+//
+//   0      1      2      3      4      5      6      7      8
+//   +------+------+------+------+------+------+------+------+
+//   | type | flags| reserved    | length (u32 LE)           |
+//   +------+------+------+------+------+------+------+------+
+//   | crc32c (u32 LE)           | payload (length bytes) ...
+//   +------+------+------+------+------ ... ------+----------+
+//   | ... payload              | zero padding to 8 bytes    |
+//   +------ ... ---------------+----------------------------+
+//
+// - type 0 is invalid: a zeroed or preallocated tail reads as the end of the log.
+// - flags and reserved are 0 in format version 1; anything else is a bad header.
+// - crc32c covers bytes 0..8 (type, flags, reserved, length) and the payload,
+//   so a flipped type or length is caught as well as flipped payload bytes.
+// - Every frame starts on an 8-byte boundary (as etcd's WAL): type and length
+//   share one aligned 8-byte word, which a torn sector write cannot split.
+
+import { crc32c_update } from "./crc32c";
+
+export const FRAME_HEADER: u32 = 12;
+
+// Scan statuses. The host mirrors these in src/core/frame.ts.
+export const SCAN_END: u32 = 0; //        consumed the whole buffer, stopped on a frame boundary
+export const SCAN_INCOMPLETE: u32 = 1; // the frame at the stop offset runs past the buffer end
+export const SCAN_ZERO: u32 = 2; //       type 0 at the stop offset (end of log, or a zeroed region)
+export const SCAN_BAD_CRC: u32 = 3; //    checksum mismatch
+export const SCAN_BAD_LENGTH: u32 = 4; // length above the maximum record size
+export const SCAN_BAD_TYPE: u32 = 5; //   type not in the caller's type mask
+export const SCAN_BAD_HEADER: u32 = 6; // non-zero flags or reserved bytes
+export const SCAN_INDEX_FULL: u32 = 7; // the index output is full; resume at the stop offset
+
+let scanOffset: u32 = 0;
+let scanCount: u32 = 0;
+let scanFrameEnd: u32 = 0;
+
+/** Offset (relative to the scanned buffer) where the last scan stopped. */
+export function scan_offset(): u32 {
+  return scanOffset;
+}
+/** Number of good frames the last scan accepted. */
+export function scan_count(): u32 {
+  return scanCount;
+}
+/**
+ * For SCAN_BAD_CRC and SCAN_INCOMPLETE: the offset just past the damaged or incomplete
+ * frame as its (untrusted) length field claims. Lets the host tell a torn tail
+ * (nothing valid after it) from corruption in the middle.
+ */
+export function scan_frame_end(): u32 {
+  return scanFrameEnd;
+}
+
+// @ts-ignore: decorator
+export function frame_size(length: u32): u32 {
+  return (FRAME_HEADER + length + 7) & ~7;
+}
+
+// @ts-ignore: decorator
+function frameCrc(frame: usize, length: u32): u32 {
+  return crc32c_update(crc32c_update(0, frame, 8), frame + FRAME_HEADER, length);
+}
+
+/**
+ * Validates frames in `[ptr, ptr + len)` in one pass, writing one index entry per good frame
+ * (three u32: payload offset relative to `ptr`, payload length, type) to `indexPtr`, at most
+ * `indexCap` entries (0 = validate only, no index). `typeMask` bit `t` allows type `t`
+ * (types 1..31). Returns a SCAN_* status; `scan_offset()` and `scan_count()` say where and how far.
+ * `ptr` must be 8-byte aligned relative to the start of the frame region.
+ */
+export function frames_scan(
+  ptr: usize,
+  len: u32,
+  typeMask: u32,
+  recordSizeMax: u32,
+  indexPtr: usize,
+  indexCap: u32,
+): u32 {
+  let off: u32 = 0;
+  let count: u32 = 0;
+  let status = SCAN_END;
+  const wantIndex = indexCap != 0;
+  while (true) {
+    if (off == len) break;
+    if (len - off < 8) {
+      // Not even the type/length word is here; a zero byte still means "end of log".
+      status = load<u8>(ptr + off) == 0 ? SCAN_ZERO : SCAN_INCOMPLETE;
+      scanFrameEnd = len;
+      break;
+    }
+    const word = load<u64>(ptr + off);
+    const type = <u32> (word & 0xff);
+    if (type == 0) {
+      status = SCAN_ZERO;
+      break;
+    }
+    if ((word & 0xffffff00) != 0) {
+      status = SCAN_BAD_HEADER;
+      break;
+    }
+    if (type > 31 || ((typeMask >>> type) & 1) == 0) {
+      status = SCAN_BAD_TYPE;
+      break;
+    }
+    const length = <u32> (word >>> 32);
+    if (length > recordSizeMax) {
+      status = SCAN_BAD_LENGTH;
+      break;
+    }
+    const size = frame_size(length);
+    // 64-bit compare: off + size cannot overflow a u32 check this way.
+    if (<u64> off + <u64> size > <u64> len) {
+      // Never read past the bytes present: the length is not trusted yet.
+      status = SCAN_INCOMPLETE;
+      scanFrameEnd = off + size;
+      break;
+    }
+    const frame = ptr + off;
+    if (frameCrc(frame, length) != load<u32>(frame, 8)) {
+      status = SCAN_BAD_CRC;
+      scanFrameEnd = off + size;
+      break;
+    }
+    if (wantIndex) {
+      if (count == indexCap) {
+        status = SCAN_INDEX_FULL;
+        break;
+      }
+      const e = indexPtr + (<usize> count) * 12;
+      store<u32>(e, off + FRAME_HEADER);
+      store<u32>(e, length, 4);
+      store<u32>(e, type, 8);
+    }
+    count++;
+    off += size;
+  }
+  scanOffset = off;
+  scanCount = count;
+  return status;
+}
+
+/**
+ * Finds the first 8-aligned offset `o >= from` in `[ptr, ptr + len)` where a complete frame
+ * with a good checksum starts. Returns that offset, or -1 if there is none. Used after damage:
+ * a valid frame after the damage means corruption in the middle, none means a torn tail; the
+ * salvage recovery mode resumes there. Candidates whose frame would run past `len` are skipped,
+ * so the host scans overlapping windows of `recordSizeMax + header` bytes.
+ */
+export function frames_resync(
+  ptr: usize,
+  len: u32,
+  from: u32,
+  typeMask: u32,
+  recordSizeMax: u32,
+): i32 {
+  let off = (from + 7) & ~7;
+  while (<u64> off + 8 <= <u64> len) {
+    const word = load<u64>(ptr + off);
+    const type = <u32> (word & 0xff);
+    if (
+      type != 0 && type <= 31 && ((typeMask >>> type) & 1) != 0 && (word & 0xffffff00) == 0
+    ) {
+      const length = <u32> (word >>> 32);
+      if (length <= recordSizeMax) {
+        const size = frame_size(length);
+        if (<u64> off + <u64> size <= <u64> len) {
+          if (frameCrc(ptr + off, length) == load<u32>(ptr + off, 8)) return <i32> off;
+        }
+      }
+    }
+    off += 8;
+  }
+  return -1;
+}
+
+/** Returns 1 if all `len` bytes at `ptr` are zero, else 0. */
+export function all_zero(ptr: usize, len: u32): u32 {
+  let p = ptr;
+  const end = ptr + len;
+  while (p + 8 <= end) {
+    if (load<u64>(p) != 0) return 0;
+    p += 8;
+  }
+  while (p < end) {
+    if (load<u8>(p) != 0) return 0;
+    p++;
+  }
+  return 1;
+}
+
+// Encode statuses.
+export const ENCODE_OK: u32 = 0;
+export const ENCODE_FULL: u32 = 1; //       the output buffer is full; encode_count() records fit
+export const ENCODE_BAD_TYPE: u32 = 2;
+export const ENCODE_BAD_LENGTH: u32 = 3;
+
+let encodeCount: u32 = 0;
+let encodeBytes: u32 = 0;
+
+/** Records encoded by the last `frames_encode`. */
+export function encode_count(): u32 {
+  return encodeCount;
+}
+/** Bytes written by the last `frames_encode` or `frames_seal`. */
+export function encode_bytes(): u32 {
+  return encodeBytes;
+}
+
+/**
+ * Encodes `count` records into frames at `outPtr` (capacity `outCap` bytes) in one pass.
+ * Each record is a descriptor of three u32 at `descPtr`: type, payload offset relative to
+ * `srcBase`, payload length. Payload regions must not overlap the output.
+ * Returns an ENCODE_* status; `encode_count()`/`encode_bytes()` say how much was written.
+ */
+export function frames_encode(
+  descPtr: usize,
+  count: u32,
+  srcBase: usize,
+  outPtr: usize,
+  outCap: u32,
+  recordSizeMax: u32,
+): u32 {
+  let out: u32 = 0;
+  let i: u32 = 0;
+  let status = ENCODE_OK;
+  for (; i < count; i++) {
+    const d = descPtr + (<usize> i) * 12;
+    const type = load<u32>(d);
+    const src = srcBase + <usize> load<u32>(d, 4);
+    const length = load<u32>(d, 8);
+    if (type == 0 || type > 31) {
+      status = ENCODE_BAD_TYPE;
+      break;
+    }
+    if (length > recordSizeMax) {
+      status = ENCODE_BAD_LENGTH;
+      break;
+    }
+    const size = frame_size(length);
+    if (<u64> out + <u64> size > <u64> outCap) {
+      status = ENCODE_FULL;
+      break;
+    }
+    const f = outPtr + out;
+    store<u64>(f, (<u64> length << 32) | <u64> type);
+    memory.copy(f + FRAME_HEADER, src, length);
+    // Zero the padding (at most 7 bytes) so the file never holds stale memory.
+    const padStart = f + FRAME_HEADER + length;
+    const padEnd = f + size;
+    if (padStart < padEnd) memory.fill(padStart, 0, padEnd - padStart);
+    store<u32>(f, frameCrc(f, length), 8);
+    out += size;
+  }
+  encodeCount = i;
+  encodeBytes = out;
+  return status;
+}
+
+/**
+ * Seals frames the host laid out in place at `[ptr, ptr + len)`: for each frame (type and
+ * length already written, payload in place) writes the CRC and zeroes the padding. This is the
+ * zero-copy path: the host writes each payload once, straight into its final place.
+ * Returns an ENCODE_* status; `encode_bytes()` is the offset where sealing stopped.
+ */
+export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
+  let off: u32 = 0;
+  let status = ENCODE_OK;
+  while (off < len) {
+    const word = load<u64>(ptr + off);
+    const type = <u32> (word & 0xff);
+    if (type == 0 || type > 31 || (word & 0xffffff00) != 0) {
+      status = ENCODE_BAD_TYPE;
+      break;
+    }
+    const length = <u32> (word >>> 32);
+    if (length > recordSizeMax) {
+      status = ENCODE_BAD_LENGTH;
+      break;
+    }
+    const size = frame_size(length);
+    if (<u64> off + <u64> size > <u64> len) {
+      status = ENCODE_FULL;
+      break;
+    }
+    const f = ptr + off;
+    const padStart = f + FRAME_HEADER + length;
+    const padEnd = f + size;
+    if (padStart < padEnd) memory.fill(padStart, 0, padEnd - padStart);
+    store<u32>(f, frameCrc(f, length), 8);
+    off += size;
+  }
+  encodeBytes = off;
+  return status;
+}

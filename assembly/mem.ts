@@ -1,0 +1,70 @@
+// The one allocator of a core instance, shared by the host (chunk buffers, indexes)
+// and by Wasm-side structures (the alive-set table). `--runtime stub` has no free, and
+// a long replay churns through table resizes and string slots, so memory would grow
+// with the file instead of with the live state. This is a segregated free-list
+// allocator: sizes round up to a power of two (16 B .. 2 GiB), freed blocks go on their
+// class's list and are reused first, new blocks come from a bump pointer over
+// memory.grow. Waste is bounded by 2x the live bytes per class.
+//
+// The host learns that memory grew by comparing `memory.buffer` identities
+// (src/_wasm/core.ts), because memory.grow detaches every JS view.
+
+const CLASS_MIN_LOG2: u32 = 4; //  16-byte minimum block
+const CLASS_MAX_LOG2: u32 = 31; // 2 GiB maximum block
+const PAGE: usize = 65536;
+
+/** Heads of the free lists, one u32 per class (a freed block stores the next pointer in its first 4 bytes). */
+const FREE_HEADS: usize = memory.data(4 * 32, 16);
+
+let top: usize = 0;
+
+function ensureTop(): void {
+  if (top == 0) top = (__heap_base + 63) & ~63;
+}
+
+// @ts-ignore: decorator
+function classOf(size: usize): u32 {
+  if (size <= (1 << CLASS_MIN_LOG2)) return CLASS_MIN_LOG2;
+  return 32 - <u32> clz(<u32> size - 1);
+}
+
+/**
+ * Allocates at least `size` bytes, aligned to min(block size, 64). Returns 0 when memory
+ * cannot grow (the host maps that to a RangeError).
+ */
+export function mem_alloc(size: usize): usize {
+  ensureTop();
+  if (size > (<usize> 1 << CLASS_MAX_LOG2)) return 0;
+  const cls = classOf(size);
+  const head = FREE_HEADS + (<usize> cls << 2);
+  const free = load<u32>(head);
+  if (free != 0) {
+    store<u32>(head, load<u32>(free));
+    return free;
+  }
+  const bytes = <usize> 1 << cls;
+  const align: usize = bytes < 64 ? bytes : 64;
+  const ptr = (top + align - 1) & ~(align - 1);
+  const end = <u64> ptr + <u64> bytes;
+  const have = <u64> memory.size() * PAGE;
+  if (end > have) {
+    const pages = <i32> ((end - have + PAGE - 1) / PAGE);
+    if (memory.grow(pages) < 0) return 0;
+  }
+  top = <usize> end;
+  return ptr;
+}
+
+/** Returns a block from `mem_alloc(size)` (same `size`) to its free list. */
+export function mem_free(ptr: usize, size: usize): void {
+  if (ptr == 0) return;
+  const head = FREE_HEADS + (<usize> classOf(size) << 2);
+  store<u32>(ptr, load<u32>(head));
+  store<u32>(head, <u32> ptr);
+}
+
+/** Bytes handed out from the bump region so far (free-listed blocks included). */
+export function mem_used(): usize {
+  ensureTop();
+  return top - ((__heap_base + 63) & ~63);
+}

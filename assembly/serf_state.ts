@@ -1,0 +1,351 @@
+// The serf replay state: the alive set (node name -> address) and the three Lamport
+// clocks that serf's Snapshotter.replay rebuilds. Both snapshot formats (serf's Go text,
+// assembly/gotext.ts, and snaplog's binary frames) apply their records here, so a replay
+// never materialises JS objects per record, only the final alive set.
+//
+// One state per module instance (module globals): every replay or open log owns its own
+// WasmCore instance.
+//
+// Alive set: an open-addressing hash table with linear probing and backward-shift
+// deletion, so deletes leave no tombstones and a long churn does not degrade probes.
+//
+//   slot (8 bytes): | hash u32 | entry pointer u32 (0 = empty) |
+//
+//   entry (one mem_alloc block, reused in place when a replacement fits its size class):
+//   0          4          8
+//   +----------+----------+------------ ... --+------------ ... --+
+//   | nameLen  | addrLen  | name bytes         | addr bytes        |
+//   +----------+----------+------------ ... --+------------ ... --+
+//
+// The cached hash makes a probe compare names only on a full 32-bit match, and lets a
+// resize rehash without touching the entries.
+//
+// Memory follows the alive set, not the file: replaced and deleted entries go back to
+// mem.ts's free lists and are reused, the table doubles at 3/4 load and halves below 1/8
+// (the wide gap keeps a set hovering near one size from resizing back and forth), and
+// `leave` frees everything.
+
+import { mem_alloc, mem_free } from "./mem";
+
+const ENTRY_HEADER: u32 = 8;
+// 16 slots (128 bytes): small enough that an empty state costs nothing, large enough
+// that tiny sets never resize.
+const CAP_MIN: u32 = 16;
+
+let table: usize = 0; // slot array, `cap` slots of 8 bytes
+let cap: u32 = 0; //     power of two
+let count: u32 = 0;
+let liveBytes: u32 = 0;
+let rejoin: bool = false;
+let clockMember: u64 = 0;
+let clockEvent: u64 = 0;
+let clockQuery: u64 = 0;
+let iterSlot: u32 = 0;
+let iterEntry: usize = 0;
+
+// ---- hashing -------------------------------------------------------------------------
+// A 64-bit multiply-xorshift over 8-byte loads (in the spirit of wyhash/xxh3 without
+// 128-bit multiplies, which Wasm lacks). Node names are 10..64 bytes, so this is two to
+// eight multiplies per name; the final avalanche makes the low bits (the slot index)
+// depend on every input byte.
+
+const K1: u64 = 0x9e3779b97f4a7c15;
+const K2: u64 = 0xbf58476d1ce4e5b9;
+const K3: u64 = 0x94d049bb133111eb;
+
+function mix(h: u64, w: u64): u64 {
+  h = (h ^ w) * K1;
+  return h ^ (h >>> 32);
+}
+
+/** Hash of `len` bytes at `p`. Never reads outside [p, p + len). */
+export function name_hash(p: usize, len: u32): u32 {
+  let h: u64 = K2 ^ (<u64> len * K3);
+  let n = len;
+  let q = p;
+  while (n >= 16) {
+    h = mix(h, load<u64>(q));
+    h = mix(h, load<u64>(q, 8) ^ K2);
+    q += 16;
+    n -= 16;
+  }
+  if (n >= 8) {
+    h = mix(h, load<u64>(q));
+    q += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    // The last 1..7 bytes as one word. With 8+ bytes before them an overlapping load
+    // ending at the last byte is cheapest; otherwise assemble from small loads.
+    let w: u64;
+    if (len >= 8) {
+      w = load<u64>(p + len - 8) >>> ((8 - <u64> n) << 3);
+    } else if (n >= 4) {
+      w = <u64> load<u32>(q) | (<u64> load<u32>(q + n - 4) << 32);
+    } else {
+      w = <u64> load<u8>(q) | (<u64> load<u8>(q + (n >> 1)) << 8) | (<u64> load<u8>(q + n - 1) << 16);
+    }
+    h = mix(h, w ^ K3);
+  }
+  h ^= h >>> 31;
+  h *= K2;
+  h ^= h >>> 29;
+  h *= K3;
+  h ^= h >>> 32;
+  return <u32> h;
+}
+
+/** 1 if the `len` bytes at `a` and `b` are equal. */
+function bytesEqual(a: usize, b: usize, len: u32): bool {
+  let n = len;
+  while (n >= 8) {
+    if (load<u64>(a) != load<u64>(b)) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  while (n > 0) {
+    if (load<u8>(a) != load<u8>(b)) return false;
+    a++;
+    b++;
+    n--;
+  }
+  return true;
+}
+
+// ---- table ---------------------------------------------------------------------------
+
+function entrySize(nameLen: u32, addrLen: u32): usize {
+  return <usize> ENTRY_HEADER + <usize> nameLen + <usize> addrLen;
+}
+
+function sizeClass(size: usize): u32 {
+  // Same rounding as mem.ts: two sizes share a block when they share a class.
+  return size <= 16 ? 4 : 32 - <u32> clz(<u32> size - 1);
+}
+
+function freeEntry(e: usize): void {
+  mem_free(e, entrySize(load<u32>(e), load<u32>(e, 4)));
+}
+
+/** Allocates a zeroed slot array of `newCap` slots, moves every entry into it. 0 on OOM. */
+function resize(newCap: u32): bool {
+  const bytes = <usize> newCap << 3;
+  const fresh = mem_alloc(bytes);
+  if (fresh == 0) return false;
+  memory.fill(fresh, 0, bytes);
+  const mask = newCap - 1;
+  const old = table;
+  const oldCap = cap;
+  for (let i: u32 = 0; i < oldCap; i++) {
+    const s = old + (<usize> i << 3);
+    const e = load<u32>(s, 4);
+    if (e == 0) continue;
+    const h = load<u32>(s);
+    let j = h & mask;
+    while (load<u32>(fresh + (<usize> j << 3), 4) != 0) j = (j + 1) & mask;
+    store<u64>(fresh + (<usize> j << 3), load<u64>(s));
+  }
+  if (old != 0) mem_free(old, <usize> oldCap << 3);
+  table = fresh;
+  cap = newCap;
+  return true;
+}
+
+/** Slot index holding `name`, or -1. */
+function find(namePtr: usize, nameLen: u32, h: u32): i32 {
+  if (cap == 0) return -1;
+  const mask = cap - 1;
+  let i = h & mask;
+  while (true) {
+    const s = table + (<usize> i << 3);
+    const e = <usize> load<u32>(s, 4);
+    if (e == 0) return -1;
+    if (load<u32>(s) == h && load<u32>(e) == nameLen && bytesEqual(e + ENTRY_HEADER, namePtr, nameLen)) {
+      return <i32> i;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+/** Empties slot `i` and shifts later members of its probe run back (no tombstones). */
+function removeSlot(i: u32): void {
+  const mask = cap - 1;
+  let hole = i;
+  let j = i;
+  while (true) {
+    j = (j + 1) & mask;
+    const s = table + (<usize> j << 3);
+    if (load<u32>(s, 4) == 0) break;
+    const home = load<u32>(s) & mask;
+    // Move j into the hole unless its home lies cyclically in (hole, j].
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      store<u64>(table + (<usize> hole << 3), load<u64>(s));
+      hole = j;
+    }
+  }
+  store<u64>(table + (<usize> hole << 3), 0);
+}
+
+function clearAll(): void {
+  for (let i: u32 = 0; i < cap; i++) {
+    const e = <usize> load<u32>(table + (<usize> i << 3), 4);
+    if (e != 0) freeEntry(e);
+  }
+  if (table != 0) mem_free(table, <usize> cap << 3);
+  table = 0;
+  cap = 0;
+  count = 0;
+  liveBytes = 0;
+  iterSlot = 0;
+  iterEntry = 0;
+}
+
+// ---- API -----------------------------------------------------------------------------
+
+/** Empties the alive set, zeroes the clocks and sets the leave mode (1 = rejoinAfterLeave). */
+export function state_reset(rejoinAfterLeave: u32): void {
+  clearAll();
+  clockMember = 0;
+  clockEvent = 0;
+  clockQuery = 0;
+  rejoin = rejoinAfterLeave != 0;
+}
+
+/** `alive: NAME ADDR`: inserts or replaces. Returns 0, or 1 when memory cannot grow (state unchanged). */
+export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLen: u32): u32 {
+  const h = name_hash(namePtr, nameLen);
+  const found = find(namePtr, nameLen, h);
+  if (found >= 0) {
+    const s = table + (<usize> found << 3);
+    const e = <usize> load<u32>(s, 4);
+    const oldAddrLen = load<u32>(e, 4);
+    if (oldAddrLen == addrLen && bytesEqual(e + ENTRY_HEADER + nameLen, addrPtr, addrLen)) return 0;
+    const oldSize = entrySize(nameLen, oldAddrLen);
+    const newSize = entrySize(nameLen, addrLen);
+    if (sizeClass(oldSize) == sizeClass(newSize)) {
+      store<u32>(e, addrLen, 4);
+      memory.copy(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
+    } else {
+      const n = mem_alloc(newSize);
+      if (n == 0) return 1;
+      store<u32>(n, nameLen);
+      store<u32>(n, addrLen, 4);
+      memory.copy(n + ENTRY_HEADER, namePtr, nameLen);
+      memory.copy(n + ENTRY_HEADER + nameLen, addrPtr, addrLen);
+      mem_free(e, oldSize);
+      store<u32>(s, <u32> n, 4);
+    }
+    liveBytes = liveBytes - oldAddrLen + addrLen;
+    return 0;
+  }
+  // Grow at 3/4 load: linear probing's expected probe length stays short below that.
+  if ((<u64> count + 1) * 4 > <u64> cap * 3) {
+    if (!resize(cap == 0 ? CAP_MIN : cap << 1)) return 1;
+  }
+  const size = entrySize(nameLen, addrLen);
+  const e = mem_alloc(size);
+  if (e == 0) return 1;
+  store<u32>(e, nameLen);
+  store<u32>(e, addrLen, 4);
+  memory.copy(e + ENTRY_HEADER, namePtr, nameLen);
+  memory.copy(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
+  const mask = cap - 1;
+  let i = h & mask;
+  while (load<u32>(table + (<usize> i << 3), 4) != 0) i = (i + 1) & mask;
+  store<u64>(table + (<usize> i << 3), (<u64> e << 32) | <u64> h);
+  count++;
+  liveBytes += nameLen + addrLen;
+  return 0;
+}
+
+/** `not-alive: NAME`: removes the node if present. */
+export function state_not_alive(namePtr: usize, nameLen: u32): void {
+  const h = name_hash(namePtr, nameLen);
+  const found = find(namePtr, nameLen, h);
+  if (found < 0) return;
+  const e = <usize> load<u32>(table + (<usize> found << 3), 4);
+  liveBytes -= load<u32>(e) + load<u32>(e, 4);
+  freeEntry(e);
+  removeSlot(<u32> found);
+  count--;
+  // Shrink below 1/8 load; a failed allocation just keeps the bigger table.
+  if (cap > CAP_MIN && count * 8 < cap) resize(cap >> 1);
+}
+
+/** Sets a clock: kind 0 = member clock, 1 = event clock, 2 = query clock. The last value wins (as serf). */
+export function state_clock(kind: u32, value: u64): void {
+  if (kind == 0) clockMember = value;
+  else if (kind == 1) clockEvent = value;
+  else if (kind == 2) clockQuery = value;
+}
+
+/** `leave`: clears the alive set and the clocks, unless the state was reset with rejoinAfterLeave. */
+export function state_leave(): void {
+  if (rejoin) return;
+  clearAll();
+  clockMember = 0;
+  clockEvent = 0;
+  clockQuery = 0;
+}
+
+/** 1 when `leave` is ignored (rejoinAfterLeave). */
+export function state_rejoin_after_leave(): u32 {
+  return rejoin ? 1 : 0;
+}
+
+/** Number of alive nodes. */
+export function state_count(): u32 {
+  return count;
+}
+
+/** The clock of `kind` (see state_clock). */
+export function state_clock_value(kind: u32): u64 {
+  return kind == 0 ? clockMember : kind == 1 ? clockEvent : kind == 2 ? clockQuery : 0;
+}
+
+/** Sum of name and address bytes over the alive set. */
+export function state_live_bytes(): u32 {
+  return liveBytes;
+}
+
+/** Slots in the table (for tests of memory behaviour). */
+export function state_capacity(): u32 {
+  return cap;
+}
+
+/** Starts an iteration over the alive set (any order). Any change to the state ends it. */
+export function state_iter_reset(): void {
+  iterSlot = 0;
+  iterEntry = 0;
+}
+
+/** Moves to the next entry: 1 when positioned on one, 0 when done. */
+export function state_iter_next(): u32 {
+  while (iterSlot < cap) {
+    const e = <usize> load<u32>(table + (<usize> iterSlot << 3), 4);
+    iterSlot++;
+    if (e != 0) {
+      iterEntry = e;
+      return 1;
+    }
+  }
+  iterEntry = 0;
+  return 0;
+}
+
+export function state_iter_name_ptr(): usize {
+  return iterEntry + ENTRY_HEADER;
+}
+
+export function state_iter_name_len(): u32 {
+  return iterEntry == 0 ? 0 : load<u32>(iterEntry);
+}
+
+export function state_iter_addr_ptr(): usize {
+  return iterEntry == 0 ? 0 : iterEntry + ENTRY_HEADER + load<u32>(iterEntry);
+}
+
+export function state_iter_addr_len(): u32 {
+  return iterEntry == 0 ? 0 : load<u32>(iterEntry, 4);
+}

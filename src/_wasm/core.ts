@@ -1,0 +1,120 @@
+// The host side of the WebAssembly core: compiles the embedded module once per
+// process, instantiates it per owner, and hands out regions of its memory.
+//
+// Each open log owns its own instance, so two logs never share scratch state,
+// scan results or memory growth. Instantiating the compiled module costs
+// microseconds; compiling it happens once.
+import { WASM_BASE64 } from "./wasm.generated.ts";
+
+/** The raw exports of `assembly/index.ts`. Pointers and lengths are byte offsets. */
+export interface CoreExports {
+  readonly memory: WebAssembly.Memory;
+  mem_alloc(size: number): number;
+  mem_free(ptr: number, size: number): void;
+  mem_used(): number;
+  crc32c_update(crc: number, ptr: number, len: number): number;
+  frames_scan(
+    ptr: number,
+    len: number,
+    typeMask: number,
+    recordSizeMax: number,
+    indexPtr: number,
+    indexCap: number,
+  ): number;
+  frames_resync(ptr: number, len: number, from: number, typeMask: number, recordSizeMax: number): number;
+  frames_encode(
+    descPtr: number,
+    count: number,
+    srcBase: number,
+    outPtr: number,
+    outCap: number,
+    recordSizeMax: number,
+  ): number;
+  frames_seal(ptr: number, len: number, recordSizeMax: number): number;
+  all_zero(ptr: number, len: number): number;
+  scan_offset(): number;
+  scan_count(): number;
+  scan_frame_end(): number;
+  encode_count(): number;
+  encode_bytes(): number;
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  // With JSR reachable, @std/encoding/base64 decodeBase64 would do this.
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The compiled core module, compiled on first use and then shared by the process. */
+export function coreModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(decodeBase64(WASM_BASE64));
+  return compiled;
+}
+
+/**
+ * One instance of the core with its own memory and allocator. Views of memory are
+ * recreated after growth, so read {@link WasmCore.u8} again after any call that may
+ * allocate (host `alloc`, or a Wasm call that grows a table).
+ */
+export class WasmCore {
+  readonly exports: CoreExports;
+  #u8: Uint8Array<ArrayBuffer>;
+  #view: DataView<ArrayBuffer>;
+
+  constructor() {
+    const instance = new WebAssembly.Instance(coreModule(), {});
+    this.exports = instance.exports as unknown as CoreExports;
+    this.#u8 = new Uint8Array(this.exports.memory.buffer as ArrayBuffer);
+    this.#view = new DataView(this.exports.memory.buffer as ArrayBuffer);
+  }
+
+  /** A byte view of the whole memory, valid until the memory next grows. */
+  get u8(): Uint8Array<ArrayBuffer> {
+    if (this.#u8.buffer !== this.exports.memory.buffer) this.#refresh();
+    return this.#u8;
+  }
+
+  /** A DataView of the whole memory, valid until the memory next grows. */
+  get view(): DataView<ArrayBuffer> {
+    if (this.#view.buffer !== this.exports.memory.buffer) this.#refresh();
+    return this.#view;
+  }
+
+  #refresh(): void {
+    // memory.grow detaches every earlier view of the memory.
+    this.#u8 = new Uint8Array(this.exports.memory.buffer as ArrayBuffer);
+    this.#view = new DataView(this.exports.memory.buffer as ArrayBuffer);
+  }
+
+  /**
+   * Allocates `bytes` bytes (64-byte aligned from 64 bytes up) from the instance's allocator.
+   *
+   * @throws {RangeError} if the instance's memory cannot grow that far.
+   */
+  alloc(bytes: number): number {
+    const ptr = this.exports.mem_alloc(bytes);
+    if (ptr === 0) {
+      throw new RangeError(`Cannot allocate ${bytes} bytes of Wasm memory: the memory cannot grow further`);
+    }
+    return ptr;
+  }
+
+  /** Returns a block from {@link alloc} (pass the same size). */
+  free(ptr: number, bytes: number): void {
+    this.exports.mem_free(ptr, bytes);
+  }
+}
+
+let shared: WasmCore | undefined;
+/**
+ * A process-wide instance for stateless calls (`crc32c`). Safe because every such call
+ * copies its input in and finishes synchronously before returning.
+ */
+export function sharedCore(): WasmCore {
+  shared ??= new WasmCore();
+  return shared;
+}

@@ -1,0 +1,412 @@
+// The record frame codec, host side. The byte work is in assembly/frame.ts; this module
+// checks arguments, owns the Wasm memory regions and exposes zero-copy batches.
+//
+// File header (24 bytes, once at offset 0):
+//
+//   0      1      2      3      4      5      6      7      8
+//   +------+------+------+------+------+------+------+------+
+//   | magic "SNLG" (53 4E 4C 47)| version u16 | kind u16    |
+//   +------+------+------+------+------+------+------+------+
+//   | base u64 (raft segments: first index; otherwise 0)    |
+//   +------+------+------+------+------+------+------+------+
+//   | reserved u32 (0)          | crc32c of bytes 0..20     |
+//   +------+------+------+------+------+------+------+------+
+//
+// Frames (8-byte aligned, repeated to the end of the file):
+//
+//   0      1      2      3      4      5      6      7      8
+//   +------+------+------+------+------+------+------+------+
+//   | type | flags| reserved    | length (u32 LE)           |
+//   +------+------+------+------+------+------+------+------+
+//   | crc32c (u32 LE)           | payload (length bytes) ...
+//   +------+------+------+------+------ ... ------+----------+
+//   | ... payload              | zero padding to 8 bytes    |
+//   +------ ... ---------------+----------------------------+
+import type { WasmCore } from "../_wasm/core.ts";
+import { crc32c } from "./crc32c.ts";
+
+/** Bytes of the file header. */
+export const FILE_HEADER_BYTES = 24;
+/** Bytes of a frame header (type, flags, reserved, length, crc32c). */
+export const FRAME_HEADER_BYTES = 12;
+/** "SNLG" read as a little-endian u32. */
+export const MAGIC = 0x474c4e53;
+/** The frame and header format version this code writes and reads. */
+export const FORMAT_VERSION = 1;
+/** Largest payload the format allows; layers choose a smaller `recordSizeMax`. */
+export const RECORD_SIZE_MAX_LIMIT = 64 * 1024 * 1024;
+
+/** What a file holds; stored in the header so a serf snapshot is never opened as a raft segment. */
+export const FileKind = {
+  serfSnapshot: 1,
+  raftSegment: 2,
+} as const;
+/** A {@link FileKind} value. */
+export type FileKind = (typeof FileKind)[keyof typeof FileKind];
+
+/** Bytes a frame with `length` payload bytes takes in the file, padding included. */
+export function frameSize(length: number): number {
+  return (FRAME_HEADER_BYTES + length + 7) & ~7;
+}
+
+/** Why a scan stopped. Values match assembly/frame.ts. */
+export const ScanStatus = {
+  /** Consumed the whole buffer, stopped on a frame boundary. */
+  end: 0,
+  /** The frame at the stop offset runs past the buffer (read more, or a torn tail at EOF). */
+  incomplete: 1,
+  /** Type 0 at the stop offset: end of log if only zeros follow, else a zeroed region. */
+  zero: 2,
+  /** Checksum mismatch. */
+  badCrc: 3,
+  /** Length above the maximum record size. */
+  badLength: 4,
+  /** Type not allowed by the caller's type mask. */
+  badType: 5,
+  /** Non-zero flags or reserved bytes. */
+  badHeader: 6,
+  /** The index is full; call again from the stop offset. */
+  indexFull: 7,
+} as const;
+/** A {@link ScanStatus} value. */
+export type ScanStatus = (typeof ScanStatus)[keyof typeof ScanStatus];
+
+/** Human words for a scan status, for error messages and reports. */
+export function scanStatusReason(status: ScanStatus): string {
+  switch (status) {
+    case ScanStatus.end:
+      return "end of buffer";
+    case ScanStatus.incomplete:
+      return "incomplete frame";
+    case ScanStatus.zero:
+      return "zeroed frame header";
+    case ScanStatus.badCrc:
+      return "checksum mismatch";
+    case ScanStatus.badLength:
+      return "length above the maximum record size";
+    case ScanStatus.badType:
+      return "unknown record type";
+    case ScanStatus.badHeader:
+      return "non-zero reserved header bits";
+    case ScanStatus.indexFull:
+      return "index full";
+  }
+}
+
+/** The decoded file header. */
+export interface FileHeader {
+  version: number;
+  kind: number;
+  base: bigint;
+}
+
+/** Encodes a file header for `kind` with `base` (0 unless the layer uses it). */
+export function encodeFileHeader(kind: FileKind, base: bigint = 0n): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(FILE_HEADER_BYTES);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, MAGIC, true);
+  view.setUint16(4, FORMAT_VERSION, true);
+  view.setUint16(6, kind, true);
+  view.setBigUint64(8, base, true);
+  view.setUint32(16, 0, true);
+  view.setUint32(20, crc32c(out.subarray(0, 20)), true);
+  return out;
+}
+
+/**
+ * Decodes and checks a file header. Returns a string saying what is wrong instead of a header
+ * when the bytes are not a valid header, so the caller can build its error with path and offset.
+ */
+export function decodeFileHeader(bytes: Uint8Array): FileHeader | string {
+  if (bytes.length < FILE_HEADER_BYTES) {
+    return `file header is ${bytes.length} bytes, need ${FILE_HEADER_BYTES}`;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, FILE_HEADER_BYTES);
+  if (view.getUint32(0, true) !== MAGIC) return "bad magic number (not a snaplog file)";
+  if (view.getUint32(20, true) !== crc32c(bytes.subarray(0, 20))) return "file header checksum mismatch";
+  const version = view.getUint16(4, true);
+  if (version !== FORMAT_VERSION) {
+    return `unsupported format version ${version} (this build reads ${FORMAT_VERSION})`;
+  }
+  if (view.getUint32(16, true) !== 0) return "non-zero reserved header field";
+  return { version, kind: view.getUint16(6, true), base: view.getBigUint64(8, true) };
+}
+
+/** Limits a scanner or encoder checks every frame against. */
+export interface FrameLimits {
+  /** Bit `t` set allows record type `t` (1..31). */
+  typeMask: number;
+  /** Largest payload accepted, in bytes. */
+  recordSizeMax: number;
+}
+
+function checkLimits(limits: FrameLimits): void {
+  if (
+    !Number.isInteger(limits.typeMask) || (limits.typeMask & 1) !== 0 ||
+    limits.typeMask >>> 0 !== limits.typeMask
+  ) {
+    throw new RangeError(`Cannot use type mask ${limits.typeMask}: it must be a u32 with bit 0 clear`);
+  }
+  if (
+    !Number.isInteger(limits.recordSizeMax) || limits.recordSizeMax < 0 ||
+    limits.recordSizeMax > RECORD_SIZE_MAX_LIMIT
+  ) {
+    throw new RangeError(
+      `Cannot use record size limit ${limits.recordSizeMax}: it must be an integer in 0..${RECORD_SIZE_MAX_LIMIT}`,
+    );
+  }
+}
+
+/** The result of one {@link FrameScanner.scan} call. */
+export interface ScanResult {
+  /** Why the scan stopped. */
+  status: ScanStatus;
+  /** Offset in the buffer where it stopped: the end of the last good frame. */
+  offset: number;
+  /** Good frames found; read them with the scanner's entry accessors. */
+  count: number;
+  /** For `badCrc` and `incomplete`: where the damaged frame claims to end. */
+  frameEnd: number;
+}
+
+/**
+ * Validates frames in a buffer that lives in Wasm memory: the host reads file chunks straight
+ * into {@link FrameScanner.buffer}, scans, and reads payloads in place (zero-copy).
+ */
+export class FrameScanner {
+  readonly #core: WasmCore;
+  readonly #limits: FrameLimits;
+  #bufPtr: number;
+  #bufCap: number;
+  readonly #indexPtr: number;
+  readonly #indexCap: number;
+
+  /**
+   * @param core The Wasm instance that owns the buffers (one per log).
+   * @param bufferBytes Capacity of the input buffer; grows with {@link ensureCapacity}.
+   */
+  constructor(core: WasmCore, limits: FrameLimits, bufferBytes: number, indexEntries = 8192) {
+    checkLimits(limits);
+    this.#core = core;
+    this.#limits = { ...limits };
+    this.#bufCap = Math.max(bufferBytes, 64);
+    this.#bufPtr = core.alloc(this.#bufCap);
+    this.#indexCap = indexEntries;
+    this.#indexPtr = core.alloc(indexEntries * 12);
+  }
+
+  /** Capacity of the input buffer in bytes. */
+  get capacity(): number {
+    return this.#bufCap;
+  }
+
+  /** The input buffer (a view into Wasm memory; take it again after anything that allocates). */
+  buffer(): Uint8Array<ArrayBuffer> {
+    return this.#core.u8.subarray(this.#bufPtr, this.#bufPtr + this.#bufCap);
+  }
+
+  /** Grows the buffer to at least `bytes`, keeping its first `keep` bytes. */
+  ensureCapacity(bytes: number, keep = 0): void {
+    if (bytes <= this.#bufCap) return;
+    let cap = this.#bufCap;
+    while (cap < bytes) cap *= 2;
+    const ptr = this.#core.alloc(cap);
+    const u8 = this.#core.u8;
+    u8.copyWithin(ptr, this.#bufPtr, this.#bufPtr + keep);
+    this.#core.free(this.#bufPtr, this.#bufCap);
+    this.#bufPtr = ptr;
+    this.#bufCap = cap;
+  }
+
+  /** Moves `[from, from + len)` of the buffer to its start (the unconsumed remainder of a chunk). */
+  compact(from: number, len: number): void {
+    const p = this.#bufPtr;
+    this.#core.u8.copyWithin(p, p + from, p + from + len);
+  }
+
+  /**
+   * Scans `[start, end)` of the buffer. `start` must be where a frame begins. With `index`
+   * false only validates; otherwise up to the index capacity of frames are recorded.
+   */
+  scan(start: number, end: number, index = true): ScanResult {
+    if (!(0 <= start && start <= end && end <= this.#bufCap) || (start & 7) !== 0) {
+      throw new RangeError(
+        `Cannot scan [${start}, ${end}): outside the ${this.#bufCap}-byte buffer or unaligned`,
+      );
+    }
+    const x = this.#core.exports;
+    const status = x.frames_scan(
+      this.#bufPtr + start,
+      end - start,
+      this.#limits.typeMask,
+      this.#limits.recordSizeMax,
+      this.#indexPtr,
+      index ? this.#indexCap : 0,
+    ) as ScanStatus;
+    return {
+      status,
+      offset: start + x.scan_offset(),
+      count: x.scan_count(),
+      frameEnd: start + x.scan_frame_end(),
+    };
+  }
+
+  /**
+   * Finds the first 8-aligned offset in `[from, end)` where a complete, valid frame starts,
+   * or -1. A valid frame after damage means corruption in the middle; none means a torn tail.
+   */
+  resync(from: number, end: number): number {
+    const r = this.#core.exports.frames_resync(
+      this.#bufPtr,
+      end,
+      from,
+      this.#limits.typeMask,
+      this.#limits.recordSizeMax,
+    );
+    return r;
+  }
+
+  /** True if `[from, end)` of the buffer is all zero bytes. */
+  allZero(from: number, end: number): boolean {
+    return this.#core.exports.all_zero(this.#bufPtr + from, end - from) === 1;
+  }
+
+  /** Type of good frame `i` of the last scan. */
+  type(i: number): number {
+    return this.#core.view.getUint32(this.#indexPtr + i * 12 + 8, true);
+  }
+  /** Buffer offset of the payload of good frame `i` of the last scan (relative to the scanned start). */
+  payloadOffset(i: number): number {
+    return this.#core.view.getUint32(this.#indexPtr + i * 12, true);
+  }
+  /** Payload length of good frame `i` of the last scan. */
+  payloadLength(i: number): number {
+    return this.#core.view.getUint32(this.#indexPtr + i * 12 + 4, true);
+  }
+  /** Payload of good frame `i` of the last scan scanned from `start`, as a view into Wasm memory. */
+  payload(i: number, start = 0): Uint8Array<ArrayBuffer> {
+    const off = this.#bufPtr + start + this.payloadOffset(i);
+    return this.#core.u8.subarray(off, off + this.payloadLength(i));
+  }
+}
+
+/**
+ * Builds a batch of sealed frames in Wasm memory. Payloads are written once, in place:
+ * {@link FrameEncoder.reserve} returns the payload's final location, and
+ * {@link FrameEncoder.seal} computes every pending CRC in one Wasm call.
+ */
+export class FrameEncoder {
+  readonly #core: WasmCore;
+  readonly #limits: FrameLimits;
+  #ptr: number;
+  #cap: number;
+  #len = 0;
+  #sealed = 0;
+
+  constructor(core: WasmCore, limits: FrameLimits, capacityBytes: number) {
+    checkLimits(limits);
+    this.#core = core;
+    this.#limits = { ...limits };
+    this.#cap = Math.max(64, (capacityBytes + 7) & ~7);
+    this.#ptr = core.alloc(this.#cap);
+  }
+
+  /** Bytes in the batch, sealed or not. */
+  get length(): number {
+    return this.#len;
+  }
+  /** Capacity in bytes. */
+  get capacity(): number {
+    return this.#cap;
+  }
+  /** Bytes left before the batch is full. */
+  get free(): number {
+    return this.#cap - this.#len;
+  }
+  /** Address of the batch in Wasm memory (for Wasm-side writers). */
+  get pointer(): number {
+    return this.#ptr;
+  }
+
+  /**
+   * Appends a frame header for a payload of `length` bytes and returns the payload's address
+   * in Wasm memory, or -1 if the batch has no room. The caller writes the payload there
+   * before the next {@link seal}.
+   */
+  reserve(type: number, length: number): number {
+    if (type < 1 || type > 31 || ((this.#limits.typeMask >>> type) & 1) === 0) {
+      throw new RangeError(`Cannot encode record type ${type}: not allowed by this log`);
+    }
+    if (length > this.#limits.recordSizeMax) {
+      throw new RangeError(
+        `Cannot encode a ${length}-byte record: the limit is ${this.#limits.recordSizeMax} bytes`,
+      );
+    }
+    const size = frameSize(length);
+    if (this.#len + size > this.#cap) return -1;
+    const at = this.#ptr + this.#len;
+    const view = this.#core.view;
+    view.setUint32(at, type, true); // type, flags = 0, reserved = 0
+    view.setUint32(at + 4, length, true);
+    this.#len += size;
+    return at + FRAME_HEADER_BYTES;
+  }
+
+  /** Appends a frame with a copy of `payload`; returns false if the batch has no room. */
+  append(type: number, payload: Uint8Array): boolean {
+    const at = this.reserve(type, payload.length);
+    if (at < 0) return false;
+    this.#core.u8.set(payload, at);
+    return true;
+  }
+
+  /** Computes the CRCs and padding of every frame appended since the last seal. */
+  seal(): void {
+    if (this.#sealed === this.#len) return;
+    const x = this.#core.exports;
+    const status = x.frames_seal(
+      this.#ptr + this.#sealed,
+      this.#len - this.#sealed,
+      this.#limits.recordSizeMax,
+    );
+    if (status !== 0) throw new Error(`Cannot seal frames: encoder state is inconsistent (status ${status})`);
+    this.#sealed = this.#len;
+  }
+
+  /** The sealed bytes of the batch (seals first), as a view into Wasm memory. */
+  bytes(): Uint8Array<ArrayBuffer> {
+    this.seal();
+    return this.#core.u8.subarray(this.#ptr, this.#ptr + this.#len);
+  }
+
+  /** Drops the first `n` bytes of the batch (they reached the file), keeping the rest. */
+  consume(n: number): void {
+    if (n >= this.#len) {
+      this.#len = 0;
+      this.#sealed = 0;
+      return;
+    }
+    this.seal();
+    this.#core.u8.copyWithin(this.#ptr, this.#ptr + n, this.#ptr + this.#len);
+    this.#len -= n;
+    this.#sealed = this.#len;
+  }
+
+  /** Empties the batch. */
+  clear(): void {
+    this.#len = 0;
+    this.#sealed = 0;
+  }
+
+  /** Grows capacity to at least `bytes`, keeping the batch. */
+  grow(bytes: number): void {
+    if (bytes <= this.#cap) return;
+    let cap = this.#cap;
+    while (cap < bytes) cap *= 2;
+    const ptr = this.#core.alloc(cap);
+    this.#core.u8.copyWithin(ptr, this.#ptr, this.#ptr + this.#len);
+    this.#core.free(this.#ptr, this.#cap);
+    this.#ptr = ptr;
+    this.#cap = cap;
+  }
+}

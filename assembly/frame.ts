@@ -292,3 +292,18 @@ export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
   encodeBytes = off;
   return status;
 }
+
+/**
+ * Completes a frame whose payload (`length` bytes) is already in place at `dst + 12`: writes the
+ * header, zeroes the padding and stores the CRC. Returns the frame's size. For Wasm-side writers
+ * (compaction) that build payloads from several pieces.
+ */
+export function frame_finish(dst: usize, type: u32, length: u32): u32 {
+  store<u64>(dst, (<u64>length << 32) | <u64>type);
+  const size = frame_size(length);
+  const padStart = dst + FRAME_HEADER + length;
+  const padEnd = dst + size;
+  if (padStart < padEnd) memory.fill(padStart, 0, padEnd - padStart);
+  store<u32>(dst, frameCrc(dst, length), 8);
+  return size;
+}

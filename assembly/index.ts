@@ -7,6 +7,7 @@ export {
   all_zero,
   encode_bytes,
   encode_count,
+  frame_finish,
   frames_encode,
   frames_resync,
   frames_scan,
@@ -17,3 +18,6 @@ export {
 } from "./frame";
 
 export { mem_alloc, mem_free, mem_used } from "./mem";
+export * from "./serf_state";
+export * from "./gotext";
+export * from "./serf_binary";

@@ -120,7 +120,7 @@ type appendResult struct {
 	PaceWaits         int64          `json:"paceWaits"`
 	MaxInFlight       int            `json:"maxInFlight"`
 	StreamCap         int            `json:"streamCap"`
-	MinCompactSize    int64          `json:"minCompactSize"`
+	MinCompactSize    string         `json:"minCompactSize"`
 	GoVersion         string         `json:"goVersion"`
 	Errors            []string       `json:"errors,omitempty"`
 }
@@ -330,7 +330,7 @@ func cmdAppend(args []string) error {
 		PaceWaits:      paceWaits,
 		MaxInFlight:    maxInFlight,
 		StreamCap:      streamCap,
-		MinCompactSize: mcs,
+		MinCompactSize: strconv.FormatInt(mcs, 10),
 		GoVersion:      runtime.Version(),
 		ExpectedByKind: exp.counts,
 	}
@@ -532,19 +532,19 @@ type nodeJSON struct {
 }
 
 type replayResult struct {
-	ReplayMs         float64    `json:"replayMs"`
-	RunsMs           []float64  `json:"runsMs"`
-	FileBytes        int64      `json:"fileBytes"`
-	Lines            int64      `json:"lines"`
-	AliveCount       int        `json:"aliveCount"`
-	LastClock        string     `json:"lastClock"`
-	LastEventClock   string     `json:"lastEventClock"`
-	LastQueryClock   string     `json:"lastQueryClock"`
-	MbPerSec         float64    `json:"mbPerSec"`
-	RejoinAfterLeave bool       `json:"rejoinAfterLeave"`
-	SerfLogCount     int        `json:"serfLogCount"`
-	SerfLog          []string   `json:"serfLog"`
-	AliveNodes       []nodeJSON `json:"aliveNodes,omitempty"`
+	ReplayMs         float64     `json:"replayMs"`
+	RunsMs           []float64   `json:"runsMs"`
+	FileBytes        int64       `json:"fileBytes"`
+	Lines            int64       `json:"lines"`
+	AliveCount       int         `json:"aliveCount"`
+	LastClock        string      `json:"lastClock"`
+	LastEventClock   string      `json:"lastEventClock"`
+	LastQueryClock   string      `json:"lastQueryClock"`
+	MbPerSec         float64     `json:"mbPerSec"`
+	RejoinAfterLeave bool        `json:"rejoinAfterLeave"`
+	SerfLogCount     int         `json:"serfLogCount"`
+	SerfLog          []string    `json:"serfLog"`
+	AliveNodes       *[]nodeJSON `json:"aliveNodes,omitempty"` // non-nil only with --nodes
 }
 
 const maxLogLines = 1000
@@ -602,12 +602,13 @@ func cmdReplay(args []string) error {
 		res.SerfLog = all
 	}
 	if *nodes {
-		res.AliveNodes = make([]nodeJSON, 0, len(alive))
+		list := make([]nodeJSON, 0, len(alive))
 		for _, n := range alive {
-			res.AliveNodes = append(res.AliveNodes, nodeJSON{n.Name, n.Addr})
+			list = append(list, nodeJSON{n.Name, n.Addr})
 		}
 		// Go string comparison is byte-wise.
-		sort.Slice(res.AliveNodes, func(i, j int) bool { return res.AliveNodes[i].Name < res.AliveNodes[j].Name })
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+		res.AliveNodes = &list
 	}
 	_, _, _, res.Lines, err = countSnapshotLines(*file)
 	if err != nil {

@@ -74,13 +74,15 @@ export class WasmCore {
 
   /** A byte view of the whole memory, valid until the memory next grows. */
   get u8(): Uint8Array<ArrayBuffer> {
-    if (this.#u8.buffer !== this.exports.memory.buffer) this.#refresh();
+    // memory.grow detaches the old buffer, which then reads as length 0. Checking that is
+    // far cheaper than the `memory.buffer` accessor on every call.
+    if (this.#u8.byteLength === 0) this.#refresh();
     return this.#u8;
   }
 
   /** A DataView of the whole memory, valid until the memory next grows. */
   get view(): DataView<ArrayBuffer> {
-    if (this.#view.buffer !== this.exports.memory.buffer) this.#refresh();
+    if (this.#view.byteLength === 0) this.#refresh();
     return this.#view;
   }
 

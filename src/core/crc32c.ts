@@ -50,6 +50,10 @@ export function crc32c(data: Uint8Array, seed: number = 0): number {
   const core = sharedCore();
   if (scratch < 0) scratch = core.alloc(CHUNK_BYTES);
   const update = core.exports.crc32c_update;
+  if (data.length <= CHUNK_BYTES) {
+    core.u8.set(data, scratch);
+    return update(seed, scratch, data.length) >>> 0;
+  }
   let crc = seed;
   for (let off = 0; off < data.length; off += CHUNK_BYTES) {
     const chunk = data.subarray(off, off + CHUNK_BYTES);

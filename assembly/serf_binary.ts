@@ -1,0 +1,152 @@
+// The serf snapshot in snaplog's binary format: record payloads inside frames
+// (assembly/frame.ts), applied to the replay state (assembly/serf_state.ts), and the
+// compacted file written straight from that state. README "Serf snapshot records".
+//
+//   type 1 alive        | nameLen u16 LE | name | addr (the rest)   |
+//   type 2 not-alive    | name (whole payload)                      |
+//   type 3 clock        | u64 LE                                    |
+//   type 4 event-clock  | u64 LE                                    |
+//   type 5 query-clock  | u64 LE                                    |
+//   type 6 leave        | (empty)                                   |
+//   type 7 coordinate   | opaque bytes, written and ignored on replay |
+//   type 8 comment      | UTF-8 text, ignored on replay             |
+
+import { FRAME_HEADER, frame_finish, frame_size } from "./frame";
+import {
+  state_alive,
+  state_clock,
+  state_clock_value,
+  state_iter_addr_len,
+  state_iter_addr_ptr,
+  state_iter_name_len,
+  state_iter_name_ptr,
+  state_iter_next,
+  state_iter_reset,
+  state_leave,
+  state_not_alive,
+} from "./serf_state";
+
+export const REC_ALIVE: u32 = 1;
+export const REC_NOT_ALIVE: u32 = 2;
+export const REC_CLOCK: u32 = 3;
+export const REC_EVENT_CLOCK: u32 = 4;
+export const REC_QUERY_CLOCK: u32 = 5;
+export const REC_LEAVE: u32 = 6;
+export const REC_COORDINATE: u32 = 7;
+export const REC_COMMENT: u32 = 8;
+
+export const APPLY_OK: u32 = 0;
+export const APPLY_MALFORMED: u32 = 1; // a frame with a good CRC but an impossible payload
+export const APPLY_NO_MEMORY: u32 = 2;
+
+let applyOffset: u32 = 0;
+let applyCount: u32 = 0;
+
+/** Where the last `serf_apply_frames` stopped (relative to its `ptr`). */
+export function serf_apply_offset(): u32 {
+  return applyOffset;
+}
+/** Frames applied by the last `serf_apply_frames`. */
+export function serf_apply_count(): u32 {
+  return applyCount;
+}
+
+/**
+ * Applies the frames in `[ptr, ptr + len)` to the replay state, in order. The frames must
+ * already be validated (by `frames_scan`) or freshly sealed by this process, so checksums are
+ * not checked again; payload shapes are. Returns an APPLY_* status.
+ */
+export function serf_apply_frames(ptr: usize, len: u32): u32 {
+  let off: u32 = 0;
+  let n: u32 = 0;
+  let status = APPLY_OK;
+  while (off < len) {
+    const f = ptr + off;
+    const word = load<u64>(f);
+    const type = <u32>(word & 0xff);
+    const length = <u32>(word >>> 32);
+    const p = f + FRAME_HEADER;
+    if (type == REC_ALIVE) {
+      if (length < 2) {
+        status = APPLY_MALFORMED;
+        break;
+      }
+      const nameLen = <u32>load<u16>(p);
+      if (nameLen + 2 > length) {
+        status = APPLY_MALFORMED;
+        break;
+      }
+      if (state_alive(p + 2, nameLen, p + 2 + nameLen, length - 2 - nameLen) != 0) {
+        status = APPLY_NO_MEMORY;
+        break;
+      }
+    } else if (type == REC_NOT_ALIVE) {
+      state_not_alive(p, length);
+    } else if (type >= REC_CLOCK && type <= REC_QUERY_CLOCK) {
+      if (length != 8) {
+        status = APPLY_MALFORMED;
+        break;
+      }
+      state_clock(type - REC_CLOCK, load<u64>(p));
+    } else if (type == REC_LEAVE) {
+      if (length != 0) {
+        status = APPLY_MALFORMED;
+        break;
+      }
+      state_leave();
+    } else if (type != REC_COORDINATE && type != REC_COMMENT) {
+      status = APPLY_MALFORMED;
+      break;
+    }
+    off += frame_size(length);
+    n++;
+  }
+  applyOffset = off;
+  applyCount = n;
+  return status;
+}
+
+let compactPhase: u32 = 0; // 0 = alive entries, 1..3 = the clocks, 4 = done
+let compactPending: bool = false; // the iterator sits on an entry not yet written
+
+/** Starts writing the compacted snapshot: alive records (hash order), then the three clocks. */
+export function serf_compact_begin(): void {
+  state_iter_reset();
+  compactPhase = 0;
+  compactPending = false;
+}
+
+/**
+ * Writes as many compacted records as fit in `[out, out + cap)` and returns the byte count;
+ * 0 means done (or `cap` too small for the next record, which the host prevents by giving at
+ * least one maximum record of room). Serf writes the clocks even when they are zero; so do we.
+ */
+export function serf_compact_next(out: usize, cap: u32): u32 {
+  let off: u32 = 0;
+  while (compactPhase == 0) {
+    if (!compactPending) {
+      if (state_iter_next() == 0) {
+        compactPhase = 1;
+        break;
+      }
+      compactPending = true;
+    }
+    const nameLen = state_iter_name_len();
+    const addrLen = state_iter_addr_len();
+    const length = 2 + nameLen + addrLen;
+    if (<u64>off + <u64>frame_size(length) > <u64>cap) return off;
+    const p = out + off + FRAME_HEADER;
+    store<u16>(p, <u16>nameLen);
+    memory.copy(p + 2, state_iter_name_ptr(), nameLen);
+    memory.copy(p + 2 + nameLen, state_iter_addr_ptr(), addrLen);
+    off += frame_finish(out + off, REC_ALIVE, length);
+    compactPending = false;
+  }
+  while (compactPhase >= 1 && compactPhase <= 3) {
+    if (<u64>off + <u64>frame_size(8) > <u64>cap) return off;
+    store<u64>(out + off + FRAME_HEADER, state_clock_value(compactPhase - 1));
+    off += frame_finish(out + off, REC_CLOCK + compactPhase - 1, 8);
+    compactPhase++;
+  }
+  return off;
+}

@@ -1,0 +1,228 @@
+/**
+ * Tests for the Go serf harness: serf's real replay of every fixture in
+ * ../shared/fixtures/serf-go/ (relative to the repo root) must match its
+ * .expected.json, and a small paced append must lose nothing.
+ * Skipped, with a message, when Go or serf's sources are not installed.
+ *
+ *   deno test -A bench/go/serf_go_test.ts
+ */
+
+import assert from "node:assert/strict";
+import {
+  buildSerfHarness,
+  goAvailable,
+  serfAppend,
+  serfCompact,
+  type SerfNode,
+  serfReplay,
+  type SerfReplayResult,
+} from "./serf_go.ts";
+
+const repoRoot = new URL("../../", import.meta.url);
+const fixturesUrl = new URL("../shared/fixtures/serf-go/", repoRoot);
+const fixturesDir = decodeURIComponent(fixturesUrl.pathname);
+
+const avail = await goAvailable();
+if (!avail.ok) {
+  console.log(`SKIPPING serf Go harness tests: ${avail.reason}`);
+}
+const skip = !avail.ok;
+
+let binPromise: Promise<string> | undefined;
+function harness(): Promise<string> {
+  binPromise ??= buildSerfHarness();
+  return binPromise;
+}
+
+/** Expected replay outcome for one rejoinAfterLeave mode (see the fixtures README). */
+interface ExpectedMode {
+  alive_nodes: SerfNode[];
+  alive_count: number;
+  last_clock_str: string;
+  last_event_clock_str: string;
+  last_query_clock_str: string;
+  serf_log: string[];
+}
+
+interface ExpectedFixture extends ExpectedMode {
+  file_bytes: number;
+  newline_terminated_lines?: number;
+  rejoin_after_leave_true: ExpectedMode;
+}
+
+async function listFixtures(): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(fixturesDir)) {
+      if (e.isFile && e.name.endsWith(".snapshot")) names.push(e.name);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return names.sort();
+}
+
+const fixtures = skip ? [] : await listFixtures();
+if (!skip && fixtures.length === 0) {
+  console.log(`SKIPPING serf fixture replay tests: no *.snapshot files in ${fixturesDir}`);
+}
+
+function checkMode(label: string, got: SerfReplayResult, want: ExpectedMode): void {
+  assert.deepEqual(got.aliveNodes, want.alive_nodes, `${label}: alive nodes`);
+  assert.equal(got.aliveCount, want.alive_count, `${label}: alive count`);
+  assert.equal(got.lastClock, want.last_clock_str, `${label}: clock`);
+  assert.equal(got.lastEventClock, want.last_event_clock_str, `${label}: event clock`);
+  assert.equal(got.lastQueryClock, want.last_query_clock_str, `${label}: query clock`);
+  assert.deepEqual(got.serfLog, want.serf_log, `${label}: serf log`);
+}
+
+for (const name of fixtures) {
+  Deno.test({
+    name: `serf replay matches ${name} (both rejoinAfterLeave modes)`,
+    ignore: skip,
+    async fn(): Promise<void> {
+      const bin = await harness();
+      const expectedPath = `${fixturesDir}${name.replace(/\.snapshot$/, ".expected.json")}`;
+      const expected = JSON.parse(await Deno.readTextFile(expectedPath)) as ExpectedFixture;
+      // Replay a private copy: serf opens the file read-write.
+      const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-fixture-" });
+      try {
+        const copy = `${dir}/${name}`;
+        await Deno.copyFile(`${fixturesDir}${name}`, copy);
+        const before = await Deno.readFile(copy);
+
+        const plain = await serfReplay(bin, copy, { nodes: true });
+        assert.equal(plain.fileBytes, expected.file_bytes, "file bytes");
+        if (expected.newline_terminated_lines !== undefined) {
+          assert.equal(plain.lines, expected.newline_terminated_lines, "lines");
+        }
+        checkMode(`${name} rejoinAfterLeave=false`, plain, expected);
+
+        const rejoin = await serfReplay(bin, copy, { nodes: true, rejoinAfterLeave: true });
+        assert.equal(rejoin.rejoinAfterLeave, true);
+        checkMode(`${name} rejoinAfterLeave=true`, rejoin, expected.rejoin_after_leave_true);
+
+        assert.deepEqual(await Deno.readFile(copy), before, "replay must not modify the file");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+/** A small deterministic churn workload in the events-file format. */
+function churnEvents(count: number, nodes: number, seed: number): string {
+  let s = seed >>> 0;
+  const rnd = (n: number): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return Math.floor((s / 2 ** 32) * n);
+  };
+  const alive = new Array<boolean>(nodes).fill(false);
+  const addr = (): string =>
+    rnd(8) === 0
+      ? `[fd00::${rnd(65536).toString(16)}]:${7946 + rnd(3)}`
+      : `10.${rnd(256)}.${rnd(256)}.${1 + rnd(254)}:${rnd(5) === 0 ? 1024 + rnd(60000) : 7946}`;
+  const lines: string[] = [];
+  let userLt = 0;
+  let queryLt = 0;
+  for (let i = 0; i < count; i++) {
+    const p = rnd(100);
+    if (p < 5) {
+      userLt += 1 + rnd(2);
+      lines.push(`user ${rnd(5) === 0 ? Math.max(0, userLt - 2) : userLt}`); // some stale LTimes
+    } else if (p < 8) {
+      queryLt += 1 + rnd(2);
+      lines.push(`query ${queryLt}`);
+    } else {
+      const n = rnd(nodes);
+      if (alive[n]) {
+        lines.push(`${rnd(2) === 0 ? "leave" : "failed"} node-${n}`);
+        alive[n] = false;
+      } else {
+        lines.push(`join node-${n} ${addr()}`);
+        alive[n] = true;
+      }
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+Deno.test({
+  name: "serf append of a small churn workload loses no event",
+  ignore: skip,
+  async fn(): Promise<void> {
+    const bin = await harness();
+    const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-append-" });
+    try {
+      const events = `${dir}/events.txt`;
+      await Deno.writeTextFile(events, churnEvents(600, 40, 42));
+      const r = await serfAppend(bin, events, `${dir}/serf.snapshot`);
+      assert.equal(r.events, 600);
+      assert.equal(r.dropped, 0);
+      assert.equal(r.lines, r.expectedLines);
+      assert.equal(r.dataLines, r.expectedDataLines);
+      assert.equal(r.linesByKind.alive, r.expectedByKind.alive);
+      assert.equal(r.linesByKind.notAlive, r.expectedByKind.notAlive);
+      assert.equal(r.linesByKind.eventClock, r.expectedByKind.eventClock);
+      assert.equal(r.linesByKind.queryClock, r.expectedByKind.queryClock);
+      assert.equal(r.lastClockLine, r.expectedLastClock);
+      assert.equal(r.expectedLastClock, String(r.memberEvents));
+      assert.ok(r.maxInFlight <= r.streamCap);
+      assert.equal(r.compacted, false);
+      assert.equal(r.stateVerified, true);
+      assert.equal((await Deno.stat(`${dir}/serf.snapshot`)).size, r.fileBytes);
+
+      // serf's own replay agrees with the harness's verification.
+      const rep = await serfReplay(bin, `${dir}/serf.snapshot`, { nodes: true });
+      assert.equal(rep.aliveCount, r.aliveAfter);
+      assert.equal(rep.lastClock, r.expectedLastClock);
+      assert.equal(rep.lines, r.lines);
+      assert.deepEqual(rep.serfLog, []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "serf append with a small minCompactSize compacts and keeps the state",
+  ignore: skip,
+  async fn(): Promise<void> {
+    const bin = await harness();
+    const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-append-" });
+    try {
+      const events = `${dir}/events.txt`;
+      await Deno.writeTextFile(events, churnEvents(800, 30, 7));
+      const r = await serfAppend(bin, events, `${dir}/serf.snapshot`, { minCompactSizeBytes: 2048 });
+      assert.equal(r.compacted, true);
+      assert.equal(r.stateVerified, true);
+      assert.equal(r.expectedLines, null);
+      assert.equal(r.minCompactSize, "2048");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "serf harness rejects malformed events and times compaction",
+  ignore: skip,
+  async fn(): Promise<void> {
+    const bin = await harness();
+    const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-append-" });
+    try {
+      const events = `${dir}/bad.txt`;
+      await Deno.writeTextFile(events, "join a 10.0.0.1:7946\nupdate a\n");
+      await assert.rejects(serfAppend(bin, events, `${dir}/x.snapshot`), /unknown event/);
+      await Deno.writeTextFile(events, "join a fe80::1:7946\n");
+      await assert.rejects(serfAppend(bin, events, `${dir}/x.snapshot`), /failed/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    const c = await serfCompact(bin, 500, { runs: 2 });
+    assert.equal(c.aliveNodes, 500);
+    assert.equal(c.runsMs.length, 2);
+    assert.ok(c.fileBytes > 0 && c.fileBytes < c.sourceBytes);
+  },
+});

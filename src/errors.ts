@@ -1,0 +1,145 @@
+// The error classes callers are expected to catch. Everything else is a TypeError
+// (wrong type or shape), a RangeError (value out of range) or a wrapped system error.
+
+/**
+ * A log file holds bytes that cannot be a valid log at `offset`: a checksum mismatch, an
+ * impossible length or type in the middle of the file, or a bad file header.
+ *
+ * @example Catch corruption and report where it is
+ * ```ts
+ * import { CorruptionError } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * const err = new CorruptionError("a.snap", 4096, "checksum mismatch");
+ * assert.ok(err instanceof CorruptionError);
+ * assert.equal(err.message, 'Cannot read "a.snap": checksum mismatch at offset 4096');
+ * ```
+ */
+export class CorruptionError extends Error {
+  /** The damaged file. */
+  readonly path: string;
+  /** Byte offset of the damage. */
+  readonly offset: number;
+  /** What is wrong there. */
+  readonly reason: string;
+
+  /**
+   * @param path The damaged file.
+   * @param offset Byte offset of the damage.
+   * @param reason What is wrong there.
+   */
+  constructor(path: string, offset: number, reason: string) {
+    super(`Cannot read "${path}": ${reason} at offset ${offset}`);
+    this.name = "CorruptionError";
+    this.path = path;
+    this.offset = offset;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The file is already open for writing, by this process or another one.
+ *
+ * @example
+ * ```ts
+ * import { LockedError } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(new LockedError("a.snap").message, /locked/);
+ * ```
+ */
+export class LockedError extends Error {
+  /** The file that is locked. */
+  readonly path: string;
+  /** @param path The file that is locked. */
+  constructor(path: string) {
+    super(`Cannot open "${path}": file is locked by another writer`);
+    this.name = "LockedError";
+    this.path = path;
+  }
+}
+
+/**
+ * The log was closed, so it cannot be used any more.
+ *
+ * @example
+ * ```ts
+ * import { ClosedError } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(new ClosedError("a.snap", "append").message, /closed/);
+ * ```
+ */
+export class ClosedError extends Error {
+  /** The log's file. */
+  readonly path: string;
+  /**
+   * @param path The log's file.
+   * @param action What was attempted.
+   */
+  constructor(path: string, action: string) {
+    super(`Cannot ${action} "${path}": the log is closed`);
+    this.name = "ClosedError";
+    this.path = path;
+  }
+}
+
+/**
+ * A write or fsync failed earlier, so the log no longer knows what reached the disk: it
+ * refuses every further write until it is reopened, which replays what is really there
+ * (the lesson of PostgreSQL's "fsyncgate"). `cause` is the original failure.
+ *
+ * @example
+ * ```ts
+ * import { PoisonedError } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * const err = new PoisonedError("a.snap", "append", new Error("EIO"));
+ * assert.match(err.message, /reopen/);
+ * ```
+ */
+export class PoisonedError extends Error {
+  /** The log's file. */
+  readonly path: string;
+  /**
+   * @param path The log's file.
+   * @param action What was attempted.
+   * @param cause The earlier failure.
+   */
+  constructor(path: string, action: string, cause: unknown) {
+    super(
+      `Cannot ${action} "${path}": an earlier write or fsync failed (${
+        cause instanceof Error ? cause.message : String(cause)
+      }); reopen the log`,
+      { cause },
+    );
+    this.name = "PoisonedError";
+    this.path = path;
+  }
+}
+
+/**
+ * More bytes are buffered than the log's `bufferSizeMaxBytes`: the disk is not keeping up.
+ * Nothing was dropped: the record was not appended. Wait for `sync()` and append again.
+ *
+ * @example
+ * ```ts
+ * import { BackpressureError } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(new BackpressureError("a.snap", 1024).message, /await sync/);
+ * ```
+ */
+export class BackpressureError extends Error {
+  /** The log's file. */
+  readonly path: string;
+  /**
+   * @param path The log's file.
+   * @param bufferedBytes Bytes waiting to be written.
+   */
+  constructor(path: string, bufferedBytes: number) {
+    super(`Cannot append to "${path}": ${bufferedBytes} bytes are waiting for the disk; await sync() and retry`);
+    this.name = "BackpressureError";
+    this.path = path;
+  }
+}

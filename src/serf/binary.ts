@@ -1,0 +1,327 @@
+// The serf snapshot in snaplog's binary format: records in checksummed frames
+// (src/core/frame.ts), encoded straight into Wasm memory and replayed by the Wasm scan
+// into the Wasm alive set. The record layouts are drawn in assembly/serf_binary.ts and
+// in the README ("Serf snapshot records").
+import type { WasmCore } from "../_wasm/core.ts";
+import {
+  decodeFileHeader,
+  FILE_HEADER_BYTES,
+  FileKind,
+  FRAME_HEADER_BYTES,
+  FrameEncoder,
+  FrameScanner,
+  frameSize,
+  ScanStatus,
+  scanStatusReason,
+} from "../core/frame.ts";
+import { CorruptionError } from "../errors.ts";
+import type { FileHandle } from "../fs/types.ts";
+import {
+  checkClock,
+  checkRecordShape,
+  checkString,
+  NAME_BYTES_MAX,
+  type SnapshotRecord,
+  utf8Length,
+} from "./records.ts";
+
+/** Frame types of the serf binary format. Values match assembly/serf_binary.ts. */
+export const RecordType = {
+  alive: 1,
+  notAlive: 2,
+  clock: 3,
+  eventClock: 4,
+  queryClock: 5,
+  leave: 6,
+  coordinate: 7,
+  comment: 8,
+} as const;
+
+/** Types 1..8 allowed. */
+export const SERF_TYPE_MASK = 0b1_1111_1110;
+/** Largest payload: an alive record with a maximal name and address. */
+export const SERF_RECORD_SIZE_MAX = 2 + 2 * NAME_BYTES_MAX;
+/** Largest frame of the format. */
+export const SERF_FRAME_SIZE_MAX = frameSize(SERF_RECORD_SIZE_MAX);
+/** Frame limits for the serf binary format. */
+export const SERF_LIMITS = { typeMask: SERF_TYPE_MASK, recordSizeMax: SERF_RECORD_SIZE_MAX } as const;
+
+/** The exports of assembly/serf_binary.ts. */
+export interface SerfBinaryExports {
+  serf_apply_frames(ptr: number, len: number): number;
+  serf_apply_offset(): number;
+  serf_apply_count(): number;
+  serf_compact_begin(): void;
+  serf_compact_next(out: number, cap: number): number;
+}
+
+const APPLY_MALFORMED = 1;
+const APPLY_NO_MEMORY = 2;
+
+const encoder = new TextEncoder();
+
+/** Writes `s` (whose UTF-8 length is `len`) at `at`: a plain loop for ASCII, TextEncoder otherwise. */
+function writeUtf8(u8: Uint8Array, at: number, s: string, len: number): void {
+  if (len === s.length) {
+    for (let i = 0; i < len; i++) u8[at + i] = s.charCodeAt(i);
+  } else {
+    encoder.encodeInto(s, u8.subarray(at, at + len));
+  }
+}
+
+/**
+ * Validates `record` and encodes it as one frame in `enc` (payload written in place).
+ * Returns false, with nothing written, when the batch has no room.
+ *
+ * @throws {TypeError} For a wrong shape or field type.
+ * @throws {RangeError} For a name or address over 65535 UTF-8 bytes or a clock outside uint64.
+ */
+export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: SnapshotRecord): boolean {
+  checkRecordShape(record);
+  switch (record.type) {
+    case "alive": {
+      const { name, addr } = record;
+      checkString("alive", "name", name);
+      checkString("alive", "addr", addr);
+      const nl = utf8Length(name);
+      const al = utf8Length(addr);
+      if (nl > NAME_BYTES_MAX) {
+        throw new RangeError(`Cannot append alive record: name is ${nl} bytes, the limit is ${NAME_BYTES_MAX}`);
+      }
+      if (al > NAME_BYTES_MAX) {
+        throw new RangeError(`Cannot append alive record: address is ${al} bytes, the limit is ${NAME_BYTES_MAX}`);
+      }
+      const at = enc.reserve(RecordType.alive, 2 + nl + al);
+      if (at < 0) return false;
+      const u8 = core.u8;
+      u8[at] = nl & 0xff;
+      u8[at + 1] = nl >>> 8;
+      writeUtf8(u8, at + 2, name, nl);
+      writeUtf8(u8, at + 2 + nl, addr, al);
+      return true;
+    }
+    case "not-alive": {
+      const { name } = record;
+      checkString("not-alive", "name", name);
+      const nl = utf8Length(name);
+      if (nl > NAME_BYTES_MAX) {
+        throw new RangeError(`Cannot append not-alive record: name is ${nl} bytes, the limit is ${NAME_BYTES_MAX}`);
+      }
+      const at = enc.reserve(RecordType.notAlive, nl);
+      if (at < 0) return false;
+      writeUtf8(core.u8, at, name, nl);
+      return true;
+    }
+    case "clock":
+    case "event-clock":
+    case "query-clock": {
+      checkClock(record.type, record.value);
+      const type = record.type === "clock"
+        ? RecordType.clock
+        : record.type === "event-clock"
+        ? RecordType.eventClock
+        : RecordType.queryClock;
+      const at = enc.reserve(type, 8);
+      if (at < 0) return false;
+      core.view.setBigUint64(at, record.value, true);
+      return true;
+    }
+    case "leave":
+      return enc.reserve(RecordType.leave, 0) >= 0;
+    case "coordinate":
+    case "comment": {
+      checkString(record.type, "text", record.text);
+      const len = utf8Length(record.text);
+      if (len > SERF_RECORD_SIZE_MAX) {
+        throw new RangeError(
+          `Cannot append ${record.type} record: text is ${len} bytes, the limit is ${SERF_RECORD_SIZE_MAX}`,
+        );
+      }
+      const at = enc.reserve(record.type === "comment" ? RecordType.comment : RecordType.coordinate, len);
+      if (at < 0) return false;
+      writeUtf8(core.u8, at, record.text, len);
+      return true;
+    }
+  }
+}
+
+/** A damaged region that salvage recovery skipped. */
+export interface SkippedRegion {
+  /** File offset where the damage starts. */
+  offset: number;
+  /** Bytes skipped. */
+  bytes: number;
+  /** What was wrong. */
+  reason: string;
+}
+
+/** How a binary replay treats damage (RocksDB's WAL recovery modes). */
+export type RecoveryMode = "truncate-tail" | "strict" | "salvage";
+
+/** What {@link replayBinaryFile} found. The state itself is in the caller's Wasm state. */
+export interface BinaryReplayResult {
+  /** Frames applied. */
+  records: number;
+  /** File size. */
+  bytes: number;
+  /** End of the last good frame: where appends continue after a repair. */
+  goodEnd: number;
+  /** Bytes after `goodEnd` (a torn or zeroed tail). */
+  tornTailBytes: number;
+  /** Why the tail is torn, when it is. */
+  tornReason: string | null;
+  /** Regions skipped in salvage mode. */
+  skipped: SkippedRegion[];
+  /** True when the file is shorter than a header (an empty new file, or a torn header). */
+  headerMissing: boolean;
+}
+
+/** Default read size of a replay: big enough that per-call costs vanish, small enough for L2. */
+export const REPLAY_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Replays a binary serf snapshot from `file` (of `size` bytes) into the serf state living in
+ * `core`, streaming it in chunks read straight into Wasm memory. Memory follows the alive set.
+ *
+ * Damage handling: a damaged region with no valid frame after it is a torn tail (reported;
+ * `strict` mode throws). A damaged region followed by a valid frame is corruption in the
+ * middle: `truncate-tail` and `strict` throw {@link CorruptionError}, `salvage` skips it.
+ */
+export async function replayBinaryFile(
+  core: WasmCore,
+  file: FileHandle,
+  size: number,
+  path: string,
+  recovery: RecoveryMode,
+  chunkBytes: number = REPLAY_CHUNK_BYTES,
+): Promise<BinaryReplayResult> {
+  const result: BinaryReplayResult = {
+    records: 0,
+    bytes: size,
+    goodEnd: 0,
+    tornTailBytes: 0,
+    tornReason: null,
+    skipped: [],
+    headerMissing: false,
+  };
+  if (size < FILE_HEADER_BYTES) {
+    result.headerMissing = true;
+    result.tornTailBytes = size;
+    if (size > 0) {
+      result.tornReason = "torn file header";
+      if (recovery === "strict") throw new CorruptionError(path, 0, "torn file header");
+    }
+    return result;
+  }
+  const header = new Uint8Array(FILE_HEADER_BYTES);
+  await readFull(file, header, 0, path);
+  const decoded = decodeFileHeader(header);
+  if (typeof decoded === "string") throw new CorruptionError(path, 0, decoded);
+  if (decoded.kind !== FileKind.serfSnapshot) {
+    throw new CorruptionError(path, 0, `file kind ${decoded.kind} is not a serf snapshot`);
+  }
+
+  // The buffer must hold two maximal frames, so a resync window always overlaps enough.
+  const cap = Math.max(chunkBytes, 2 * SERF_FRAME_SIZE_MAX);
+  const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
+  const x = core.exports as unknown as SerfBinaryExports;
+
+  let pos = FILE_HEADER_BYTES; // file offset of buffer byte 0 (always 8-aligned)
+  let have = 0; //                bytes in the buffer
+  let start = 0; //               where the next frame starts in the buffer
+  // Every pass either consumes bytes or reads more, so the loop is bounded by the file size.
+  while (true) {
+    if (pos + have < size && have < scanner.capacity) {
+      const n = await file.read(scanner.buffer().subarray(have), pos + have);
+      if (n === 0) throw new Error(`Cannot read "${path}": file shrank during replay at offset ${pos + have}`);
+      have += Math.min(n, size - pos - have);
+    }
+    const eof = pos + have >= size;
+    const r = scanner.scan(start, have, false);
+    if (r.offset > start) {
+      const buf = scanner.buffer();
+      const status = x.serf_apply_frames(buf.byteOffset + start, r.offset - start);
+      result.records += x.serf_apply_count();
+      if (status === APPLY_MALFORMED) {
+        throw new CorruptionError(path, pos + start + x.serf_apply_offset(), "malformed record payload");
+      }
+      if (status === APPLY_NO_MEMORY) {
+        throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
+      }
+    }
+    start = r.offset;
+    if (r.status === ScanStatus.end || (r.status === ScanStatus.incomplete && !eof)) {
+      if (r.status === ScanStatus.end && eof) {
+        result.goodEnd = pos + start;
+        return result;
+      }
+      // Keep the unconsumed remainder (a frame cut by the chunk edge) and read on.
+      const rest = have - start;
+      scanner.compact(start, rest);
+      pos += start;
+      have = rest;
+      start = 0;
+      continue;
+    }
+    const damageAt = pos + start;
+    let reason = scanStatusReason(r.status);
+    if (r.status === ScanStatus.incomplete) {
+      // At end of file: the writer died while writing this frame.
+      result.goodEnd = damageAt;
+      result.tornTailBytes = size - damageAt;
+      result.tornReason = "incomplete last frame";
+      if (recovery === "strict") throw new CorruptionError(path, damageAt, "incomplete last frame");
+      return result;
+    }
+    if (r.status === ScanStatus.zero) reason = "zeroed bytes";
+    const next = await findNextFrame(scanner, file, damageAt + 8, size);
+    if (next < 0) {
+      result.goodEnd = damageAt;
+      result.tornTailBytes = size - damageAt;
+      result.tornReason = r.status === ScanStatus.zero ? "zeroed tail" : `torn last frame (${reason})`;
+      // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every mode.
+      if (recovery === "strict" && r.status !== ScanStatus.zero) {
+        throw new CorruptionError(path, damageAt, reason);
+      }
+      return result;
+    }
+    if (recovery !== "salvage") {
+      throw new CorruptionError(path, damageAt, `${reason} followed by valid records at offset ${next}`);
+    }
+    result.skipped.push({ offset: damageAt, bytes: next - damageAt, reason });
+    pos = next;
+    have = 0;
+    start = 0;
+  }
+}
+
+/**
+ * The file offset of the first valid frame at or after `from` (8-aligned), or -1. Reads
+ * windows that overlap by one maximal frame, so no candidate is missed at a window edge.
+ */
+async function findNextFrame(scanner: FrameScanner, file: FileHandle, from: number, size: number): Promise<number> {
+  let w = from + ((8 - (from % 8)) % 8);
+  const cap = scanner.capacity;
+  while (w + FRAME_HEADER_BYTES <= size) {
+    const len = Math.min(cap, size - w);
+    const buf = scanner.buffer();
+    await readFull(file, buf.subarray(0, len), w, "");
+    const hit = scanner.resync(0, len);
+    if (hit >= 0) return w + hit;
+    if (w + len >= size) break;
+    w += len - SERF_FRAME_SIZE_MAX; // stays 8-aligned: both terms are multiples of 8
+  }
+  return -1;
+}
+
+/** Reads exactly `buf.length` bytes at `position`. */
+export async function readFull(file: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const n = await file.read(buf.subarray(off), position + off);
+    if (n === 0) throw new Error(`Cannot read "${path}": unexpected end of file at offset ${position + off}`);
+    off += n;
+  }
+}
+
+export { FILE_HEADER_BYTES, FileKind };

@@ -1,0 +1,88 @@
+// The serf snapshot records and their validation, shared by both file formats.
+
+/**
+ * One record of a serf membership snapshot, as {@link Snapshotter.append} takes it.
+ *
+ * - `alive`: node `name` is alive at `addr` (`HOST:PORT`); replay keeps the last address.
+ * - `not-alive`: node `name` left or failed; replay removes it.
+ * - `clock`, `event-clock`, `query-clock`: a Lamport clock (uint64, as a bigint); replay
+ *   keeps the last value written.
+ * - `leave`: this node left the cluster; replay clears everything unless `rejoinAfterLeave`.
+ * - `coordinate`: a network coordinate (serf writes JSON); written, ignored on replay.
+ * - `comment`: free text; ignored on replay.
+ */
+export type SnapshotRecord =
+  | { type: "alive"; name: string; addr: string }
+  | { type: "not-alive"; name: string }
+  | { type: "clock" | "event-clock" | "query-clock"; value: bigint }
+  | { type: "leave" }
+  | { type: "coordinate"; text: string }
+  | { type: "comment"; text: string };
+
+/** Longest node name or address in the binary format, in UTF-8 bytes (a u16 length). */
+export const NAME_BYTES_MAX = 65535;
+/** Largest uint64. */
+export const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/** Exact UTF-8 length of `s` as TextEncoder writes it (a lone surrogate becomes 3 bytes). */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 2; // a pair: 2 units, 4 bytes
+        i++;
+      } else n += 2;
+    } else n += 2;
+  }
+  return n;
+}
+
+/** Throws TypeError unless `value` is a string. */
+export function checkString(what: string, field: string, value: unknown): asserts value is string {
+  if (typeof value !== "string") {
+    throw new TypeError(`Cannot append ${what} record: ${field} must be a string, got ${typeName(value)}`);
+  }
+}
+
+/** Throws TypeError/RangeError unless `value` is a bigint in 0..2^64-1. */
+export function checkClock(what: string, value: unknown): asserts value is bigint {
+  if (typeof value !== "bigint") {
+    throw new TypeError(`Cannot append ${what} record: value must be a bigint, got ${typeName(value)}`);
+  }
+  if (value < 0n || value > U64_MAX) {
+    throw new RangeError(`Cannot append ${what} record: value ${value} is outside 0..2^64-1`);
+  }
+}
+
+/** Throws TypeError unless `record` is an object with a known `type`. */
+export function checkRecordShape(record: unknown): asserts record is SnapshotRecord {
+  if (typeof record !== "object" || record === null) {
+    throw new TypeError(`Cannot append record: record must be an object, got ${typeName(record)}`);
+  }
+  const type = (record as { type?: unknown }).type;
+  switch (type) {
+    case "alive":
+    case "not-alive":
+    case "clock":
+    case "event-clock":
+    case "query-clock":
+    case "leave":
+    case "coordinate":
+    case "comment":
+      return;
+    default:
+      throw new TypeError(`Cannot append record: unknown type ${JSON.stringify(type)}`);
+  }
+}
+
+/** A short name for a value's type, for error messages. */
+export function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}

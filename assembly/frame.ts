@@ -299,7 +299,7 @@ export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
  * (compaction) that build payloads from several pieces.
  */
 export function frame_finish(dst: usize, type: u32, length: u32): u32 {
-  store<u64>(dst, (<u64>length << 32) | <u64>type);
+  store<u64>(dst, (<u64> length << 32) | <u64> type);
   const size = frame_size(length);
   const padStart = dst + FRAME_HEADER + length;
   const padEnd = dst + size;

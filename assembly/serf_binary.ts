@@ -11,7 +11,7 @@
 //   type 7 coordinate   | opaque bytes, written and ignored on replay |
 //   type 8 comment      | UTF-8 text, ignored on replay             |
 
-import { FRAME_HEADER, frame_finish, frame_size } from "./frame";
+import { frame_finish, FRAME_HEADER, frame_size } from "./frame";
 import {
   state_alive,
   state_clock,
@@ -63,15 +63,15 @@ export function serf_apply_frames(ptr: usize, len: u32): u32 {
   while (off < len) {
     const f = ptr + off;
     const word = load<u64>(f);
-    const type = <u32>(word & 0xff);
-    const length = <u32>(word >>> 32);
+    const type = <u32> (word & 0xff);
+    const length = <u32> (word >>> 32);
     const p = f + FRAME_HEADER;
     if (type == REC_ALIVE) {
       if (length < 2) {
         status = APPLY_MALFORMED;
         break;
       }
-      const nameLen = <u32>load<u16>(p);
+      const nameLen = <u32> load<u16>(p);
       if (nameLen + 2 > length) {
         status = APPLY_MALFORMED;
         break;
@@ -134,16 +134,16 @@ export function serf_compact_next(out: usize, cap: u32): u32 {
     const nameLen = state_iter_name_len();
     const addrLen = state_iter_addr_len();
     const length = 2 + nameLen + addrLen;
-    if (<u64>off + <u64>frame_size(length) > <u64>cap) return off;
+    if (<u64> off + <u64> frame_size(length) > <u64> cap) return off;
     const p = out + off + FRAME_HEADER;
-    store<u16>(p, <u16>nameLen);
+    store<u16>(p, <u16> nameLen);
     memory.copy(p + 2, state_iter_name_ptr(), nameLen);
     memory.copy(p + 2 + nameLen, state_iter_addr_ptr(), addrLen);
     off += frame_finish(out + off, REC_ALIVE, length);
     compactPending = false;
   }
   while (compactPhase >= 1 && compactPhase <= 3) {
-    if (<u64>off + <u64>frame_size(8) > <u64>cap) return off;
+    if (<u64> off + <u64> frame_size(8) > <u64> cap) return off;
     store<u64>(out + off + FRAME_HEADER, state_clock_value(compactPhase - 1));
     off += frame_finish(out + off, REC_CLOCK + compactPhase - 1, 8);
     compactPhase++;

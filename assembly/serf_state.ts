@@ -43,74 +43,83 @@ let clockQuery: u64 = 0;
 let iterSlot: u32 = 0;
 let iterEntry: usize = 0;
 
-// ---- hashing -------------------------------------------------------------------------
+// ---- hashing and byte helpers -------------------------------------------------------
 // A 64-bit multiply-xorshift over 8-byte loads (in the spirit of wyhash/xxh3 without
 // 128-bit multiplies, which Wasm lacks). Node names are 10..64 bytes, so this is two to
 // eight multiplies per name; the final avalanche makes the low bits (the slot index)
-// depend on every input byte.
+// depend on every input byte. Short tails are read as overlapping words instead of
+// byte loops: a byte loop costs more than the whole rest of a 15-byte name.
 
 const K1: u64 = 0x9e3779b97f4a7c15;
 const K2: u64 = 0xbf58476d1ce4e5b9;
 const K3: u64 = 0x94d049bb133111eb;
 
-function mix(h: u64, w: u64): u64 {
-  h = (h ^ w) * K1;
-  return h ^ (h >>> 32);
-}
-
 /** Hash of `len` bytes at `p`. Never reads outside [p, p + len). */
 export function name_hash(p: usize, len: u32): u32 {
-  let h: u64 = K2 ^ (<u64> len * K3);
-  let n = len;
-  let q = p;
-  while (n >= 16) {
-    h = mix(h, load<u64>(q));
-    h = mix(h, load<u64>(q, 8) ^ K2);
-    q += 16;
-    n -= 16;
-  }
-  if (n >= 8) {
-    h = mix(h, load<u64>(q));
-    q += 8;
-    n -= 8;
-  }
-  if (n > 0) {
-    // The last 1..7 bytes as one word. With 8+ bytes before them an overlapping load
-    // ending at the last byte is cheapest; otherwise assemble from small loads.
-    let w: u64;
-    if (len >= 8) {
-      w = load<u64>(p + len - 8) >>> ((8 - <u64> n) << 3);
-    } else if (n >= 4) {
-      w = <u64> load<u32>(q) | (<u64> load<u32>(q + n - 4) << 32);
-    } else {
-      w = <u64> load<u8>(q) | (<u64> load<u8>(q + (n >> 1)) << 8) | (<u64> load<u8>(q + n - 1) << 16);
+  let h: u64 = K1 ^ (<u64> len * K3);
+  if (len >= 8) {
+    // Whole words, then the last eight bytes (overlapping the previous word).
+    const last = p + len - 8;
+    let q = p;
+    while (q < last) {
+      h = (h ^ load<u64>(q)) * K1;
+      h ^= h >>> 32;
+      q += 8;
     }
-    h = mix(h, w ^ K3);
+    h = (h ^ load<u64>(last)) * K2;
+  } else if (len >= 4) {
+    h = (h ^ (<u64> load<u32>(p) | (<u64> load<u32>(p + len - 4) << 32))) * K2;
+  } else if (len > 0) {
+    h = (h ^
+      (<u64> load<u8>(p) | (<u64> load<u8>(p + (len >> 1)) << 8) | (<u64> load<u8>(p + len - 1) << 16))) *
+      K2;
   }
-  h ^= h >>> 31;
-  h *= K2;
-  h ^= h >>> 29;
-  h *= K3;
   h ^= h >>> 32;
+  h *= K3;
+  h ^= h >>> 29;
   return <u32> h;
 }
 
-/** 1 if the `len` bytes at `a` and `b` are equal. */
+/** True if the `len` bytes at `a` and `b` are equal. */
 function bytesEqual(a: usize, b: usize, len: u32): bool {
-  let n = len;
-  while (n >= 8) {
-    if (load<u64>(a) != load<u64>(b)) return false;
-    a += 8;
-    b += 8;
-    n -= 8;
+  if (len >= 8) {
+    const last = <usize> len - 8;
+    for (let i: usize = 0; i < last; i += 8) {
+      if (load<u64>(a + i) != load<u64>(b + i)) return false;
+    }
+    return load<u64>(a + last) == load<u64>(b + last);
   }
-  while (n > 0) {
-    if (load<u8>(a) != load<u8>(b)) return false;
-    a++;
-    b++;
-    n--;
+  if (len >= 4) {
+    return load<u32>(a) == load<u32>(b) && load<u32>(a + len - 4) == load<u32>(b + len - 4);
   }
-  return true;
+  if (len == 0) return true;
+  const m = len >> 1;
+  return load<u8>(a) == load<u8>(b) && load<u8>(a + m) == load<u8>(b + m) &&
+    load<u8>(a + len - 1) == load<u8>(b + len - 1);
+}
+
+/** Copies `len` bytes from `src` to `dst` (non-overlapping). */
+function copyBytes(dst: usize, src: usize, len: u32): void {
+  // memory.copy is a call out of the Wasm code in V8; names and addresses are short.
+  if (len > 64) {
+    memory.copy(dst, src, len);
+  } else if (len >= 8) {
+    const last = <usize> len - 8;
+    for (let i: usize = 0; i < last; i += 8) store<u64>(dst + i, load<u64>(src + i));
+    store<u64>(dst + last, load<u64>(src + last));
+  } else if (len >= 4) {
+    const tail = load<u32>(src + len - 4);
+    store<u32>(dst, load<u32>(src));
+    store<u32>(dst + len - 4, tail);
+  } else if (len > 0) {
+    const m = len >> 1;
+    const b0 = load<u8>(src);
+    const b1 = load<u8>(src + m);
+    const b2 = load<u8>(src + len - 1);
+    store<u8>(dst, b0);
+    store<u8>(dst + m, b1);
+    store<u8>(dst + len - 1, b2);
+  }
 }
 
 // ---- table ---------------------------------------------------------------------------
@@ -152,15 +161,17 @@ function resize(newCap: u32): bool {
   return true;
 }
 
-/** Slot index holding `name`, or -1. */
+/**
+ * Slot index holding `name`, or `-1 - i` where `i` is the empty slot that ends its probe
+ * run (where an insert goes), so an insert probes once, not twice. The table must exist.
+ */
 function find(namePtr: usize, nameLen: u32, h: u32): i32 {
-  if (cap == 0) return -1;
   const mask = cap - 1;
   let i = h & mask;
   while (true) {
     const s = table + (<usize> i << 3);
     const e = <usize> load<u32>(s, 4);
-    if (e == 0) return -1;
+    if (e == 0) return -1 - <i32> i;
     if (load<u32>(s) == h && load<u32>(e) == nameLen && bytesEqual(e + ENTRY_HEADER, namePtr, nameLen)) {
       return <i32> i;
     }
@@ -214,25 +225,25 @@ export function state_reset(rejoinAfterLeave: u32): void {
 
 /** `alive: NAME ADDR`: inserts or replaces. Returns 0, or 1 when memory cannot grow (state unchanged). */
 export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLen: u32): u32 {
+  if (cap == 0 && !resize(CAP_MIN)) return 1;
   const h = name_hash(namePtr, nameLen);
-  const found = find(namePtr, nameLen, h);
+  let found = find(namePtr, nameLen, h);
   if (found >= 0) {
     const s = table + (<usize> found << 3);
     const e = <usize> load<u32>(s, 4);
     const oldAddrLen = load<u32>(e, 4);
-    if (oldAddrLen == addrLen && bytesEqual(e + ENTRY_HEADER + nameLen, addrPtr, addrLen)) return 0;
     const oldSize = entrySize(nameLen, oldAddrLen);
     const newSize = entrySize(nameLen, addrLen);
     if (sizeClass(oldSize) == sizeClass(newSize)) {
       store<u32>(e, addrLen, 4);
-      memory.copy(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
+      copyBytes(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
     } else {
       const n = mem_alloc(newSize);
       if (n == 0) return 1;
       store<u32>(n, nameLen);
       store<u32>(n, addrLen, 4);
-      memory.copy(n + ENTRY_HEADER, namePtr, nameLen);
-      memory.copy(n + ENTRY_HEADER + nameLen, addrPtr, addrLen);
+      copyBytes(n + ENTRY_HEADER, namePtr, nameLen);
+      copyBytes(n + ENTRY_HEADER + nameLen, addrPtr, addrLen);
       mem_free(e, oldSize);
       store<u32>(s, <u32> n, 4);
     }
@@ -241,19 +252,17 @@ export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLe
   }
   // Grow at 3/4 load: linear probing's expected probe length stays short below that.
   if ((<u64> count + 1) * 4 > <u64> cap * 3) {
-    if (!resize(cap == 0 ? CAP_MIN : cap << 1)) return 1;
+    if (!resize(cap << 1)) return 1;
+    found = find(namePtr, nameLen, h);
   }
   const size = entrySize(nameLen, addrLen);
   const e = mem_alloc(size);
   if (e == 0) return 1;
   store<u32>(e, nameLen);
   store<u32>(e, addrLen, 4);
-  memory.copy(e + ENTRY_HEADER, namePtr, nameLen);
-  memory.copy(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
-  const mask = cap - 1;
-  let i = h & mask;
-  while (load<u32>(table + (<usize> i << 3), 4) != 0) i = (i + 1) & mask;
-  store<u64>(table + (<usize> i << 3), (<u64> e << 32) | <u64> h);
+  copyBytes(e + ENTRY_HEADER, namePtr, nameLen);
+  copyBytes(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
+  store<u64>(table + (<usize> (-1 - found) << 3), (<u64> e << 32) | <u64> h);
   count++;
   liveBytes += nameLen + addrLen;
   return 0;
@@ -261,6 +270,7 @@ export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLe
 
 /** `not-alive: NAME`: removes the node if present. */
 export function state_not_alive(namePtr: usize, nameLen: u32): void {
+  if (count == 0) return;
   const h = name_hash(namePtr, nameLen);
   const found = find(namePtr, nameLen, h);
   if (found < 0) return;

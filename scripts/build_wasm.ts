@@ -20,7 +20,10 @@ const ASC_VERSION = "0.28.20";
 // --use abort=: failed assertions trap instead of importing env.abort, so the
 // module imports nothing at all.
 // --memoryBase 16384: addresses 0..16383 hold the CRC32C tables (assembly/crc32c.ts).
-const FLAGS = ["-O3", "--runtime", "stub", "--use", "abort=", "--memoryBase", "16384"];
+// --enable simd: the Go text scan (assembly/gotext.ts) finds line ends 32 bytes per step
+// with i8x16 compares, about twice as fast as 8-byte SWAR; every engine snaplog targets
+// (V8 since 9.1, SpiderMonkey, JavaScriptCore since Safari 16.4) has Wasm SIMD.
+const FLAGS = ["-O3", "--runtime", "stub", "--use", "abort=", "--memoryBase", "16384", "--enable", "simd"];
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const assemblyDir = `${root}assembly`;

@@ -138,7 +138,9 @@ export class BackpressureError extends Error {
    * @param bufferedBytes Bytes waiting to be written.
    */
   constructor(path: string, bufferedBytes: number) {
-    super(`Cannot append to "${path}": ${bufferedBytes} bytes are waiting for the disk; await sync() and retry`);
+    super(
+      `Cannot append to "${path}": ${bufferedBytes} bytes are waiting for the disk; await sync() and retry`,
+    );
     this.name = "BackpressureError";
     this.path = path;
   }

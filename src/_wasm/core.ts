@@ -82,7 +82,8 @@ export class WasmCore {
 
   /** A DataView of the whole memory, valid until the memory next grows. */
   get view(): DataView<ArrayBuffer> {
-    if (this.#view.byteLength === 0) this.#refresh();
+    // (A DataView throws on a detached buffer; the typed array reads 0, so test that.)
+    if (this.#u8.byteLength === 0) this.#refresh();
     return this.#view;
   }
 

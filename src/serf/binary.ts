@@ -86,10 +86,14 @@ export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: Sn
       const nl = utf8Length(name);
       const al = utf8Length(addr);
       if (nl > NAME_BYTES_MAX) {
-        throw new RangeError(`Cannot append alive record: name is ${nl} bytes, the limit is ${NAME_BYTES_MAX}`);
+        throw new RangeError(
+          `Cannot append alive record: name is ${nl} bytes, the limit is ${NAME_BYTES_MAX}`,
+        );
       }
       if (al > NAME_BYTES_MAX) {
-        throw new RangeError(`Cannot append alive record: address is ${al} bytes, the limit is ${NAME_BYTES_MAX}`);
+        throw new RangeError(
+          `Cannot append alive record: address is ${al} bytes, the limit is ${NAME_BYTES_MAX}`,
+        );
       }
       const at = enc.reserve(RecordType.alive, 2 + nl + al);
       if (at < 0) return false;
@@ -105,7 +109,9 @@ export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: Sn
       checkString("not-alive", "name", name);
       const nl = utf8Length(name);
       if (nl > NAME_BYTES_MAX) {
-        throw new RangeError(`Cannot append not-alive record: name is ${nl} bytes, the limit is ${NAME_BYTES_MAX}`);
+        throw new RangeError(
+          `Cannot append not-alive record: name is ${nl} bytes, the limit is ${NAME_BYTES_MAX}`,
+        );
       }
       const at = enc.reserve(RecordType.notAlive, nl);
       if (at < 0) return false;
@@ -233,7 +239,9 @@ export async function replayBinaryFile(
   while (true) {
     if (pos + have < size && have < scanner.capacity) {
       const n = await file.read(scanner.buffer().subarray(have), pos + have);
-      if (n === 0) throw new Error(`Cannot read "${path}": file shrank during replay at offset ${pos + have}`);
+      if (n === 0) {
+        throw new Error(`Cannot read "${path}": file shrank during replay at offset ${pos + have}`);
+      }
       have += Math.min(n, size - pos - have);
     }
     const eof = pos + have >= size;
@@ -299,7 +307,12 @@ export async function replayBinaryFile(
  * The file offset of the first valid frame at or after `from` (8-aligned), or -1. Reads
  * windows that overlap by one maximal frame, so no candidate is missed at a window edge.
  */
-async function findNextFrame(scanner: FrameScanner, file: FileHandle, from: number, size: number): Promise<number> {
+async function findNextFrame(
+  scanner: FrameScanner,
+  file: FileHandle,
+  from: number,
+  size: number,
+): Promise<number> {
   let w = from + ((8 - (from % 8)) % 8);
   const cap = scanner.capacity;
   while (w + FRAME_HEADER_BYTES <= size) {
@@ -315,7 +328,12 @@ async function findNextFrame(scanner: FrameScanner, file: FileHandle, from: numb
 }
 
 /** Reads exactly `buf.length` bytes at `position`. */
-export async function readFull(file: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
+export async function readFull(
+  file: FileHandle,
+  buf: Uint8Array,
+  position: number,
+  path: string,
+): Promise<void> {
   let off = 0;
   while (off < buf.length) {
     const n = await file.read(buf.subarray(off), position + off);

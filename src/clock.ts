@@ -1,0 +1,117 @@
+// Timers behind a seam, so every timed behaviour (flush interval, fsync interval, the
+// member-clock tick, compaction back-off, close timeouts) is driven by tests without a
+// single sleep. Serf's own snapshot tests sleep, and one is skipped as flaky.
+
+/** The timer functions a log uses. Inject {@link ManualClock} in tests. */
+export interface Clock {
+  /** Milliseconds since some fixed point. */
+  now(): number;
+  /**
+   * Runs `fn` once after `ms` milliseconds. The timer must not keep the process alive
+   * (a log's background flush is no reason to delay exit).
+   */
+  setTimeout(fn: () => void, ms: number): unknown;
+  /** Cancels a timer from {@link Clock.setTimeout}. */
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * The real clock: `setTimeout` with the timer unref'd, so it never keeps the process alive.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(typeof systemClock.now(), "number");
+ * ```
+ */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = setTimeout(fn, ms);
+    Deno.unrefTimer(id);
+    return id;
+  },
+  clearTimeout(handle: unknown): void {
+    clearTimeout(handle as number);
+  },
+};
+
+/**
+ * A clock that moves only when told to: {@link ManualClock.advance} runs every timer that
+ * falls due, in order. For tests.
+ *
+ * @example Fire a timer without waiting
+ * ```ts
+ * import { ManualClock } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * const clock = new ManualClock();
+ * let fired = 0;
+ * clock.setTimeout(() => fired++, 500);
+ * clock.advance(499);
+ * assert.equal(fired, 0);
+ * clock.advance(1);
+ * assert.equal(fired, 1);
+ * ```
+ */
+export class ManualClock implements Clock {
+  #now = 0;
+  #seq = 0;
+  #timers = new Map<number, { at: number; fn: () => void }>();
+
+  /** @returns The current manual time in milliseconds. */
+  now(): number {
+    return this.#now;
+  }
+
+  /**
+   * @param fn The callback.
+   * @param ms Delay in milliseconds.
+   * @returns A handle for {@link ManualClock.clearTimeout}.
+   */
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.#seq;
+    this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn });
+    return id;
+  }
+
+  /** @param handle A handle from {@link ManualClock.setTimeout}. */
+  clearTimeout(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+
+  /** Number of timers waiting to fire. */
+  get pending(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing due timers in time order (timers they set that fall
+   * due within the same advance fire too).
+   *
+   * @param ms Milliseconds to advance.
+   */
+  advance(ms: number): void {
+    const target = this.#now + ms;
+    // Bounded: each pass fires one timer, and a timer set for "now" cannot starve the loop
+    // because time only moves forward.
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      let nextId = -1;
+      let nextAt = Infinity;
+      for (const [id, t] of this.#timers) {
+        if (t.at <= target && t.at < nextAt) {
+          nextAt = t.at;
+          nextId = id;
+        }
+      }
+      if (nextId < 0) break;
+      const t = this.#timers.get(nextId)!;
+      this.#timers.delete(nextId);
+      this.#now = Math.max(this.#now, t.at);
+      t.fn();
+    }
+    this.#now = target;
+  }
+}

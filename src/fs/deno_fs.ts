@@ -1,0 +1,275 @@
+// The real FileSystem, over Deno's file APIs.
+//
+// Every system error is rethrown as `Cannot <step> "<path>": <detail>` with the original as its
+// `cause`, so a log line says which step failed. The wrapper keeps the class of a `Deno.errors.*`
+// error (callers test for NotFound and AlreadyExists) and copies its `code` ("ENOSPC", "EIO").
+
+import type { FileHandle, FileInfo, FileSystem, OpenOptions } from "./types.ts";
+
+const isWindows = Deno.build.os === "windows";
+
+/** Mode of a created file when the caller gives none: owner read-write, everyone else read. */
+const DEFAULT_MODE = 0o644;
+
+/**
+ * Opening with `create` tries `createNew` first, to learn whether this call created the file (and
+ * so must set its mode). Another process creating or removing the file in between sends us round
+ * again; a bound turns a pathological race into an error instead of a spin.
+ */
+const CREATE_ATTEMPTS_MAX = 8;
+
+/** Deno's error classes, so a wrapped error keeps the class callers test for. */
+const denoErrorClasses: ReadonlySet<unknown> = new Set(Object.values(Deno.errors));
+
+/** Wraps a system error as `Cannot <what>: <detail>`, keeping its Deno class and its code. */
+function wrap(what: string, err: unknown): Error {
+  if (!(err instanceof Error)) return new Error(`Cannot ${what}: ${String(err)}`, { cause: err });
+  // Deno appends the syscall and path ("...(os error 2): open 'a.log'"); our prefix says both.
+  const detail = err.message.replace(/: [a-z_]+ '.*$/s, "");
+  const ctor = err.constructor;
+  const wrapped: Error = denoErrorClasses.has(ctor)
+    ? new (ctor as ErrorConstructor)(`Cannot ${what}: ${detail}`, { cause: err })
+    : new Error(`Cannot ${what}: ${detail}`, { cause: err });
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string") Object.assign(wrapped, { code });
+  return wrapped;
+}
+
+/** The directory to fsync for `path`: "" (the parent of a bare file name) means the cwd. */
+function dirPath(path: string): string {
+  return path === "" ? "." : path;
+}
+
+/**
+ * Errors that mean "this file system cannot fsync a directory" rather than "the fsync failed":
+ * EINVAL (Linux on some FUSE and network file systems), ENOTSUP/EOPNOTSUPP, and EISDIR/EBADF where
+ * a platform refuses to open or sync a directory this way. These make `syncDir` a no-op, as on
+ * Windows; anything else (EIO above all) is a real failure and is thrown.
+ */
+const UNSUPPORTED_DIR_SYNC = new Set(["EINVAL", "ENOTSUP", "EOPNOTSUPP", "EISDIR", "EBADF"]);
+
+function isUnsupportedDirSync(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && UNSUPPORTED_DIR_SYNC.has(code);
+}
+
+class DenoHandle implements FileHandle {
+  #file: Deno.FsFile;
+  #path: string;
+  #closed = false;
+  /**
+   * Positioned I/O is seek-then-read/write on one cursor, so two calls in flight on the same handle
+   * would move each other's cursor. Each call waits for the previous one.
+   */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(file: Deno.FsFile, path: string) {
+    this.#file = file;
+    this.#path = path;
+  }
+
+  #run<T>(step: string, fn: (file: Deno.FsFile) => Promise<T>): Promise<T> {
+    const result = this.#queue.then(async () => {
+      if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${step} "${this.#path}": file is closed`);
+      try {
+        return await fn(this.#file);
+      } catch (err) {
+        throw wrap(`${step} "${this.#path}"`, err);
+      }
+    });
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  read(buf: Uint8Array, position: number): Promise<number> {
+    return this.#run("read", async (file) => {
+      await file.seek(position, Deno.SeekMode.Start);
+      let total = 0;
+      // Each read returns at least one byte or null at end of file, so this ends.
+      while (total < buf.length) {
+        const n = await file.read(buf.subarray(total));
+        if (n === null || n === 0) break;
+        total += n;
+      }
+      return total;
+    });
+  }
+
+  write(data: Uint8Array, position: number): Promise<void> {
+    return this.#run("write", async (file) => {
+      await file.seek(position, Deno.SeekMode.Start);
+      let done = 0;
+      // A write may be short (a signal, a pipe, a nearly full disk); the next call either makes
+      // progress or throws the reason, such as ENOSPC.
+      while (done < data.length) {
+        const n = await file.write(data.subarray(done));
+        if (n <= 0) throw new Deno.errors.WriteZero("write returned 0 bytes");
+        done += n;
+      }
+    });
+  }
+
+  truncate(length: number): Promise<void> {
+    return this.#run("truncate", (file) => file.truncate(length));
+  }
+
+  datasync(): Promise<void> {
+    return this.#run("fsync", (file) => file.syncData());
+  }
+
+  size(): Promise<number> {
+    return this.#run("stat", async (file) => (await file.stat()).size);
+  }
+
+  tryLock(): Promise<boolean> {
+    return this.#run("lock", (file) => file.tryLock(true));
+  }
+
+  close(): Promise<void> {
+    // Queued behind calls in flight, so a close never cuts one off.
+    const result = this.#queue.then(() => {
+      if (this.#closed) return;
+      this.#closed = true;
+      try {
+        this.#file.close();
+      } catch (err) {
+        throw wrap(`close "${this.#path}"`, err);
+      }
+    });
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+}
+
+async function openFile(path: string, options: OpenOptions): Promise<DenoHandle> {
+  const mode = options.mode ?? DEFAULT_MODE;
+  const base: Deno.OpenOptions = {
+    read: options.read ?? false,
+    write: options.write ?? false,
+    truncate: options.truncate ?? false,
+  };
+  // Whether to set the mode: only on a file this call created, never on an existing one.
+  let file: Deno.FsFile | undefined;
+  let created = false;
+  try {
+    if (options.createNew === true) {
+      file = await Deno.open(path, { ...base, createNew: true, mode });
+      created = true;
+    } else if (options.create === true) {
+      for (let attempt = 0; file === undefined; attempt++) {
+        if (attempt === CREATE_ATTEMPTS_MAX) {
+          throw new Error(`file kept appearing and disappearing (${CREATE_ATTEMPTS_MAX} attempts)`);
+        }
+        try {
+          file = await Deno.open(path, { ...base, createNew: true, mode });
+          created = true;
+        } catch (err) {
+          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+          try {
+            file = await Deno.open(path, base);
+          } catch (err2) {
+            if (!(err2 instanceof Deno.errors.NotFound)) throw err2;
+          }
+        }
+      }
+    } else {
+      file = await Deno.open(path, base);
+    }
+  } catch (err) {
+    throw wrap(`open "${path}"`, err);
+  }
+  if (created && !isWindows) {
+    // The umask may have cleared bits of `mode` at creation; chmod sets exactly what was asked.
+    try {
+      await Deno.chmod(path, mode);
+    } catch (err) {
+      file.close();
+      throw wrap(`chmod "${path}"`, err);
+    }
+  }
+  return new DenoHandle(file, path);
+}
+
+/**
+ * The real {@link FileSystem}, over Deno's file APIs. Needs `--allow-read` and `--allow-write` for
+ * the paths it touches.
+ *
+ * Positioned reads and writes loop until every byte is transferred; a created file gets exactly
+ * the requested mode whatever the umask; `tryLock` takes an exclusive `flock`-style lock that a
+ * second handle, even in the same process, cannot take; `syncDir` fsyncs a directory and is a
+ * no-op on Windows and on file systems that cannot fsync one. System errors are rethrown as
+ * `Cannot <step> "<path>": <detail>` with the original as `cause`, keeping the `Deno.errors` class
+ * (test for `Deno.errors.NotFound`, `Deno.errors.AlreadyExists`) and the `code`.
+ *
+ * @example Write, fsync and read back
+ * ```ts
+ * import { denoFs } from "./deno_fs.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const f = await denoFs.open(`${dir}/a.log`, { read: true, write: true, create: true });
+ *   await f.write(new Uint8Array([1, 2, 3]), 0);
+ *   await f.datasync();
+ *   await denoFs.syncDir(dir);
+ *   const buf = new Uint8Array(3);
+ *   assert.equal(await f.read(buf, 0), 3);
+ *   assert.deepEqual(buf, new Uint8Array([1, 2, 3]));
+ *   await f.close();
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
+ * ```
+ */
+export const denoFs: FileSystem = {
+  open(path: string, options: OpenOptions): Promise<FileHandle> {
+    return openFile(path, options);
+  },
+
+  async stat(path: string): Promise<FileInfo | null> {
+    try {
+      const info = await Deno.stat(path);
+      return { size: info.size, mode: info.mode === null ? null : info.mode & 0o777, isFile: info.isFile };
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw wrap(`stat "${path}"`, err);
+    }
+  },
+
+  async rename(from: string, to: string): Promise<void> {
+    try {
+      await Deno.rename(from, to);
+    } catch (err) {
+      throw wrap(`rename "${from}" to "${to}"`, err);
+    }
+  },
+
+  async remove(path: string): Promise<void> {
+    try {
+      await Deno.remove(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw wrap(`remove "${path}"`, err);
+    }
+  },
+
+  async syncDir(path: string): Promise<void> {
+    // Windows cannot open a directory as a file; NTFS journals its metadata instead.
+    if (isWindows) return;
+    const dir = dirPath(path);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(dir, { read: true });
+    } catch (err) {
+      if (isUnsupportedDirSync(err)) return;
+      throw wrap(`open directory "${dir}"`, err);
+    }
+    try {
+      await file.sync();
+    } catch (err) {
+      if (!isUnsupportedDirSync(err)) throw wrap(`fsync directory "${dir}"`, err);
+    } finally {
+      file.close();
+    }
+  },
+};

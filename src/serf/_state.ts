@@ -1,0 +1,189 @@
+// A typed binding over the serf replay state in Wasm memory (assembly/serf_state.ts).
+// Private: the Go text replay (./gotext.ts) and the binary format drive it; callers see
+// only the SnapshotState they return.
+import { WasmCore } from "../_wasm/core.ts";
+import type { AliveNode } from "./types.ts";
+
+/** The exports of assembly/serf_state.ts. u64 values cross as BigInt (signed i64). */
+export interface SerfStateExports {
+  state_reset(rejoinAfterLeave: number): void;
+  state_alive(namePtr: number, nameLen: number, addrPtr: number, addrLen: number): number;
+  state_not_alive(namePtr: number, nameLen: number): void;
+  state_clock(kind: number, value: bigint): void;
+  state_leave(): void;
+  state_count(): number;
+  state_clock_value(kind: number): bigint;
+  state_live_bytes(): number;
+  state_capacity(): number;
+  state_rejoin_after_leave(): number;
+  state_iter_reset(): void;
+  state_iter_next(): number;
+  state_iter_name_ptr(): number;
+  state_iter_name_len(): number;
+  state_iter_addr_ptr(): number;
+  state_iter_addr_len(): number;
+}
+
+/** Clock kinds, as assembly/serf_state.ts numbers them. */
+export const CLOCK_MEMBER = 0;
+/** The user-event clock. */
+export const CLOCK_EVENT = 1;
+/** The query clock. */
+export const CLOCK_QUERY = 2;
+
+/** The three Lamport clocks of a replayed state (uint64). */
+export interface SerfClocks {
+  lastClock: bigint;
+  lastEventClock: bigint;
+  lastQueryClock: bigint;
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+function compareBytes(
+  a: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
+): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i]! - b[bStart + i]!;
+    if (d !== 0) return d;
+  }
+  return (aEnd - aStart) - (bEnd - bStart);
+}
+
+/**
+ * The serf replay state of one Wasm core instance: the alive set and the three clocks.
+ * Only one per instance (the Wasm side keeps it in module globals).
+ */
+export class SerfState {
+  /** The core whose memory holds the state. */
+  readonly core: WasmCore;
+  readonly #x: SerfStateExports;
+  #scratchPtr = 0;
+  #scratchCap = 0;
+
+  constructor(core: WasmCore = new WasmCore()) {
+    this.core = core;
+    this.#x = core.exports as unknown as SerfStateExports;
+  }
+
+  /** The raw Wasm exports, for callers that scan into the state themselves. */
+  get exports(): SerfStateExports {
+    return this.#x;
+  }
+
+  /** Empties the alive set, zeroes the clocks and sets the leave mode. */
+  reset(rejoinAfterLeave: boolean): void {
+    this.#x.state_reset(rejoinAfterLeave ? 1 : 0);
+  }
+
+  /** Number of alive nodes. */
+  get count(): number {
+    return this.#x.state_count();
+  }
+
+  /** Sum of the name and address bytes of the alive set (for compaction sizing). */
+  get liveBytes(): number {
+    return this.#x.state_live_bytes();
+  }
+
+  /** The three clocks, as uint64 BigInts. */
+  get clocks(): SerfClocks {
+    return {
+      lastClock: BigInt.asUintN(64, this.#x.state_clock_value(CLOCK_MEMBER)),
+      lastEventClock: BigInt.asUintN(64, this.#x.state_clock_value(CLOCK_EVENT)),
+      lastQueryClock: BigInt.asUintN(64, this.#x.state_clock_value(CLOCK_QUERY)),
+    };
+  }
+
+  /**
+   * Applies `alive: NAME ADDR` from the host (tests, appends); replays apply in Wasm.
+   *
+   * @throws {RangeError} if Wasm memory cannot grow.
+   */
+  alive(name: string | Uint8Array, addr: string | Uint8Array): void {
+    const n = typeof name === "string" ? encoder.encode(name) : name;
+    const a = typeof addr === "string" ? encoder.encode(addr) : addr;
+    const p = this.#scratch(n.length + a.length);
+    const u8 = this.core.u8;
+    u8.set(n, p);
+    u8.set(a, p + n.length);
+    if (this.#x.state_alive(p, n.length, p + n.length, a.length) !== 0) {
+      throw new RangeError(`Cannot add alive node: Wasm memory cannot grow further`);
+    }
+  }
+
+  /** Applies `not-alive: NAME` from the host. */
+  notAlive(name: string | Uint8Array): void {
+    const n = typeof name === "string" ? encoder.encode(name) : name;
+    const p = this.#scratch(n.length);
+    this.core.u8.set(n, p);
+    this.#x.state_not_alive(p, n.length);
+  }
+
+  /** Sets a clock (0 member, 1 event, 2 query); the last value wins, as in serf. */
+  clock(kind: 0 | 1 | 2, value: bigint): void {
+    this.#x.state_clock(kind, BigInt.asIntN(64, value));
+  }
+
+  /** Applies `leave` (ignored when reset with rejoinAfterLeave). */
+  leave(): void {
+    this.#x.state_leave();
+  }
+
+  /** The alive set, sorted byte-wise by the UTF-8 name bytes, decoded as UTF-8. */
+  aliveNodes(): AliveNode[] {
+    const x = this.#x;
+    const count = x.state_count();
+    // One copy of every name and address, then sort offsets: no per-node allocations
+    // until the strings are decoded.
+    const bytes = new Uint8Array(x.state_live_bytes());
+    const offsets = new Uint32Array(count * 3); // name start, addr start, addr end
+    const u8 = this.core.u8;
+    let at = 0;
+    let i = 0;
+    x.state_iter_reset();
+    while (x.state_iter_next() === 1) {
+      if (i === count) throw new Error(`Cannot read alive set: more entries than its count ${count}`);
+      const np = x.state_iter_name_ptr();
+      const nl = x.state_iter_name_len();
+      const ap = x.state_iter_addr_ptr();
+      const al = x.state_iter_addr_len();
+      offsets[i * 3] = at;
+      bytes.set(u8.subarray(np, np + nl), at);
+      at += nl;
+      offsets[i * 3 + 1] = at;
+      bytes.set(u8.subarray(ap, ap + al), at);
+      at += al;
+      offsets[i * 3 + 2] = at;
+      i++;
+    }
+    if (i !== count) throw new Error(`Cannot read alive set: ${i} entries, expected ${count}`);
+    const order = Array.from({ length: count }, (_, k) => k);
+    order.sort((a, b) =>
+      compareBytes(bytes, offsets[a * 3]!, offsets[a * 3 + 1]!, bytes, offsets[b * 3]!, offsets[b * 3 + 1]!)
+    );
+    return order.map((k) => ({
+      name: decoder.decode(bytes.subarray(offsets[k * 3]!, offsets[k * 3 + 1]!)),
+      addr: decoder.decode(bytes.subarray(offsets[k * 3 + 1]!, offsets[k * 3 + 2]!)),
+    }));
+  }
+
+  /** A scratch block of at least `bytes` bytes in Wasm memory, reused between calls. */
+  #scratch(bytes: number): number {
+    if (bytes > this.#scratchCap || this.#scratchPtr === 0) {
+      if (this.#scratchPtr !== 0) this.core.free(this.#scratchPtr, this.#scratchCap);
+      this.#scratchPtr = 0;
+      const cap = Math.max(64, 2 ** Math.ceil(Math.log2(bytes)));
+      this.#scratchPtr = this.core.alloc(cap);
+      this.#scratchCap = cap;
+    }
+    return this.#scratchPtr;
+  }
+}

@@ -1,0 +1,115 @@
+import { denoFs } from "../fs/deno_fs.ts";
+import type { FileSystem } from "../fs/types.ts";
+import { type RecoveryMode, replayBinaryFile } from "./binary.ts";
+import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
+import { GoTextReplayer } from "./gotext.ts";
+import { typeName } from "./records.ts";
+import { detectFormat } from "./snapshotter.ts";
+import type { SnapshotState } from "./types.ts";
+
+/** Options of {@link replaySnapshot}. */
+export interface ReplayOptions {
+  /**
+   * Ignore `leave` records (serf's `RejoinAfterLeave`).
+   * @default {false}
+   */
+  rejoinAfterLeave?: boolean;
+  /**
+   * The file's format; `"auto"` detects it (snaplog's binary header, else serf's text).
+   * @default {"auto"}
+   */
+  format?: "auto" | SnapshotFormat;
+  /**
+   * Binary format only: `"truncate-tail"` reports a torn tail and throws on damage before it;
+   * `"strict"` throws on any damage; `"salvage"` skips damaged regions and reports them as
+   * warnings. Replay never modifies the file.
+   * @default {"truncate-tail"}
+   */
+  recovery?: RecoveryMode;
+  /** The file system. @default {denoFs} */
+  fs?: FileSystem;
+}
+
+/**
+ * Replays a serf snapshot file, read-only, and returns the state a node would rejoin with:
+ * the alive set and the three Lamport clocks, plus what replay found (records, bytes, a
+ * torn tail, skipped lines). Streams the file in chunks through the Wasm scan; memory
+ * follows the alive set, not the file.
+ *
+ * @example Replay serf's own text format
+ * ```ts
+ * import { replaySnapshot } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/serf.snapshot`, "alive: a 10.0.0.1:7946\nclock: 3\nnot-alive: a\n");
+ * const state = await replaySnapshot(`${dir}/serf.snapshot`);
+ * assert.equal(state.format, "go-text");
+ * assert.deepEqual(state.aliveNodes, []);
+ * assert.equal(state.lastClock, 3n);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @param path The snapshot file.
+ * @param options Leave mode, format, recovery mode, file system.
+ * @returns The replayed state.
+ * @throws {Deno.errors.NotFound} If the file does not exist.
+ * @throws {CorruptionError} For damage the recovery mode does not accept (binary format).
+ * @throws {TypeError} For options of the wrong type.
+ */
+export async function replaySnapshot(path: string, options: ReplayOptions = {}): Promise<SnapshotState> {
+  if (typeof path !== "string" || path === "") {
+    throw new TypeError(`Cannot replay snapshot: path must be a non-empty string, got ${typeName(path)}`);
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot replay snapshot: options must be an object`);
+  }
+  const fs = options.fs ?? denoFs;
+  const rejoin = options.rejoinAfterLeave ?? false;
+  if (typeof rejoin !== "boolean") {
+    throw new TypeError(`Cannot replay snapshot: rejoinAfterLeave must be a boolean`);
+  }
+  const recovery = options.recovery ?? "truncate-tail";
+  if (!["truncate-tail", "strict", "salvage"].includes(recovery)) {
+    throw new TypeError(`Cannot replay snapshot: recovery must be "truncate-tail", "strict" or "salvage"`);
+  }
+  const want = options.format ?? "auto";
+  if (!["auto", "binary", "go-text"].includes(want)) {
+    throw new TypeError(`Cannot replay snapshot: format must be "auto", "binary" or "go-text"`);
+  }
+  const info = await fs.stat(path);
+  if (info === null) throw new Deno.errors.NotFound(`Cannot replay "${path}": no such file`);
+  const detected = await detectFormat(fs, path);
+  const format: SnapshotFormat = want === "auto" ? detected ?? "binary" : want;
+  const file = await fs.open(path, { read: true });
+  try {
+    if (format === "go-text") {
+      const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
+      let pos = 0;
+      await replayer.readAll({
+        read: async (p: Uint8Array): Promise<number | null> => {
+          const n = await file.read(p, pos);
+          pos += n;
+          return n === 0 ? null : n;
+        },
+      });
+      return replayer.finish();
+    }
+    const codec = newBinaryCodec(rejoin);
+    const r = await replayBinaryFile(codec.core, file, info.size, path, recovery);
+    const clocks = codec.state.clocks;
+    return {
+      format: "binary",
+      aliveNodes: codec.state.aliveNodes(),
+      lastClock: clocks.lastClock,
+      lastEventClock: clocks.lastEventClock,
+      lastQueryClock: clocks.lastQueryClock,
+      records: r.records,
+      bytes: r.bytes,
+      tornTailBytes: r.tornTailBytes,
+      warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
+    };
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,592 @@
+import assert from "node:assert/strict";
+import { denoFs } from "../src/fs/deno_fs.ts";
+import { FaultFs } from "../src/fs/fault_fs.ts";
+import { MemFs } from "../src/fs/mem_fs.ts";
+import type { FileHandle, FileSystem } from "../src/fs/types.ts";
+import { Rng, testSeed } from "./_rng.ts";
+
+const isWindows = Deno.build.os === "windows";
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards. */
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "snaplog_fs_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function bytes(...values: number[]): Uint8Array {
+  return new Uint8Array(values);
+}
+
+async function readAll(fs: FileSystem, path: string): Promise<Uint8Array> {
+  const f = await fs.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(await f.size());
+    assert.equal(await f.read(buf, 0), buf.length);
+    return buf;
+  } finally {
+    await f.close();
+  }
+}
+
+/** Creates `path` with `data`, fsyncs it and its directory: a crash-safe create. */
+async function createDurable(fs: FileSystem, path: string, data: Uint8Array, dir = ""): Promise<void> {
+  const f = await fs.open(path, { write: true, createNew: true });
+  await f.write(data, 0);
+  await f.datasync();
+  await f.close();
+  await fs.syncDir(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// denoFs
+
+Deno.test("denoFs writes and reads at explicit positions", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/a.log`;
+    const f = await denoFs.open(path, { read: true, write: true, create: true });
+    try {
+      await f.write(bytes(1, 2, 3, 4), 0);
+      await f.write(bytes(9, 9), 6); // leaves a hole of two zero bytes
+      await f.write(bytes(7), 1);
+      assert.equal(await f.size(), 8);
+      const buf = new Uint8Array(10);
+      assert.equal(await f.read(buf, 0), 8);
+      assert.deepEqual(buf.subarray(0, 8), bytes(1, 7, 3, 4, 0, 0, 9, 9));
+      const mid = new Uint8Array(3);
+      assert.equal(await f.read(mid, 2), 3);
+      assert.deepEqual(mid, bytes(3, 4, 0));
+      assert.equal(await f.read(new Uint8Array(4), 8), 0, "read at end of file");
+      await f.truncate(2);
+      assert.equal(await f.size(), 2);
+      await f.datasync();
+    } finally {
+      await f.close();
+    }
+  });
+});
+
+Deno.test("denoFs writes and reads large buffers whole", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/big.log`;
+    const rng = new Rng(testSeed("denoFs large"));
+    const data = rng.bytes(8 * 1024 * 1024 + 13); // far beyond any single-syscall guarantee
+    const f = await denoFs.open(path, { read: true, write: true, create: true });
+    try {
+      await f.write(data, 5);
+      assert.equal(await f.size(), data.length + 5);
+      const back = new Uint8Array(data.length);
+      assert.equal(await f.read(back, 5), data.length);
+      assert.ok(back.every((b, i) => b === data[i]), "bytes read back differ");
+    } finally {
+      await f.close();
+    }
+  });
+});
+
+Deno.test("denoFs serialises concurrent positioned calls on one handle", async () => {
+  await withTempDir(async (dir) => {
+    const f = await denoFs.open(`${dir}/c.log`, { read: true, write: true, create: true });
+    try {
+      await Promise.all(
+        Array.from({ length: 32 }, (_, i) => f.write(new Uint8Array(100).fill(i), i * 100)),
+      );
+      const buf = new Uint8Array(3200);
+      await f.read(buf, 0);
+      for (let i = 0; i < 32; i++) assert.ok(buf.subarray(i * 100, i * 100 + 100).every((b) => b === i));
+    } finally {
+      await f.close();
+    }
+  });
+});
+
+Deno.test({
+  name: "denoFs creates files with exactly the requested mode",
+  ignore: isWindows,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      for (const mode of [0o644, 0o666, 0o600]) {
+        const path = `${dir}/m${mode.toString(8)}`;
+        const f = await denoFs.open(path, { write: true, createNew: true, mode });
+        await f.close();
+        assert.equal((await denoFs.stat(path))?.mode, mode);
+      }
+      // The default, through `create`.
+      const f = await denoFs.open(`${dir}/d`, { write: true, create: true });
+      await f.close();
+      assert.equal((await denoFs.stat(`${dir}/d`))?.mode, 0o644);
+      // Opening an existing file leaves its mode alone.
+      await Deno.chmod(`${dir}/d`, 0o600);
+      const g = await denoFs.open(`${dir}/d`, { write: true, create: true, mode: 0o644 });
+      await g.close();
+      assert.equal((await denoFs.stat(`${dir}/d`))?.mode, 0o600);
+    });
+  },
+});
+
+Deno.test("denoFs tryLock excludes a second handle in the same process", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/LOCK`;
+    const a = await denoFs.open(path, { read: true, write: true, create: true });
+    const b = await denoFs.open(path, { read: true, write: true });
+    try {
+      assert.equal(await a.tryLock(), true);
+      assert.equal(await b.tryLock(), false);
+      await a.close();
+      assert.equal(await b.tryLock(), true);
+    } finally {
+      await a.close(); // idempotent
+      await b.close();
+    }
+  });
+});
+
+Deno.test("denoFs stat of a missing file is null", async () => {
+  await withTempDir(async (dir) => {
+    assert.equal(await denoFs.stat(`${dir}/missing`), null);
+    await Deno.writeFile(`${dir}/present`, bytes(1, 2));
+    assert.deepEqual(await denoFs.stat(`${dir}/present`), {
+      size: 2,
+      mode: isWindows ? null : (await Deno.stat(`${dir}/present`)).mode! & 0o777,
+      isFile: true,
+    });
+  });
+});
+
+Deno.test("denoFs remove of a missing file succeeds", async () => {
+  await withTempDir(async (dir) => {
+    await denoFs.remove(`${dir}/missing`);
+    await Deno.writeFile(`${dir}/x`, bytes(1));
+    await denoFs.remove(`${dir}/x`);
+    assert.equal(await denoFs.stat(`${dir}/x`), null);
+  });
+});
+
+Deno.test("denoFs rename replaces the target", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/a.tmp`, bytes(1, 2, 3));
+    await Deno.writeFile(`${dir}/a`, bytes(9));
+    await denoFs.rename(`${dir}/a.tmp`, `${dir}/a`);
+    await denoFs.syncDir(dir);
+    assert.deepEqual(await Deno.readFile(`${dir}/a`), bytes(1, 2, 3));
+    assert.equal(await denoFs.stat(`${dir}/a.tmp`), null);
+  });
+});
+
+Deno.test("denoFs keeps NotFound and AlreadyExists recognisable and says which step failed", async () => {
+  await withTempDir(async (dir) => {
+    const missing = `${dir}/missing`;
+    const notFound = await denoFs.open(missing, { read: true }).then(() => null, (e: unknown) => e);
+    assert.ok(notFound instanceof Deno.errors.NotFound);
+    assert.match(notFound.message, /^Cannot open ".*\/missing": No such file or directory \(os error 2\)$/);
+    assert.equal((notFound as Error & { code?: string }).code, "ENOENT");
+    assert.ok(notFound.cause instanceof Deno.errors.NotFound);
+
+    await Deno.writeFile(`${dir}/x`, bytes(1));
+    await assert.rejects(
+      denoFs.open(`${dir}/x`, { write: true, createNew: true }),
+      Deno.errors.AlreadyExists,
+    );
+    await assert.rejects(denoFs.rename(missing, `${dir}/y`), (err: Error) => {
+      assert.ok(err instanceof Deno.errors.NotFound);
+      assert.match(err.message, /^Cannot rename ".*\/missing" to ".*\/y": /);
+      return true;
+    });
+    await assert.rejects(denoFs.syncDir(`${dir}/nodir`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("denoFs handle calls after close throw", async () => {
+  await withTempDir(async (dir) => {
+    const f = await denoFs.open(`${dir}/a`, { write: true, create: true });
+    await f.close();
+    await assert.rejects(f.write(bytes(1), 0), /^BadResource: Cannot write ".*\/a": file is closed$/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// MemFs
+
+Deno.test("MemFs loses data that was written but not datasynced", async () => {
+  const fs = new MemFs();
+  await createDurable(fs, "log", bytes(1, 2, 3));
+  const f = await fs.open("log", { write: true });
+  await f.write(bytes(4, 5), 3);
+  await f.write(bytes(0), 0);
+  assert.deepEqual(fs.read("log"), bytes(0, 2, 3, 4, 5));
+  fs.crash();
+  assert.deepEqual(fs.read("log"), bytes(1, 2, 3));
+});
+
+Deno.test("MemFs keeps datasynced data through a crash", async () => {
+  const fs = new MemFs();
+  await createDurable(fs, "log", bytes(1));
+  const f = await fs.open("log", { write: true });
+  await f.write(bytes(2, 3), 1);
+  await f.datasync();
+  await f.write(bytes(4), 3);
+  fs.crash();
+  assert.deepEqual(fs.read("log"), bytes(1, 2, 3));
+});
+
+Deno.test("MemFs drops a datasynced new file whose directory was not synced", async () => {
+  const fs = new MemFs();
+  const f = await fs.open("dir/new", { write: true, create: true });
+  await f.write(bytes(1, 2), 0);
+  await f.datasync();
+  await fs.syncDir(""); // the wrong directory
+  assert.deepEqual(fs.files(), ["dir/new"]);
+  fs.crash();
+  assert.deepEqual(fs.files(), []);
+  assert.equal(await fs.stat("dir/new"), null);
+
+  const g = await fs.open("dir/new", { write: true, create: true });
+  await g.write(bytes(1, 2), 0);
+  await g.datasync();
+  await fs.syncDir("dir");
+  fs.crash();
+  assert.deepEqual(fs.read("dir/new"), bytes(1, 2));
+});
+
+Deno.test("MemFs undoes a rename on crash unless the directory was synced", async () => {
+  const fs = new MemFs();
+  fs.write("snap", bytes(1)); // durable fixture
+  await createDurable(fs, "snap.tmp", bytes(2));
+  await fs.rename("snap.tmp", "snap");
+  assert.deepEqual(fs.files(), ["snap"]);
+  assert.deepEqual(fs.read("snap"), bytes(2));
+  fs.crash();
+  assert.deepEqual(fs.files(), ["snap", "snap.tmp"]);
+  assert.deepEqual(fs.read("snap"), bytes(1));
+  assert.deepEqual(fs.read("snap.tmp"), bytes(2));
+
+  await fs.rename("snap.tmp", "snap");
+  await fs.syncDir("");
+  fs.crash();
+  assert.deepEqual(fs.files(), ["snap"]);
+  assert.deepEqual(fs.read("snap"), bytes(2));
+});
+
+Deno.test("MemFs undoes a remove on crash unless the directory was synced", async () => {
+  const fs = new MemFs();
+  fs.write("d/a", bytes(1));
+  await fs.remove("d/a");
+  await fs.remove("d/a"); // already gone: fine
+  fs.crash();
+  assert.deepEqual(fs.read("d/a"), bytes(1));
+  await fs.remove("d/a");
+  await fs.syncDir("d");
+  fs.crash();
+  assert.deepEqual(fs.files(), []);
+});
+
+Deno.test("MemFs undoes an unsynced truncate on crash", async () => {
+  const fs = new MemFs();
+  fs.write("log", bytes(1, 2, 3));
+  const f = await fs.open("log", { write: true });
+  await f.truncate(1);
+  fs.crash();
+  assert.deepEqual(fs.read("log"), bytes(1, 2, 3));
+  const g = await fs.open("log", { write: true });
+  await g.truncate(1);
+  await g.datasync();
+  fs.crash();
+  assert.deepEqual(fs.read("log"), bytes(1));
+});
+
+Deno.test("MemFs invalidates handles and releases locks on crash", async () => {
+  const fs = new MemFs();
+  fs.write("LOCK", bytes());
+  const a = await fs.open("LOCK", { read: true, write: true });
+  const b = await fs.open("LOCK", { read: true, write: true });
+  assert.equal(await a.tryLock(), true);
+  assert.equal(await a.tryLock(), true, "the holder may ask again");
+  assert.equal(await b.tryLock(), false);
+  fs.crash();
+  await assert.rejects(
+    a.write(bytes(1), 0),
+    /^Error: Cannot write "LOCK": handle was invalidated by a simulated crash$/,
+  );
+  await assert.rejects(a.read(new Uint8Array(1), 0), /invalidated by a simulated crash/);
+  await assert.rejects(a.datasync(), /^Error: Cannot fsync "LOCK": handle was invalidated/);
+  await a.close(); // does nothing, does not throw
+  const c = await fs.open("LOCK", { read: true, write: true });
+  assert.equal(await c.tryLock(), true);
+  const d = await fs.open("LOCK", { read: true });
+  assert.equal(await d.tryLock(), false);
+  await c.close();
+  assert.equal(await d.tryLock(), true);
+});
+
+Deno.test("MemFs open follows the OpenOptions contract", async () => {
+  const fs = new MemFs();
+  await assert.rejects(fs.open("x", { read: true }), Deno.errors.NotFound);
+  await assert.rejects(fs.open("x", { create: true }), TypeError);
+  const f = await fs.open("x", { write: true, createNew: true, mode: 0o600 });
+  assert.equal(fs.mode("x"), 0o600);
+  assert.deepEqual(await fs.stat("x"), { size: 0, mode: 0o600, isFile: true });
+  await assert.rejects(fs.open("x", { write: true, createNew: true }), Deno.errors.AlreadyExists);
+  await f.write(bytes(1, 2), 0);
+  await assert.rejects(
+    f.read(new Uint8Array(1), 0),
+    /^Error: Cannot read "x": file is not open for reading$/,
+  );
+  const g = await fs.open("x", { read: true, write: true, truncate: true });
+  assert.equal(await g.size(), 0);
+  await f.close();
+  await assert.rejects(f.write(bytes(1), 0), /^Error: Cannot write "x": file is closed$/);
+  await fs.open("y", { write: true, create: true });
+  assert.equal(fs.mode("y"), 0o644);
+});
+
+Deno.test("MemFs keeps a random prefix of the unsynced tail in a torn crash, reproducibly", async () => {
+  const seed = testSeed("MemFs torn");
+  const rng = new Rng(seed);
+  const durable = rng.bytes(1000);
+  const tail = rng.bytes(5000);
+  /** Appends `tail` unsynced to a durable file, then crashes with `seed`. */
+  async function tornOutcome(crashSeed: number, faultySectorChance = 0): Promise<Uint8Array> {
+    const fs = new MemFs();
+    fs.write("log", durable);
+    const f = await fs.open("log", { write: true });
+    await f.write(tail, durable.length);
+    fs.crash({ tornWrites: crashSeed, faultySectorChance });
+    return fs.read("log");
+  }
+  const lengths = new Set<number>();
+  for (let i = 0; i < 20; i++) {
+    const s = (seed + i) >>> 0;
+    const got = await tornOutcome(s);
+    assert.ok(got.length >= durable.length && got.length <= durable.length + tail.length);
+    assert.deepEqual(got.subarray(0, durable.length), durable);
+    assert.deepEqual(got.subarray(durable.length), tail.subarray(0, got.length - durable.length));
+    assert.deepEqual(await tornOutcome(s), got, `seed ${s} must replay exactly`);
+    lengths.add(got.length);
+  }
+  assert.ok(lengths.size > 1, "different seeds tear at different lengths");
+
+  // Faulty sectors hold random bytes, never touching the durable prefix.
+  for (let i = 0; i < 20; i++) {
+    const s = (seed + i) >>> 0;
+    const got = await tornOutcome(s, 1);
+    assert.deepEqual(await tornOutcome(s, 1), got);
+    assert.deepEqual(got.subarray(0, durable.length), durable);
+    const kept = got.subarray(durable.length);
+    if (kept.length >= 64) assert.notDeepEqual(kept, tail.subarray(0, kept.length));
+  }
+});
+
+Deno.test("MemFs tears in-place overwrites per sector", async () => {
+  const seed = testSeed("MemFs torn overwrite");
+  const old = new Uint8Array(4096).fill(1);
+  const fs = new MemFs();
+  fs.write("f", old);
+  const f = await fs.open("f", { write: true });
+  await f.write(new Uint8Array(4096).fill(2), 0);
+  fs.crash({ tornWrites: seed });
+  const got = fs.read("f");
+  assert.equal(got.length, 4096);
+  for (let s = 0; s < 4096; s += 512) {
+    const sector = got.subarray(s, s + 512);
+    assert.ok(sector.every((b) => b === sector[0]), `sector at ${s} is all old or all new`);
+  }
+});
+
+Deno.test("MemFs logs the I/O sequence", async () => {
+  const fs = new MemFs();
+  await createDurable(fs, "d/a.tmp", new Uint8Array(24), "d");
+  await fs.rename("d/a.tmp", "d/a");
+  await fs.syncDir("d");
+  const f = await fs.open("d/a", { read: true, write: true });
+  await f.read(new Uint8Array(4), 0); // reads are not logged
+  await f.truncate(8);
+  await f.close();
+  await fs.remove("d/a");
+  assert.deepEqual(fs.ops, [
+    "open d/a.tmp",
+    "write d/a.tmp 0 24",
+    "datasync d/a.tmp",
+    "close d/a.tmp",
+    "syncDir d",
+    "rename d/a.tmp d/a",
+    "syncDir d",
+    "open d/a",
+    "truncate d/a 8",
+    "close d/a",
+    "remove d/a",
+  ]);
+  assert.equal(fs.syncCount, 1);
+  assert.equal(fs.dirSyncCount, 2);
+});
+
+Deno.test("MemFs fixtures can be durable or not", () => {
+  const fs = new MemFs();
+  fs.write("a", bytes(1));
+  fs.write("b", bytes(2), { durable: false });
+  fs.write("a", bytes(3), { durable: false });
+  assert.deepEqual(fs.files(), ["a", "b"]);
+  fs.crash();
+  assert.deepEqual(fs.files(), ["a"]);
+  assert.deepEqual(fs.read("a"), bytes(1));
+  assert.throws(() => fs.read("b"), Deno.errors.NotFound);
+  assert.deepEqual(fs.ops, []);
+});
+
+// ---------------------------------------------------------------------------------------------
+// FaultFs
+
+Deno.test("FaultFs failNextWrite fails exactly one write and leaves the file unchanged", async () => {
+  const mem = new MemFs();
+  mem.write("log", bytes(1, 2));
+  const fs = new FaultFs(mem);
+  const f = await fs.open("log", { read: true, write: true });
+  fs.failNextWrite();
+  await assert.rejects(f.write(bytes(3), 2), (err: Error & { code?: string }) => {
+    assert.equal(err.message, 'Cannot write "log": injected fault');
+    assert.equal(err.code, "EIO");
+    return true;
+  });
+  assert.deepEqual(mem.read("log"), bytes(1, 2));
+  await f.write(bytes(3), 2);
+  assert.deepEqual(mem.read("log"), bytes(1, 2, 3));
+
+  const custom = new Error("boom");
+  fs.failNextWrite(custom);
+  await assert.rejects(f.write(bytes(4), 3), (err) => err === custom);
+  assert.deepEqual(mem.read("log"), bytes(1, 2, 3));
+});
+
+Deno.test("FaultFs failNextSync fails one datasync and makes nothing durable", async () => {
+  const mem = new MemFs();
+  mem.write("log", bytes(1));
+  const fs = new FaultFs(mem);
+  const f = await fs.open("log", { write: true });
+  await f.write(bytes(2), 1);
+  fs.failNextSync();
+  await assert.rejects(f.datasync(), /^Error: Cannot fsync "log": injected fault$/);
+  assert.equal(mem.syncCount, 0);
+  assert.equal(fs.syncCounts.get("log"), undefined);
+  await f.datasync();
+  assert.equal(fs.syncCounts.get("log"), 1);
+  mem.crash();
+  assert.deepEqual(mem.read("log"), bytes(1, 2));
+});
+
+Deno.test("FaultFs failNextRename and failNextOpen change nothing", async () => {
+  const mem = new MemFs();
+  mem.write("a", bytes(1));
+  const fs = new FaultFs(mem);
+  fs.failNextRename();
+  await assert.rejects(fs.rename("a", "b"), /^Error: Cannot rename "a" to "b": injected fault$/);
+  assert.deepEqual(mem.files(), ["a"]);
+  fs.failNextOpen();
+  await assert.rejects(fs.open("c", { write: true, create: true }), /Cannot open "c"/);
+  assert.deepEqual(mem.files(), ["a"]);
+  await fs.rename("a", "b");
+  fs.failNextSyncDir();
+  await assert.rejects(fs.syncDir(""), /Cannot fsync directory ""/);
+  await fs.syncDir("");
+  assert.equal(fs.dirSyncCounts.get(""), 1);
+  assert.deepEqual(mem.files(), ["b"]);
+});
+
+Deno.test("FaultFs failAfterBytes writes a prefix and throws ENOSPC", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const f = await fs.open("log", { write: true, create: true });
+  fs.failAfterBytes(5);
+  await f.write(bytes(1, 2, 3), 0);
+  await assert.rejects(f.write(bytes(4, 5, 6, 7), 3), (err: Error & { code?: string }) => {
+    assert.equal(err.message, 'Cannot write "log": No space left on device (os error 28)');
+    assert.equal(err.code, "ENOSPC");
+    return true;
+  });
+  assert.deepEqual(mem.read("log"), bytes(1, 2, 3, 4, 5));
+  await assert.rejects(f.write(bytes(8), 5), { code: "ENOSPC" });
+  assert.deepEqual(mem.read("log"), bytes(1, 2, 3, 4, 5));
+  fs.failAfterBytes(Infinity);
+  await f.write(bytes(6), 5);
+  assert.deepEqual(mem.read("log"), bytes(1, 2, 3, 4, 5, 6));
+});
+
+Deno.test("FaultFs crashAt stops every step from the chosen one on", async () => {
+  /** A crash-safe replace of "snap": write a temp file, fsync, rename, fsync the directory. */
+  async function replace(fs: FileSystem, data: Uint8Array): Promise<void> {
+    let f: FileHandle | undefined;
+    try {
+      f = await fs.open("snap.tmp", { write: true, create: true, truncate: true });
+      await f.write(data, 0);
+      await f.datasync();
+    } finally {
+      await f?.close();
+    }
+    await fs.rename("snap.tmp", "snap");
+    await fs.syncDir("");
+  }
+  // Record a clean run to learn the steps.
+  const probe = new FaultFs(new MemFs());
+  await replace(probe, bytes(2));
+  assert.deepEqual(probe.ops, [
+    "open snap.tmp",
+    "write snap.tmp 0 1",
+    "datasync snap.tmp",
+    "close snap.tmp",
+    "rename snap.tmp snap",
+    "syncDir ",
+  ]);
+  for (let i = 0; i <= probe.opCount; i++) {
+    const mem = new MemFs();
+    mem.write("snap", bytes(1));
+    const fs = new FaultFs(mem);
+    fs.crashAt(i);
+    const outcome = await replace(fs, bytes(2)).then(() => null, (e: unknown) => e);
+    assert.equal(outcome === null, i === probe.opCount, `crash at ${i}`);
+    if (outcome !== null) {
+      assert.ok(FaultFs.isSimulatedCrash(outcome), String(outcome));
+      assert.equal(fs.crashed, true);
+      assert.equal(fs.opCount, i + 1);
+      await assert.rejects(fs.stat("snap"), (err) => FaultFs.isSimulatedCrash(err));
+    }
+    mem.crash();
+    // Either the old or the new snapshot, never anything else.
+    const snap = mem.read("snap");
+    assert.deepEqual(snap, i < 6 ? bytes(1) : bytes(2), `crash at ${i}`);
+  }
+});
+
+Deno.test("FaultFs beforeOp can fail a chosen step", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  let syncs = 0;
+  fs.beforeOp = (op) => {
+    if (op.startsWith("datasync ") && ++syncs === 2) throw new Error("second fsync fails");
+  };
+  const f = await fs.open("a", { write: true, create: true });
+  await f.datasync();
+  await assert.rejects(f.datasync(), /second fsync fails/);
+  await f.datasync();
+  assert.equal(fs.syncCounts.get("a"), 2);
+  assert.equal(mem.syncCount, 2);
+  await f.close();
+  fs.recover();
+});
+
+Deno.test("FaultFs passes through to denoFs", async () => {
+  await withTempDir(async (dir) => {
+    const fs = new FaultFs(denoFs);
+    const f = await fs.open(`${dir}/a`, { read: true, write: true, create: true });
+    try {
+      fs.failAfterBytes(2);
+      await assert.rejects(f.write(bytes(1, 2, 3), 0), { code: "ENOSPC" });
+      assert.deepEqual(await Deno.readFile(`${dir}/a`), bytes(1, 2));
+      assert.equal(await f.tryLock(), true);
+      await assert.rejects(fs.open(`${dir}/missing`, { read: true }), Deno.errors.NotFound);
+    } finally {
+      await f.close();
+    }
+    assert.deepEqual(await readAll(fs, `${dir}/a`), bytes(1, 2));
+  });
+});

@@ -1,0 +1,212 @@
+import assert from "node:assert/strict";
+import { WasmCore } from "../src/_wasm/core.ts";
+import { SerfState } from "../src/serf/_state.ts";
+import type { AliveNode } from "../src/serf/types.ts";
+
+const encoder = new TextEncoder();
+const MAX_UINT64 = (1n << 64n) - 1n;
+
+function seedFromEnv(): number {
+  const env = Deno.env.get("SNAPLOG_SEED");
+  return env !== undefined ? Number(env) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
+}
+
+/** mulberry32: small, fast, good enough to drive test inputs. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+function sortedNodes(map: Map<string, string>): AliveNode[] {
+  return [...map].map(([name, addr]) => ({ name, addr }))
+    .sort((a, b) => compareBytes(encoder.encode(a.name), encoder.encode(b.name)));
+}
+
+function liveBytes(map: Map<string, string>): number {
+  let n = 0;
+  for (const [name, addr] of map) n += encoder.encode(name).length + encoder.encode(addr).length;
+  return n;
+}
+
+Deno.test("SerfState matches a Map under 100k seeded inserts, replacements and deletes", () => {
+  const seed = seedFromEnv();
+  console.log(`SerfState churn seed: ${seed} (set SNAPLOG_SEED to repeat)`);
+  const r = rng(seed);
+  const state = new SerfState();
+  state.reset(false);
+  const model = new Map<string, string>();
+  // Names of every length class from empty to past a hash block, some sharing prefixes,
+  // so probes hit equal hashes of different lengths and equal lengths of different names.
+  const name = (): string => {
+    const k = Math.floor(r() * 3000);
+    switch (k % 5) {
+      case 0:
+        return `node-${k}.dc1`;
+      case 1:
+        return "x".repeat(k % 40);
+      case 2:
+        return `ü${k}`;
+      case 3:
+        return `long-${"y".repeat(k % 300)}-${k}`;
+      default:
+        return String(k);
+    }
+  };
+  const addr = (): string => {
+    const k = Math.floor(r() * 50);
+    return k === 0 ? "" : `10.0.${k}.${Math.floor(r() * 256)}:${k < 10 ? 7946 : "7946".repeat(k)}`;
+  };
+  for (let op = 0; op < 100_000; op++) {
+    const n = name();
+    if (r() < 0.6) {
+      const a = addr();
+      state.alive(n, a);
+      model.set(n, a);
+    } else {
+      state.notAlive(n);
+      model.delete(n);
+    }
+    if (op % 10_000 === 9_999) {
+      assert.equal(state.count, model.size, `seed ${seed} op ${op}`);
+      assert.equal(state.liveBytes, liveBytes(model), `seed ${seed} op ${op}`);
+      assert.deepEqual(state.aliveNodes(), sortedNodes(model), `seed ${seed} op ${op}`);
+    }
+  }
+  for (const n of [...model.keys()]) {
+    state.notAlive(n);
+    model.delete(n);
+  }
+  assert.equal(state.count, 0);
+  assert.equal(state.liveBytes, 0);
+  assert.deepEqual(state.aliveNodes(), []);
+});
+
+Deno.test("SerfState memory follows the alive set, not the number of operations", () => {
+  const core = new WasmCore();
+  const state = new SerfState(core);
+  state.reset(false);
+  const x = state.exports;
+  let peakCapacity = 0;
+  const round = (prefix: string): void => {
+    for (let i = 0; i < 50_000; i++) {
+      state.alive(`${prefix}-node-${i}.dc1`, `10.0.${i >> 8 & 255}.${i & 255}:7946`);
+    }
+    assert.equal(state.count, 50_000);
+    peakCapacity = x.state_capacity();
+    for (let i = 0; i < 50_000; i++) state.notAlive(`${prefix}-node-${i}.dc1`);
+    assert.equal(state.count, 0);
+  };
+  round("a");
+  const afterFirst = core.exports.mem_used();
+  round("b");
+  round("c");
+  assert.ok(
+    core.exports.mem_used() <= afterFirst,
+    `mem_used grew from ${afterFirst} to ${core.exports.mem_used()} on a second alive set of the same size`,
+  );
+  // The table shrank back after the deletes, and grows to the same size for the same peak.
+  assert.ok(x.state_capacity() <= 32, `capacity ${x.state_capacity()} after deleting everything`);
+  for (let i = 0; i < 50_000; i++) state.alive(`d-${i}`, "a:1");
+  assert.equal(x.state_capacity(), peakCapacity);
+});
+
+Deno.test("SerfState reuses entries when an address is replaced", () => {
+  const core = new WasmCore();
+  const state = new SerfState(core);
+  state.reset(false);
+  // Entries move between the 32- and 64-byte size classes on every round: after the first
+  // two rounds every class has the blocks it needs on its free list.
+  const long = "[2001:db8:1234:5678::1]:7946";
+  const replaceAll = (addr: string): void => {
+    for (let i = 0; i < 1000; i++) state.alive(`node-${i}`, addr);
+  };
+  replaceAll("10.0.0.1:7946");
+  replaceAll(long);
+  replaceAll("10.0.0.1:7946");
+  const settled = core.exports.mem_used();
+  for (let round = 0; round < 50; round++) replaceAll(round % 2 ? "10.0.0.1:7946" : long);
+  assert.equal(core.exports.mem_used(), settled);
+  assert.equal(state.count, 1000);
+  assert.equal(state.aliveNodes()[0]!.addr, "10.0.0.1:7946");
+});
+
+Deno.test("SerfState leave clears nodes and clocks, unless rejoinAfterLeave", () => {
+  for (const rejoin of [false, true]) {
+    const state = new SerfState();
+    state.reset(rejoin);
+    state.alive("a", "1");
+    state.alive("b", "2");
+    state.clock(0, 5n);
+    state.clock(1, 6n);
+    state.clock(2, 7n);
+    state.leave();
+    if (rejoin) {
+      assert.equal(state.count, 2);
+      assert.deepEqual(state.clocks, { lastClock: 5n, lastEventClock: 6n, lastQueryClock: 7n });
+    } else {
+      assert.equal(state.count, 0);
+      assert.equal(state.liveBytes, 0);
+      assert.deepEqual(state.aliveNodes(), []);
+      assert.deepEqual(state.clocks, { lastClock: 0n, lastEventClock: 0n, lastQueryClock: 0n });
+    }
+    // The state is usable after a leave.
+    state.alive("c", "3");
+    assert.deepEqual(state.aliveNodes().map((n) => n.name), rejoin ? ["a", "b", "c"] : ["c"]);
+    // reset switches the mode and empties everything.
+    state.reset(!rejoin);
+    assert.equal(state.count, 0);
+    assert.deepEqual(state.clocks, { lastClock: 0n, lastEventClock: 0n, lastQueryClock: 0n });
+  }
+});
+
+Deno.test("SerfState clocks keep the last value written, up to 2^64-1", () => {
+  const state = new SerfState();
+  state.reset(false);
+  state.clock(0, MAX_UINT64);
+  state.clock(1, 1n << 63n);
+  state.clock(2, (1n << 63n) - 1n);
+  assert.deepEqual(state.clocks, {
+    lastClock: MAX_UINT64,
+    lastEventClock: 1n << 63n,
+    lastQueryClock: (1n << 63n) - 1n,
+  });
+  // No max: a lower value after a higher one wins, as in serf.
+  state.clock(0, 3n);
+  state.clock(1, 0n);
+  state.clock(2, 1n);
+  assert.deepEqual(state.clocks, { lastClock: 3n, lastEventClock: 0n, lastQueryClock: 1n });
+});
+
+Deno.test("SerfState sorts names byte-wise on UTF-8, not by UTF-16 code units", () => {
+  const state = new SerfState();
+  state.reset(false);
+  // U+1F600 sorts before U+FF61 in UTF-16 (surrogate 0xD83D < 0xFF61) but after it in UTF-8 (0xF0 > 0xEF).
+  const names = ["\u{1f600}", "\uff61", "b", "B", "", "ab", "a", "é"];
+  for (const n of names) state.alive(n, "x");
+  const want = [...names].sort((a, b) => compareBytes(encoder.encode(a), encoder.encode(b)));
+  assert.deepEqual(state.aliveNodes().map((n) => n.name), want);
+  assert.notDeepEqual(want, [...names].sort());
+});
+
+Deno.test("SerfState instances do not share state", () => {
+  const a = new SerfState();
+  const b = new SerfState();
+  a.reset(false);
+  b.reset(false);
+  a.alive("only-a", "1");
+  b.clock(0, 9n);
+  assert.equal(b.count, 0);
+  assert.equal(a.clocks.lastClock, 0n);
+});

@@ -352,6 +352,13 @@ export class FrameEncoder {
     return at + FRAME_HEADER_BYTES;
   }
 
+  /** Takes back the frame added by the last {@link reserve} (before the next seal). */
+  unreserve(payloadAt: number): void {
+    const at = payloadAt - FRAME_HEADER_BYTES - this.#ptr;
+    if (at < this.#sealed || at > this.#len) throw new RangeError(`Cannot unreserve at ${payloadAt}: not pending`);
+    this.#len = at;
+  }
+
   /** Appends a frame with a copy of `payload`; returns false if the batch has no room. */
   append(type: number, payload: Uint8Array): boolean {
     const at = this.reserve(type, payload.length);

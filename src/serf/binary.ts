@@ -60,6 +60,20 @@ const APPLY_NO_MEMORY = 2;
 
 const encoder = new TextEncoder();
 
+/**
+ * Writes `s` at `at` if it is all ASCII (one byte per UTF-16 unit) and returns true; returns
+ * false at the first non-ASCII unit. One pass, no allocation: node names and addresses are
+ * almost always ASCII, and this is the hot path of every append.
+ */
+function writeAscii(u8: Uint8Array, at: number, s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return false;
+    u8[at + i] = c;
+  }
+  return true;
+}
+
 /** Writes `s` (whose UTF-8 length is `len`) at `at`: a plain loop for ASCII, TextEncoder otherwise. */
 function writeUtf8(u8: Uint8Array, at: number, s: string, len: number): void {
   if (len === s.length) {
@@ -83,6 +97,18 @@ export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: Sn
       const { name, addr } = record;
       checkString("alive", "name", name);
       checkString("alive", "addr", addr);
+      // Fast path: both ASCII and short enough, so the UTF-8 lengths are the string lengths.
+      if (name.length <= NAME_BYTES_MAX && addr.length <= NAME_BYTES_MAX) {
+        const at = enc.reserve(RecordType.alive, 2 + name.length + addr.length);
+        if (at < 0) return false;
+        const u8 = core.u8;
+        if (writeAscii(u8, at + 2, name) && writeAscii(u8, at + 2 + name.length, addr)) {
+          u8[at] = name.length & 0xff;
+          u8[at + 1] = name.length >>> 8;
+          return true;
+        }
+        enc.unreserve(at);
+      }
       const nl = utf8Length(name);
       const al = utf8Length(addr);
       if (nl > NAME_BYTES_MAX) {
@@ -107,6 +133,12 @@ export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: Sn
     case "not-alive": {
       const { name } = record;
       checkString("not-alive", "name", name);
+      if (name.length <= NAME_BYTES_MAX) {
+        const at = enc.reserve(RecordType.notAlive, name.length);
+        if (at < 0) return false;
+        if (writeAscii(core.u8, at, name)) return true;
+        enc.unreserve(at);
+      }
       const nl = utf8Length(name);
       if (nl > NAME_BYTES_MAX) {
         throw new RangeError(

@@ -286,6 +286,9 @@ export class Snapshotter {
   #fsyncs = 0;
   #compactions = 0;
   #appended = 0;
+  // The three clocks mirrored in JS, so serf's per-event clock checks cost no Wasm call.
+  // Kept equal to the Wasm state: set from it at open, then updated on every append.
+  #clocks: [bigint, bigint, bigint] = [0n, 0n, 0n];
 
   private constructor(
     path: string,
@@ -304,6 +307,8 @@ export class Snapshotter {
     this.#fileSize = size;
     this.#durableSize = size;
     this.#report = report;
+    const c = codec.state.clocks;
+    this.#clocks = [c.lastClock, c.lastEventClock, c.lastQueryClock];
   }
 
   /**
@@ -452,18 +457,15 @@ export class Snapshotter {
   }
   /** The last member clock written (uint64), buffered records included. */
   get lastClock(): bigint {
-    this.#codec.apply();
-    return this.#codec.state.clocks.lastClock;
+    return this.#clocks[0];
   }
   /** The last user-event clock written (uint64), buffered records included. */
   get lastEventClock(): bigint {
-    this.#codec.apply();
-    return this.#codec.state.clocks.lastEventClock;
+    return this.#clocks[1];
   }
   /** The last query clock written (uint64), buffered records included. */
   get lastQueryClock(): bigint {
-    this.#codec.apply();
-    return this.#codec.state.clocks.lastQueryClock;
+    return this.#clocks[2];
   }
 
   /**
@@ -513,6 +515,20 @@ export class Snapshotter {
       if (!codec.encode(record)) throw new BackpressureError(this.#path, codec.staged);
     }
     this.#appended++;
+    switch (record.type) {
+      case "clock":
+        this.#clocks[0] = record.value;
+        break;
+      case "event-clock":
+        this.#clocks[1] = record.value;
+        break;
+      case "query-clock":
+        this.#clocks[2] = record.value;
+        break;
+      case "leave":
+        if (!this.#o.rejoinAfterLeave) this.#clocks = [0n, 0n, 0n];
+        break;
+    }
     if (this.#o.sync === "always") return this.sync();
     if (this.#flushTimer === null) {
       this.#flushTimer = this.#o.clock.setTimeout(() => {

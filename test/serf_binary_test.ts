@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { WasmCore } from "../src/_wasm/core.ts";
+import { FrameEncoder } from "../src/core/frame.ts";
+import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+}
+
+Deno.test("encodeBinaryRecord writes the README's worked example byte for byte", () => {
+  const core = new WasmCore();
+  const enc = new FrameEncoder(core, SERF_LIMITS, 1024);
+  assert.ok(encodeBinaryRecord(core, enc, { type: "alive", name: "node-1", addr: "10.0.0.1:7946" }));
+  assert.equal(
+    hex(enc.bytes()),
+    "01 00 00 00 15 00 00 00 90 c8 e5 29 06 00 6e 6f 64 65 2d 31 " +
+      "31 30 2e 30 2e 30 2e 31 3a 37 39 34 36 00 00 00 00 00 00 00",
+  );
+});
+
+Deno.test("encodeBinaryRecord takes the UTF-8 path for non-ASCII names and leaves no stray frame", () => {
+  const core = new WasmCore();
+  const enc = new FrameEncoder(core, SERF_LIMITS, 1024);
+  assert.ok(encodeBinaryRecord(core, enc, { type: "alive", name: "nöde-é", addr: "[::1]:7946" }));
+  assert.ok(encodeBinaryRecord(core, enc, { type: "not-alive", name: "日本" }));
+  const bytes = enc.bytes();
+  // alive: 2 + 8 (UTF-8 of "nöde-é") + 10 = 20 → 32-byte frame; not-alive: 6 → 24-byte frame.
+  assert.equal(bytes.length, 32 + 24);
+  assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true), 20);
+  assert.equal(new TextDecoder().decode(bytes.subarray(14, 22)), "nöde-é");
+  assert.equal(new TextDecoder().decode(bytes.subarray(32 + 12, 32 + 18)), "日本");
+});
+
+Deno.test("encodeBinaryRecord rejects names and addresses over 65535 UTF-8 bytes", () => {
+  const core = new WasmCore();
+  const enc = new FrameEncoder(core, SERF_LIMITS, 1 << 20);
+  assert.throws(
+    () => encodeBinaryRecord(core, enc, { type: "alive", name: "x".repeat(65536), addr: "a:1" }),
+    RangeError,
+  );
+  // 30,000 three-byte characters: short in UTF-16 units, too long in bytes.
+  assert.throws(
+    () => encodeBinaryRecord(core, enc, { type: "not-alive", name: "€".repeat(30000) }),
+    RangeError,
+  );
+  assert.equal(enc.length, 0, "nothing half-written");
+  assert.ok(encodeBinaryRecord(core, enc, { type: "alive", name: "x".repeat(65535), addr: "a:1" }));
+});

@@ -61,12 +61,18 @@ export class ManualClock implements Clock {
   #seq = 0;
   #timers = new Map<number, { at: number; fn: () => void }>();
 
-  /** @returns The current manual time in milliseconds. */
+  /**
+   * The manual time: 0 at construction, moved only by {@link ManualClock.advance}.
+   *
+   * @returns The current manual time in milliseconds.
+   */
   now(): number {
     return this.#now;
   }
 
   /**
+   * Schedules `fn` to run when {@link ManualClock.advance} passes `ms` from now.
+   *
    * @param fn The callback.
    * @param ms Delay in milliseconds.
    * @returns A handle for {@link ManualClock.clearTimeout}.
@@ -77,7 +83,11 @@ export class ManualClock implements Clock {
     return id;
   }
 
-  /** @param handle A handle from {@link ManualClock.setTimeout}. */
+  /**
+   * Cancels a timer that has not fired.
+   *
+   * @param handle A handle from {@link ManualClock.setTimeout}.
+   */
   clearTimeout(handle: unknown): void {
     this.#timers.delete(handle as number);
   }

@@ -24,6 +24,8 @@ export class CorruptionError extends Error {
   readonly reason: string;
 
   /**
+   * Creates the error; the message names the path, the offset and the reason.
+   *
    * @param path The damaged file.
    * @param offset Byte offset of the damage.
    * @param reason What is wrong there.
@@ -51,7 +53,11 @@ export class CorruptionError extends Error {
 export class LockedError extends Error {
   /** The file that is locked. */
   readonly path: string;
-  /** @param path The file that is locked. */
+  /**
+   * Creates the error.
+   *
+   * @param path The file that is locked.
+   */
   constructor(path: string) {
     super(`Cannot open "${path}": file is locked by another writer`);
     this.name = "LockedError";
@@ -74,6 +80,8 @@ export class ClosedError extends Error {
   /** The log's file. */
   readonly path: string;
   /**
+   * Creates the error.
+   *
    * @param path The log's file.
    * @param action What was attempted.
    */
@@ -102,6 +110,8 @@ export class PoisonedError extends Error {
   /** The log's file. */
   readonly path: string;
   /**
+   * Creates the error, keeping the earlier failure as `cause`.
+   *
    * @param path The log's file.
    * @param action What was attempted.
    * @param cause The earlier failure.
@@ -134,6 +144,8 @@ export class BackpressureError extends Error {
   /** The log's file. */
   readonly path: string;
   /**
+   * Creates the error.
+   *
    * @param path The log's file.
    * @param bufferedBytes Bytes waiting to be written.
    */

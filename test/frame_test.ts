@@ -9,6 +9,7 @@ import {
   FrameEncoder,
   FrameScanner,
   frameSize,
+  type ScanResult,
   ScanStatus,
 } from "../src/core/frame.ts";
 import { Rng, testSeed } from "./_rng.ts";
@@ -23,7 +24,10 @@ function encode(records: Array<[number, Uint8Array]>): Uint8Array {
 }
 
 /** Scans `bytes` (copied into a fresh scanner) and returns the result plus decoded frames. */
-function scan(bytes: Uint8Array, indexEntries = 8192) {
+function scan(
+  bytes: Uint8Array,
+  indexEntries = 8192,
+): ScanResult & { frames: Array<[number, Uint8Array]>; scanner: FrameScanner } {
   const sc = new FrameScanner(new WasmCore(), LIMITS, bytes.length + 64, indexEntries);
   sc.buffer().set(bytes);
   const r = sc.scan(0, bytes.length);

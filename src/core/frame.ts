@@ -355,7 +355,9 @@ export class FrameEncoder {
   /** Takes back the frame added by the last {@link reserve} (before the next seal). */
   unreserve(payloadAt: number): void {
     const at = payloadAt - FRAME_HEADER_BYTES - this.#ptr;
-    if (at < this.#sealed || at > this.#len) throw new RangeError(`Cannot unreserve at ${payloadAt}: not pending`);
+    if (at < this.#sealed || at > this.#len) {
+      throw new RangeError(`Cannot unreserve at ${payloadAt}: not pending`);
+    }
     this.#len = at;
   }
 

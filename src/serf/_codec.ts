@@ -7,7 +7,7 @@
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FileKind, FrameEncoder } from "../core/frame.ts";
 import { encodeBinaryRecord, SERF_FRAME_SIZE_MAX, SERF_LIMITS, type SerfBinaryExports } from "./binary.ts";
-import { formatGoTextRecord, GoTextReplayer } from "./gotext.ts";
+import { formatGoTextRecord, type GoTextReplayer } from "./gotext.ts";
 import { SerfState } from "./_state.ts";
 import type { SnapshotRecord } from "./records.ts";
 

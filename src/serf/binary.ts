@@ -8,7 +8,7 @@ import {
   FILE_HEADER_BYTES,
   FileKind,
   FRAME_HEADER_BYTES,
-  FrameEncoder,
+  type FrameEncoder,
   FrameScanner,
   frameSize,
   ScanStatus,

@@ -16,7 +16,7 @@
 // - Every frame starts on an 8-byte boundary (as etcd's WAL): type and length
 //   share one aligned 8-byte word, which a torn sector write cannot split.
 
-import { crc32c_update } from "./crc32c";
+import { crcRaw, crcStep8 } from "./crc32c";
 
 export const FRAME_HEADER: u32 = 12;
 
@@ -52,13 +52,13 @@ export function scan_frame_end(): u32 {
 }
 
 // @ts-ignore: decorator
-export function frame_size(length: u32): u32 {
+@inline export function frame_size(length: u32): u32 {
   return (FRAME_HEADER + length + 7) & ~7;
 }
 
 // @ts-ignore: decorator
-function frameCrc(frame: usize, length: u32): u32 {
-  return crc32c_update(crc32c_update(0, frame, 8), frame + FRAME_HEADER, length);
+@inline function frameCrc(frame: usize, length: u32): u32 {
+  return ~crcRaw(crcStep8(0xffffffff, load<u32>(frame), load<u32>(frame, 4)), frame + FRAME_HEADER, length);
 }
 
 /**

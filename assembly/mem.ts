@@ -23,7 +23,7 @@ function ensureTop(): void {
 }
 
 // @ts-ignore: decorator
-function classOf(size: usize): u32 {
+@inline function classOf(size: usize): u32 {
   if (size <= (1 << CLASS_MIN_LOG2)) return CLASS_MIN_LOG2;
   return 32 - <u32> clz(<u32> size - 1);
 }

@@ -43,6 +43,12 @@ export {
   type SnapshotterStats,
 } from "./src/serf/snapshotter.ts";
 export { type ReplayOptions, replaySnapshot } from "./src/serf/replay.ts";
+export {
+  type ConvertOptions,
+  type ConvertProgress,
+  type ConvertReport,
+  convertSnapshot,
+} from "./src/serf/convert.ts";
 export type { AliveNode, ReplayWarning, SnapshotState } from "./src/serf/types.ts";
 export { BackpressureError, ClosedError, CorruptionError, LockedError, PoisonedError } from "./src/errors.ts";
 export { type Clock, ManualClock, systemClock } from "./src/clock.ts";

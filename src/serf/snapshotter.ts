@@ -289,6 +289,8 @@ export class Snapshotter {
   // The three clocks mirrored in JS, so serf's per-event clock checks cost no Wasm call.
   // Kept equal to the Wasm state: set from it at open, then updated on every append.
   #clocks: [bigint, bigint, bigint] = [0n, 0n, 0n];
+  /** File size right after the last compaction (0 before any). */
+  #compactedSize = 0;
 
   private constructor(
     path: string,
@@ -831,7 +833,10 @@ export class Snapshotter {
 
   #overThreshold(): boolean {
     const threshold = Math.max(this.#o.minCompactSizeBytes, this.#codec.state.count * COMPACT_BYTES_PER_NODE);
-    return this.#fileSize > threshold;
+    // Serf's rule, plus one guard: the file must be at least twice its size right after the
+    // last compaction. Without it a tiny minimum (or none) with few alive nodes would leave
+    // the compacted file itself over the threshold and recompact on every flush.
+    return this.#fileSize > threshold && this.#fileSize > 2 * this.#compactedSize;
   }
 
   #maybeCompact(): void {
@@ -923,6 +928,7 @@ export class Snapshotter {
     this.#durableSize = image.length;
     this.#codec.consume(includedStaged);
     this.#compactions++;
+    this.#compactedSize = image.length;
     this.#compactNotBefore = -Infinity;
   }
 
@@ -971,6 +977,11 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
       await out.write(view, pos);
     }
     await out.datasync();
+    // FIX (snapshotter tests): the copy's directory entry must be durable before the caller
+    // truncates the damaged file and fsyncs that, or a crash right after the repair keeps the
+    // truncation and loses the evidence (test "Snapshotter keeps the .broken copy of a torn
+    // tail across a crash").
+    await fs.syncDir(dirOf(path));
   } finally {
     await out.close();
   }

@@ -1,0 +1,319 @@
+// The snaplog command line: `replay` prints the state a serf snapshot recovers, `convert`
+// rewrites a snapshot in the other format. Run as `deno task cli <command> ...`.
+//
+// The output of `replay --json` and the exit codes are a contract (tests and automated checks
+// use them): 0 success, 1 a failure while running (a file that cannot be read, a refused
+// conversion), 2 a usage error (unknown command or flag, a missing or bad argument).
+import { parseArgs } from "node:util";
+import { type ConvertProgress, convertSnapshot } from "../serf/convert.ts";
+import { replaySnapshot } from "../serf/replay.ts";
+import type { SnapshotState } from "../serf/types.ts";
+
+/** Where the CLI writes; tests pass their own to capture the output in-process. */
+export interface CliIo {
+  /** Writes text to standard output. */
+  stdout(text: string): void;
+  /** Writes text to standard error. */
+  stderr(text: string): void;
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  // writeSync may write less than asked (a pipe); each call writes at least one byte or throws.
+  let off = 0;
+  while (off < bytes.length) off += stream.writeSync(bytes.subarray(off));
+}
+
+const denoIo: CliIo = {
+  stdout: (text) => writeAll(Deno.stdout, text),
+  stderr: (text) => writeAll(Deno.stderr, text),
+};
+
+const USAGE = `Usage: snaplog <command> [options]
+
+Commands:
+  replay    Replay a serf snapshot, read-only, and print the state it recovers
+  convert   Convert a serf snapshot between snaplog's binary format and serf's go-text format
+
+Options:
+  -h, --help   Show this help
+
+Run "snaplog <command> --help" for the options of a command.
+`;
+
+const REPLAY_USAGE = `Usage: snaplog replay [options] FILE
+
+Replays a serf snapshot (snaplog's binary format or serf's go-text format) without
+modifying it and prints the alive set and the three Lamport clocks it recovers.
+
+Options:
+  --format auto|binary|go-text    The file's format (default: auto, detected from its header)
+  --rejoin-after-leave            Ignore leave records (serf's RejoinAfterLeave)
+  --recovery truncate-tail|strict|salvage
+                                  Binary format: how damage is handled (default: truncate-tail)
+  --json                          Print one JSON object: format, aliveNodes (sorted by name),
+                                  lastClock, lastEventClock, lastQueryClock (decimal strings),
+                                  records, bytes, warnings, tornTailBytes, replayMs
+  -h, --help                      Show this help
+
+Exit status: 0 replayed, 1 the file cannot be read or replayed, 2 usage error.
+`;
+
+const CONVERT_USAGE = `Usage: snaplog convert --to binary|go-text [options] IN OUT
+
+Replays IN and writes the state it recovers to OUT in the other format. OUT replays to
+the same alive set and clocks as IN, in both leave modes. OUT is written atomically (a
+temporary file, fsynced, renamed over OUT); IN is never modified, and OUT may not be IN.
+
+Options:
+  --to binary|go-text             The output format (required)
+  --from auto|binary|go-text      The input format (default: auto, detected from its header)
+  --rejoin-after-leave            Summarize the state with leave records ignored
+  -h, --help                      Show this help
+
+Exit status: 0 converted, 1 the conversion failed (OUT is left as it was), 2 usage error.
+`;
+
+/** A usage error: printed with the usage text, exit status 2. */
+class UsageError extends Error {}
+
+/** Files from this size on get progress lines on stderr during a conversion. */
+const PROGRESS_MIN_BYTES = 16 << 20;
+/** At most one progress line per this interval, so a fast conversion does not flood stderr. */
+const PROGRESS_INTERVAL_MS = 1000;
+
+/**
+ * Runs the snaplog command line with `args` (without the program name) and returns the exit
+ * status: 0 success, 1 failure, 2 usage error.
+ *
+ * @example Replay a snapshot as JSON
+ * ```ts
+ * import { main } from "./main.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/serf.snapshot`, "alive: a 10.0.0.1:7946\nclock: 3\n");
+ * let out = "";
+ * const code = await main(["replay", "--json", `${dir}/serf.snapshot`], {
+ *   stdout: (t) => out += t,
+ *   stderr: () => {},
+ * });
+ * assert.equal(code, 0);
+ * assert.equal(JSON.parse(out).lastClock, "3");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @param args The command-line arguments.
+ * @param io Where to write (default: the process's stdout and stderr).
+ * @returns The exit status.
+ */
+export async function main(args: string[], io: CliIo = denoIo): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "replay":
+        return await replayCommand(rest, io);
+      case "convert":
+        return await convertCommand(rest, io);
+      case "help":
+      case "-h":
+      case "--help":
+        io.stdout(USAGE);
+        return 0;
+      case undefined:
+        io.stderr(USAGE);
+        return 2;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      const usage = command === "replay" ? REPLAY_USAGE : command === "convert" ? CONVERT_USAGE : USAGE;
+      io.stderr(`snaplog: ${err.message}\n\n${usage}`);
+      return 2;
+    }
+    io.stderr(`snaplog${command === undefined ? "" : ` ${command}`}: ${oneLine(err)}\n`);
+    return 1;
+  }
+}
+
+function oneLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split("\n")[0]!;
+}
+
+/** parseArgs, with its errors (unknown flag, missing value) turned into usage errors. */
+type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+function parse(
+  args: string[],
+  options: FlagSpec,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (err) {
+    // Node's wording runs on ("... To specify a positional argument starting with a '-', ...");
+    // its first sentence says what was wrong.
+    throw new UsageError(oneLine(err).replace(/\. .*$/s, ""));
+  }
+}
+
+function oneOf<T extends string>(flag: string, value: unknown, allowed: readonly T[], def: T): T {
+  if (value === undefined) return def;
+  if (!allowed.includes(value as T)) {
+    throw new UsageError(`${flag} must be ${allowed.join(", ")}; got "${String(value)}"`);
+  }
+  return value as T;
+}
+
+async function replayCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    format: { type: "string" },
+    "rejoin-after-leave": { type: "boolean" },
+    recovery: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help === true) {
+    io.stdout(REPLAY_USAGE);
+    return 0;
+  }
+  const format = oneOf("--format", values.format, ["auto", "binary", "go-text"] as const, "auto");
+  const recovery = oneOf(
+    "--recovery",
+    values.recovery,
+    ["truncate-tail", "strict", "salvage"] as const,
+    "truncate-tail",
+  );
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0 ? "missing FILE" : `expected one FILE, got ${positionals.length}`,
+    );
+  }
+  const path = positionals[0]!;
+  const start = performance.now();
+  const state = await replaySnapshot(path, {
+    format,
+    recovery,
+    rejoinAfterLeave: values["rejoin-after-leave"] === true,
+  });
+  const replayMs = performance.now() - start;
+  if (values.json === true) {
+    io.stdout(JSON.stringify(replayJson(state, replayMs)) + "\n");
+  } else {
+    io.stdout(replaySummary(path, state, replayMs));
+  }
+  return 0;
+}
+
+/** The `replay --json` object. Clocks are decimal strings: uint64 does not fit a JSON number. */
+function replayJson(state: SnapshotState, replayMs: number): Record<string, unknown> {
+  return {
+    format: state.format,
+    aliveNodes: state.aliveNodes.map((n) => ({ name: n.name, addr: n.addr })),
+    lastClock: state.lastClock.toString(),
+    lastEventClock: state.lastEventClock.toString(),
+    lastQueryClock: state.lastQueryClock.toString(),
+    records: state.records,
+    bytes: state.bytes,
+    warnings: state.warnings.map((w) => ({ line: w.line, reason: w.reason })),
+    tornTailBytes: state.tornTailBytes,
+    replayMs: Math.round(replayMs * 1000) / 1000,
+  };
+}
+
+/** Nodes listed by the human summary; the rest are counted. */
+const SUMMARY_NODES_MAX = 20;
+/** Warnings listed by the human summary and by convert; the rest are counted. */
+const SUMMARY_WARNINGS_MAX = 10;
+
+function replaySummary(path: string, state: SnapshotState, replayMs: number): string {
+  const where = state.format === "go-text" ? "line" : "offset";
+  const lines = [
+    `${path}: ${state.format}, ${state.records} records, ${state.bytes} bytes, replayed in ${
+      replayMs.toFixed(1)
+    } ms`,
+    `clocks: member ${state.lastClock}, event ${state.lastEventClock}, query ${state.lastQueryClock}`,
+    `alive nodes: ${state.aliveNodes.length}`,
+    ...state.aliveNodes.slice(0, SUMMARY_NODES_MAX).map((n) =>
+      `  ${JSON.stringify(n.name)} ${JSON.stringify(n.addr)}`
+    ),
+  ];
+  if (state.aliveNodes.length > SUMMARY_NODES_MAX) {
+    lines.push(`  ... and ${state.aliveNodes.length - SUMMARY_NODES_MAX} more`);
+  }
+  if (state.tornTailBytes > 0) lines.push(`torn tail: ${state.tornTailBytes} bytes (ignored)`);
+  lines.push(`warnings: ${state.warnings.length}`);
+  for (const w of state.warnings.slice(0, SUMMARY_WARNINGS_MAX)) {
+    lines.push(`  ${where} ${w.line}: ${w.reason}`);
+  }
+  if (state.warnings.length > SUMMARY_WARNINGS_MAX) {
+    lines.push(`  ... and ${state.warnings.length - SUMMARY_WARNINGS_MAX} more`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+async function convertCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    to: { type: "string" },
+    from: { type: "string" },
+    "rejoin-after-leave": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help === true) {
+    io.stdout(CONVERT_USAGE);
+    return 0;
+  }
+  if (values.to === undefined) throw new UsageError("missing --to binary|go-text");
+  const to = oneOf("--to", values.to, ["binary", "go-text"] as const, "binary");
+  const from = oneOf("--from", values.from, ["auto", "binary", "go-text"] as const, "auto");
+  if (positionals.length !== 2) {
+    throw new UsageError(
+      `expected IN and OUT, got ${positionals.length} path${positionals.length === 1 ? "" : "s"}`,
+    );
+  }
+  const [input, output] = positionals as [string, string];
+  let lastLineMs = -Infinity;
+  const onProgress = (p: ConvertProgress): void => {
+    if (p.bytesTotal < PROGRESS_MIN_BYTES) return;
+    const now = performance.now();
+    if (p.bytesRead < p.bytesTotal && now - lastLineMs < PROGRESS_INTERVAL_MS) return;
+    lastLineMs = now;
+    const mib = (n: number): string => (n / (1 << 20)).toFixed(1);
+    io.stderr(
+      `snaplog convert: read ${mib(p.bytesRead)} of ${mib(p.bytesTotal)} MiB (${
+        (100 * p.bytesRead / p.bytesTotal).toFixed(0)
+      }%)\n`,
+    );
+  };
+  const start = performance.now();
+  const r = await convertSnapshot(input, output, {
+    to,
+    from,
+    rejoinAfterLeave: values["rejoin-after-leave"] === true,
+    onProgress,
+  });
+  const ms = performance.now() - start;
+  const where = r.from === "go-text" ? "line" : "offset";
+  for (const w of r.warnings.slice(0, SUMMARY_WARNINGS_MAX)) {
+    io.stderr(`snaplog convert: skipped ${where} ${w.line} of the input: ${w.reason}\n`);
+  }
+  if (r.warnings.length > SUMMARY_WARNINGS_MAX) {
+    io.stderr(`snaplog convert: ... and ${r.warnings.length - SUMMARY_WARNINGS_MAX} more skipped\n`);
+  }
+  io.stdout(
+    `converted ${input} (${r.from}, ${r.bytesRead} bytes, ${r.records} records) to ${output} (${r.to}, ${r.bytesWritten} bytes): ` +
+      `${r.aliveCount} alive nodes, clocks ${r.lastClock}/${r.lastEventClock}/${r.lastQueryClock}, ` +
+      `${r.warnings.length} warnings${
+        r.tornTailBytes > 0 ? `, ${r.tornTailBytes}-byte torn tail dropped` : ""
+      }${r.leaveRecorded ? ", leave kept" : ""}, ${ms.toFixed(1)} ms\n`,
+  );
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,737 @@
+// Converting a serf snapshot between snaplog's binary format and serf's Go text format.
+//
+// The conversion replays the input (streaming, through the same Wasm replay paths as
+// `replaySnapshot`) and writes the replayed state in the target format, the way compaction
+// does: alive records, then the clocks. Memory follows the alive set, not the file, and the
+// output replays to exactly the state the input replays to, because it is written from that
+// state rather than translated line by line.
+//
+// Leave modes. A `leave` record means "clear everything" to a reader with
+// rejoinAfterLeave=false and nothing to one with rejoinAfterLeave=true, so one input has two
+// states. The input is replayed in both modes at once (one read of the file) and, when they
+// differ, the output is
+//
+//   alive* clock event-clock query-clock   the rejoinAfterLeave=true state
+//   leave
+//   alive* [clock] [event-clock] [query-clock]   the rejoinAfterLeave=false state, non-zero clocks only
+//
+// which replays to the source's state in both modes: the false-mode state F is what the
+// records after the last leave build from nothing, and the true-mode state T is what they
+// build on top of the earlier state, so every node of F is in T with the same address, and a
+// non-zero clock of F was written after the last leave and so equals T's. README "Converting
+// snapshots".
+//
+// Crash safety: the output is written to `<out>.tmp-<random>`, fdatasynced and closed, then
+// renamed over `<out>`, and the directory is fsynced so the rename survives a crash. A failure
+// at any step removes the temporary file and leaves `<out>` as it was.
+import { basename, dirname, join, resolve } from "node:path";
+import { WasmCore } from "../_wasm/core.ts";
+import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
+import { denoFs } from "../fs/deno_fs.ts";
+import type { FileHandle, FileSystem } from "../fs/types.ts";
+import { FileKind, RecordType, replayBinaryFile, SERF_FRAME_SIZE_MAX, SERF_LIMITS } from "./binary.ts";
+import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
+import { GoTextReplayer } from "./gotext.ts";
+import { NAME_BYTES_MAX, typeName } from "./records.ts";
+import type { SerfState } from "./_state.ts";
+import { detectFormat } from "./snapshotter.ts";
+import type { ReplayWarning } from "./types.ts";
+
+/** How far a conversion has read its input, for {@link ConvertOptions.onProgress}. */
+export interface ConvertProgress {
+  /** Bytes of the input read so far. */
+  bytesRead: number;
+  /** The input's size when the conversion started (bytes appended later are not read). */
+  bytesTotal: number;
+}
+
+/** Options of {@link convertSnapshot}. */
+export interface ConvertOptions {
+  /** The output format. */
+  to: SnapshotFormat;
+  /**
+   * The input format; `"auto"` detects it (snaplog's binary header, else serf's text).
+   * @default {"auto"}
+   */
+  from?: "auto" | SnapshotFormat;
+  /**
+   * The leave mode whose state the report describes (and whose warnings it lists). The
+   * output replays to the input's state in both modes whatever this is.
+   * @default {false}
+   */
+  rejoinAfterLeave?: boolean;
+  /**
+   * Called as the input is read: at least every 8 MiB, and once at the end with
+   * `bytesRead === bytesTotal`.
+   * @default {undefined}
+   */
+  onProgress?: (progress: ConvertProgress) => void;
+  /** The file system; every read and write goes through it. @default {denoFs} */
+  fs?: FileSystem;
+}
+
+/** What {@link convertSnapshot} read and wrote. */
+export interface ConvertReport {
+  /** The input's format. */
+  from: SnapshotFormat;
+  /** The output's format. */
+  to: SnapshotFormat;
+  /** Records read (binary: frames; go-text: complete lines, skipped ones included). */
+  records: number;
+  /** Bytes of the input read. */
+  bytesRead: number;
+  /** Bytes of the output written. */
+  bytesWritten: number;
+  /** Alive nodes in the state (for the `rejoinAfterLeave` mode of the options). */
+  aliveCount: number;
+  /** The last member clock of that state. */
+  lastClock: bigint;
+  /** The last user-event clock of that state. */
+  lastEventClock: bigint;
+  /** The last query clock of that state. */
+  lastQueryClock: bigint;
+  /** Bytes after the input's last complete record (not converted: replay drops them too). */
+  tornTailBytes: number;
+  /** What replay skipped in the input, in file order (go-text: serf's WARN wording). */
+  warnings: ReplayWarning[];
+  /**
+   * True when the input's `leave` changes its state (the two leave modes replay differently),
+   * so the output holds both states around one `leave` record.
+   */
+  leaveRecorded: boolean;
+}
+
+/** Read size: large enough that per-call costs vanish, small enough to stay in cache. */
+const READ_CHUNK_BYTES = 1 << 20;
+/**
+ * Progress is reported each time this much more has been read. Reads are at most about
+ * 1 MiB (binary resync windows are two maximal frames, about 256 KiB), so the gap between
+ * calls stays under the documented 8 MiB.
+ */
+const PROGRESS_STEP_BYTES = 4 << 20;
+/** Output is written in pieces of this size: a bounded buffer, few system calls. */
+const WRITE_CHUNK_BYTES = 1 << 20;
+/**
+ * Reads the two binary replays have not both taken yet. They read the same positions in
+ * lockstep, so two would do; the bound only keeps a divergence (which costs a re-read, not
+ * correctness) from growing the cache.
+ */
+const SHARED_READS_MAX = 8;
+
+interface Resolved {
+  to: SnapshotFormat;
+  from: "auto" | SnapshotFormat;
+  rejoinAfterLeave: boolean;
+  onProgress: ((progress: ConvertProgress) => void) | null;
+  fs: FileSystem;
+}
+
+function checkOptions(options: ConvertOptions): Resolved {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot convert snapshot: options must be an object, got ${typeName(options)}`);
+  }
+  const formats = ["binary", "go-text"];
+  if (!formats.includes(options.to)) {
+    throw new TypeError(
+      `Cannot convert snapshot: to must be "binary" or "go-text", got ${typeName(options.to)}`,
+    );
+  }
+  const from = options.from ?? "auto";
+  if (from !== "auto" && !formats.includes(from)) {
+    throw new TypeError(`Cannot convert snapshot: from must be "auto", "binary" or "go-text"`);
+  }
+  const rejoinAfterLeave = options.rejoinAfterLeave ?? false;
+  if (typeof rejoinAfterLeave !== "boolean") {
+    throw new TypeError(`Cannot convert snapshot: rejoinAfterLeave must be a boolean`);
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    throw new TypeError(`Cannot convert snapshot: onProgress must be a function`);
+  }
+  return {
+    to: options.to,
+    from,
+    rejoinAfterLeave,
+    onProgress: options.onProgress ?? null,
+    fs: options.fs ?? denoFs,
+  };
+}
+
+/**
+ * Converts a serf snapshot between snaplog's binary format and serf's Go text format,
+ * streaming: the input is replayed through the Wasm scan and the replayed state is written
+ * in the target format (alive records, then the clocks, like a compaction), so memory
+ * follows the alive set, not the file. The output replays to exactly the input's state (alive
+ * set and the three clocks) in both leave modes: when a `leave` in the input changes the
+ * state, the output keeps one `leave` record between the two states (see the module notes).
+ * Skipped lines and a torn tail of the input are not converted, as replay drops them too; the
+ * report lists them.
+ *
+ * The output is written atomically: to `<output>.tmp-<random>`, fdatasynced, renamed over
+ * `output`, and its directory fsynced. On any failure the temporary file is removed and
+ * `output` is left as it was.
+ *
+ * @example Convert serf's text snapshot to the binary format
+ * ```ts
+ * import { convertSnapshot } from "./convert.ts";
+ * import { replaySnapshot } from "./replay.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/serf.snapshot`, "alive: a 10.0.0.1:7946\nclock: 3\n");
+ * const report = await convertSnapshot(`${dir}/serf.snapshot`, `${dir}/serf.snap`, { to: "binary" });
+ * assert.equal(report.from, "go-text");
+ * assert.equal(report.aliveCount, 1);
+ *
+ * const state = await replaySnapshot(`${dir}/serf.snap`);
+ * assert.equal(state.format, "binary");
+ * assert.deepEqual(state.aliveNodes, [{ name: "a", addr: "10.0.0.1:7946" }]);
+ * assert.equal(state.lastClock, 3n);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @param input The snapshot to read; it is never modified.
+ * @param output Where to write the converted snapshot; replaced if it exists.
+ * @param options The target format (required), the source format, the leave mode the report
+ *   describes, a progress callback and the file system.
+ * @returns What was read and written, and the replayed state's size and clocks.
+ * @throws {Deno.errors.NotFound} If the input does not exist.
+ * @throws {Error} If `output` names the input file (also through `..`, symlinks or hard links).
+ * @throws {RangeError} If a node cannot be written in the target format: for go-text a name
+ *   holding `\n` or an address holding `\n` or a space; for binary a name or address over
+ *   65535 bytes.
+ * @throws {CorruptionError} If a binary input is damaged before its tail.
+ * @throws {TypeError} For options of the wrong type.
+ */
+export async function convertSnapshot(
+  input: string,
+  output: string,
+  options: ConvertOptions,
+): Promise<ConvertReport> {
+  if (typeof input !== "string" || input === "") {
+    throw new TypeError(`Cannot convert snapshot: input must be a non-empty string, got ${typeName(input)}`);
+  }
+  if (typeof output !== "string" || output === "") {
+    throw new TypeError(
+      `Cannot convert snapshot: output must be a non-empty string, got ${typeName(output)}`,
+    );
+  }
+  const o = checkOptions(options);
+  const fs = o.fs;
+  const info = await fs.stat(input);
+  if (info === null) throw new Deno.errors.NotFound(`Cannot convert "${input}": no such file`);
+  if (await sameFile(fs, input, output)) {
+    throw new Error(`Cannot convert "${input}": the output "${output}" is the input file`);
+  }
+  const from: SnapshotFormat = o.from === "auto" ? (await detectFormat(fs, input)) ?? "binary" : o.from;
+
+  const progress = new Progress(info.size, o.onProgress);
+  const replayed = from === "go-text"
+    ? await replayGoTextBoth(fs, input, info.size, progress)
+    : await replayBinaryBoth(fs, input, info.size, progress);
+  progress.end();
+
+  const { leaving, staying } = replayed; // rejoinAfterLeave false / true
+  const leaveRecorded = !sameState(leaving.state, staying.state);
+  const check = o.to === "go-text" ? checkGoText : checkBinary;
+  // Collected (and checked) before the output is created: a node that cannot be written
+  // fails the conversion without touching the file system.
+  const parts = leaveRecorded
+    ? [collect(staying.state, check), collect(leaving.state, check)]
+    : [collect(leaving.state, check)];
+
+  const tmp = `${output}.tmp-${randomHex(8)}`;
+  let file: FileHandle | null = null;
+  let bytesWritten = 0;
+  try {
+    file = await fs.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    const sink = o.to === "go-text" ? new TextSink(file) : new BinarySink(file);
+    await sink.header();
+    await writeNodes(sink, parts[0]!);
+    const c0 = clocksOf(leaveRecorded ? staying.state : leaving.state);
+    for (let k = 0; k < 3; k++) await sink.clock(k as 0 | 1 | 2, c0[k]!);
+    if (leaveRecorded) {
+      await sink.leave();
+      await writeNodes(sink, parts[1]!);
+      // A zero clock is left out: writing it would reset the other mode's clock.
+      const c1 = clocksOf(leaving.state);
+      for (let k = 0; k < 3; k++) if (c1[k] !== 0n) await sink.clock(k as 0 | 1 | 2, c1[k]!);
+    }
+    bytesWritten = await sink.flush();
+    // The data must be on disk before the rename makes it the output: otherwise a crash
+    // could leave an output that is renamed but empty.
+    await file.datasync();
+    const f = file;
+    file = null;
+    await f.close();
+    await fs.rename(tmp, output);
+  } catch (err) {
+    if (file !== null) await file.close().catch(() => {});
+    await fs.remove(tmp).catch(() => {});
+    throw err;
+  }
+  // The rename is durable only once the directory is: README "Crash safety".
+  await fs.syncDir(dirname(output));
+
+  const chosen = o.rejoinAfterLeave ? staying : leaving;
+  const clocks = chosen.state.clocks;
+  return {
+    from,
+    to: o.to,
+    records: chosen.records,
+    bytesRead: info.size,
+    bytesWritten,
+    aliveCount: chosen.state.count,
+    lastClock: clocks.lastClock,
+    lastEventClock: clocks.lastEventClock,
+    lastQueryClock: clocks.lastQueryClock,
+    tornTailBytes: chosen.tornTailBytes,
+    warnings: chosen.warnings,
+    leaveRecorded,
+  };
+}
+
+// ---- same-file check -------------------------------------------------------------------
+
+/** The canonical path of `path`: symlinks resolved where the file (or its directory) exists. */
+async function canonical(fs: FileSystem, path: string): Promise<string> {
+  const abs = resolve(path);
+  // Another FileSystem (an in-memory one in tests) has its own namespace: compare spellings.
+  if (fs !== denoFs) return abs;
+  try {
+    return await Deno.realPath(abs);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  try {
+    return join(await Deno.realPath(dirname(abs)), basename(abs));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return abs;
+  }
+}
+
+/** True if `output` names the file `input` names: same canonical path, or the same inode. */
+async function sameFile(fs: FileSystem, input: string, output: string): Promise<boolean> {
+  if ((await canonical(fs, input)) === (await canonical(fs, output))) return true;
+  if (fs !== denoFs) return false;
+  // A hard link has its own path but is the same file: replacing it would not touch the
+  // input, yet the user almost certainly meant the input.
+  try {
+    const [a, b] = await Promise.all([Deno.stat(input), Deno.stat(output)]);
+    return a.ino !== null && a.dev === b.dev && a.ino === b.ino;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+function randomHex(bytes: number): string {
+  const b = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// ---- replay in both leave modes ----------------------------------------------------------
+
+interface Replayed {
+  state: SerfState;
+  records: number;
+  tornTailBytes: number;
+  warnings: ReplayWarning[];
+}
+
+/** Reports progress at most every PROGRESS_STEP_BYTES, and once at the end. */
+class Progress {
+  readonly #total: number;
+  readonly #fn: ((progress: ConvertProgress) => void) | null;
+  #read = 0;
+  #reported = 0;
+
+  constructor(total: number, fn: ((progress: ConvertProgress) => void) | null) {
+    this.#total = total;
+    this.#fn = fn;
+  }
+
+  /** The input has been read up to `position`. */
+  at(position: number): void {
+    if (position <= this.#read) return;
+    this.#read = Math.min(position, this.#total);
+    if (this.#fn !== null && this.#read - this.#reported >= PROGRESS_STEP_BYTES && this.#read < this.#total) {
+      this.#reported = this.#read;
+      this.#fn({ bytesRead: this.#read, bytesTotal: this.#total });
+    }
+  }
+
+  end(): void {
+    this.#read = this.#total;
+    this.#fn?.({ bytesRead: this.#total, bytesTotal: this.#total });
+  }
+}
+
+/** Serf's text format: one read of the file, pushed into a replayer per leave mode. */
+async function replayGoTextBoth(
+  fs: FileSystem,
+  path: string,
+  size: number,
+  progress: Progress,
+): Promise<{ leaving: Replayed; staying: Replayed }> {
+  const leaving = new GoTextReplayer({ rejoinAfterLeave: false });
+  const staying = new GoTextReplayer({ rejoinAfterLeave: true });
+  const file = await fs.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(Math.min(READ_CHUNK_BYTES, Math.max(size, 1)));
+    let pos = 0;
+    // Only the bytes present at the start are read: a writer appending meanwhile cannot
+    // make the conversion chase the end of the file. Each pass reads at least one byte or
+    // stops, so the loop is bounded by `size`.
+    while (pos < size) {
+      const n = await file.read(buf.subarray(0, Math.min(buf.length, size - pos)), pos);
+      if (n === 0) throw new Error(`Cannot read "${path}": file shrank during conversion at offset ${pos}`);
+      leaving.push(buf.subarray(0, n));
+      staying.push(buf.subarray(0, n));
+      pos += n;
+      progress.at(pos);
+    }
+  } finally {
+    await file.close();
+  }
+  const done = (r: GoTextReplayer): Replayed => {
+    // finish() frees the read buffer; the state stays in the replayer's Wasm instance.
+    const s = r.finish();
+    return { state: r.state, records: s.records, tornTailBytes: s.tornTailBytes, warnings: s.warnings };
+  };
+  return { leaving: done(leaving), staying: done(staying) };
+}
+
+/** The binary format: two replays over one handle whose reads they share. */
+async function replayBinaryBoth(
+  fs: FileSystem,
+  path: string,
+  size: number,
+  progress: Progress,
+): Promise<{ leaving: Replayed; staying: Replayed }> {
+  const file = await fs.open(path, { read: true });
+  try {
+    const shared = new SharedReads(file, progress);
+    const run = async (rejoin: boolean): Promise<Replayed> => {
+      const codec = newBinaryCodec(rejoin);
+      const r = await replayBinaryFile(codec.core, shared, size, path, "truncate-tail");
+      return {
+        state: codec.state,
+        records: r.records,
+        tornTailBytes: r.tornTailBytes,
+        warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
+      };
+    };
+    // Both settle before the file closes: a replay that fails must not leave the other reading.
+    const [leaving, staying] = await Promise.allSettled([run(false), run(true)]);
+    if (leaving.status === "rejected") throw leaving.reason;
+    if (staying.status === "rejected") throw staying.reason;
+    return { leaving: leaving.value, staying: staying.value };
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * A read-only handle over `inner` for two replays that read the same positions: the first
+ * read of a (position, length) goes to the file, the second is served from memory.
+ */
+class SharedReads implements FileHandle {
+  readonly #inner: FileHandle;
+  readonly #progress: Progress;
+  readonly #pending = new Map<string, { data: Promise<Uint8Array>; readers: number }>();
+
+  constructor(inner: FileHandle, progress: Progress) {
+    this.#inner = inner;
+    this.#progress = progress;
+  }
+
+  async read(buf: Uint8Array, position: number): Promise<number> {
+    const key = `${position}:${buf.length}`;
+    let entry = this.#pending.get(key);
+    if (entry === undefined) {
+      const data = (async (): Promise<Uint8Array> => {
+        const b = new Uint8Array(buf.length);
+        const n = await this.#inner.read(b, position);
+        this.#progress.at(position + n);
+        return b.subarray(0, n);
+      })();
+      entry = { data, readers: 0 };
+      this.#pending.set(key, entry);
+      if (this.#pending.size > SHARED_READS_MAX) {
+        this.#pending.delete(this.#pending.keys().next().value!);
+      }
+    }
+    entry.readers++;
+    if (entry.readers === 2) this.#pending.delete(key);
+    const data = await entry.data;
+    buf.set(data);
+    return data.length;
+  }
+  write(): Promise<void> {
+    return Promise.reject(new TypeError("Cannot write: the conversion input is read-only"));
+  }
+  truncate(): Promise<void> {
+    return Promise.reject(new TypeError("Cannot truncate: the conversion input is read-only"));
+  }
+  datasync(): Promise<void> {
+    return Promise.resolve();
+  }
+  size(): Promise<number> {
+    return this.#inner.size();
+  }
+  tryLock(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+// ---- the state, collected and checked ------------------------------------------------------
+
+function clocksOf(state: SerfState): [bigint, bigint, bigint] {
+  const c = state.clocks;
+  return [c.lastClock, c.lastEventClock, c.lastQueryClock];
+}
+
+/** Same alive count and clocks. Enough here: the false-mode state is a subset of the true-mode one. */
+function sameState(a: SerfState, b: SerfState): boolean {
+  const ca = clocksOf(a);
+  const cb = clocksOf(b);
+  return a.count === b.count && ca.every((v, i) => v === cb[i]);
+}
+
+/** The alive set as raw bytes (names and addresses as replay stored them), sorted by name. */
+interface Nodes {
+  bytes: Uint8Array;
+  /** Per node: name start, address start, address end. */
+  offsets: Uint32Array;
+  order: Uint32Array;
+}
+
+type Check = (bytes: Uint8Array, nameStart: number, addrStart: number, addrEnd: number) => void;
+
+const decoder = new TextDecoder();
+
+function nodeName(bytes: Uint8Array, start: number, end: number): string {
+  return JSON.stringify(decoder.decode(bytes.subarray(start, end)));
+}
+
+/**
+ * What serf's text replay reads back exactly: `alive: NAME ADDR\n` splits at the last space,
+ * so the address may hold no space, and neither field a `\n`. Anything else (`\r`, an empty
+ * name, invalid UTF-8) replays byte for byte, so it is written as is.
+ */
+const checkGoText: Check = (bytes, nameStart, addrStart, addrEnd) => {
+  const nl = bytes.subarray(nameStart, addrStart).indexOf(0x0a);
+  if (nl >= 0) {
+    throw new RangeError(
+      `Cannot write node ${nodeName(bytes, nameStart, addrStart)} in go-text format: its name contains "\\n"`,
+    );
+  }
+  const addr = bytes.subarray(addrStart, addrEnd);
+  if (addr.indexOf(0x0a) >= 0 || addr.indexOf(0x20) >= 0) {
+    const what = addr.indexOf(0x0a) >= 0 ? '"\\n"' : '" "';
+    throw new RangeError(
+      `Cannot write node ${nodeName(bytes, nameStart, addrStart)} in go-text format: its address ${
+        JSON.stringify(decoder.decode(addr))
+      } contains ${what}`,
+    );
+  }
+};
+
+/** The binary format stores each length in 16 bits. */
+const checkBinary: Check = (bytes, nameStart, addrStart, addrEnd) => {
+  if (addrStart - nameStart > NAME_BYTES_MAX || addrEnd - addrStart > NAME_BYTES_MAX) {
+    const field = addrStart - nameStart > NAME_BYTES_MAX ? "name" : "address";
+    const len = field === "name" ? addrStart - nameStart : addrEnd - addrStart;
+    throw new RangeError(
+      `Cannot write node ${
+        nodeName(bytes, nameStart, Math.min(addrStart, nameStart + 64))
+      } in binary format: its ${field} is ${len} bytes, the limit is ${NAME_BYTES_MAX}`,
+    );
+  }
+};
+
+function compareBytes(b: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) {
+    const d = b[aStart + i]! - b[bStart + i]!;
+    if (d !== 0) return d;
+  }
+  return (aEnd - aStart) - (bEnd - bStart);
+}
+
+/**
+ * Copies the alive set out of Wasm (one byte array plus offsets, no object per node), checks
+ * every node against the target format, and sorts by name so the output is deterministic.
+ */
+function collect(state: SerfState, check: Check): Nodes {
+  const x = state.exports;
+  const count = x.state_count();
+  const bytes = new Uint8Array(x.state_live_bytes());
+  const offsets = new Uint32Array(count * 3);
+  const u8 = state.core.u8;
+  let at = 0;
+  let i = 0;
+  x.state_iter_reset();
+  while (x.state_iter_next() === 1) {
+    if (i === count) throw new Error(`Cannot read alive set: more entries than its count ${count}`);
+    const np = x.state_iter_name_ptr();
+    const nl = x.state_iter_name_len();
+    const ap = x.state_iter_addr_ptr();
+    const al = x.state_iter_addr_len();
+    offsets[i * 3] = at;
+    bytes.set(u8.subarray(np, np + nl), at);
+    at += nl;
+    offsets[i * 3 + 1] = at;
+    bytes.set(u8.subarray(ap, ap + al), at);
+    at += al;
+    offsets[i * 3 + 2] = at;
+    check(bytes, offsets[i * 3]!, offsets[i * 3 + 1]!, at);
+    i++;
+  }
+  if (i !== count) throw new Error(`Cannot read alive set: ${i} entries, expected ${count}`);
+  const order = new Uint32Array(count);
+  for (let k = 0; k < count; k++) order[k] = k;
+  order.sort((a, b) =>
+    compareBytes(bytes, offsets[a * 3]!, offsets[a * 3 + 1]!, offsets[b * 3]!, offsets[b * 3 + 1]!)
+  );
+  return { bytes, offsets, order };
+}
+
+// ---- writing ---------------------------------------------------------------------------------
+
+interface Sink {
+  header(): Promise<void>;
+  alive(name: Uint8Array, addr: Uint8Array): Promise<void>;
+  clock(kind: 0 | 1 | 2, value: bigint): Promise<void>;
+  leave(): Promise<void>;
+  /** Writes what is buffered; returns the bytes written in all. */
+  flush(): Promise<number>;
+}
+
+async function writeNodes(sink: Sink, nodes: Nodes): Promise<void> {
+  const { bytes, offsets } = nodes;
+  for (const k of nodes.order) {
+    const n = offsets[k * 3]!;
+    const a = offsets[k * 3 + 1]!;
+    const e = offsets[k * 3 + 2]!;
+    await sink.alive(bytes.subarray(n, a), bytes.subarray(a, e));
+  }
+}
+
+const encoder = new TextEncoder();
+const ALIVE_PREFIX = encoder.encode("alive: ");
+const CLOCK_PREFIXES = [
+  encoder.encode("clock: "),
+  encoder.encode("event-clock: "),
+  encoder.encode("query-clock: "),
+];
+const SPACE = encoder.encode(" ");
+const NEWLINE = encoder.encode("\n");
+const LEAVE = encoder.encode("leave\n");
+
+/** Serf's text format, written as serf writes it; fields go out as the bytes replay stored. */
+class TextSink implements Sink {
+  readonly #file: FileHandle;
+  readonly #buf = new Uint8Array(WRITE_CHUNK_BYTES);
+  #len = 0;
+  #pos = 0;
+
+  constructor(file: FileHandle) {
+    this.#file = file;
+  }
+  header(): Promise<void> {
+    return Promise.resolve(); // serf's format has no header
+  }
+  async alive(name: Uint8Array, addr: Uint8Array): Promise<void> {
+    for (const part of [ALIVE_PREFIX, name, SPACE, addr, NEWLINE]) await this.#put(part);
+  }
+  async clock(kind: 0 | 1 | 2, value: bigint): Promise<void> {
+    await this.#put(CLOCK_PREFIXES[kind]!);
+    await this.#put(encoder.encode(`${value}\n`));
+  }
+  leave(): Promise<void> {
+    return this.#put(LEAVE);
+  }
+  async flush(): Promise<number> {
+    await this.#drain();
+    return this.#pos;
+  }
+  async #put(bytes: Uint8Array): Promise<void> {
+    if (this.#len + bytes.length > this.#buf.length) await this.#drain();
+    if (bytes.length > this.#buf.length) {
+      await this.#file.write(bytes, this.#pos);
+      this.#pos += bytes.length;
+      return;
+    }
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+  }
+  async #drain(): Promise<void> {
+    if (this.#len === 0) return;
+    await this.#file.write(this.#buf.subarray(0, this.#len), this.#pos);
+    this.#pos += this.#len;
+    this.#len = 0;
+  }
+}
+
+/** snaplog's binary format: frames encoded and sealed (CRC32C) in a Wasm instance of its own. */
+class BinarySink implements Sink {
+  readonly #file: FileHandle;
+  readonly #core = new WasmCore();
+  readonly #enc: FrameEncoder;
+  #pos = 0;
+
+  constructor(file: FileHandle) {
+    this.#file = file;
+    // Room for at least one maximal frame, so every record fits in an empty batch.
+    this.#enc = new FrameEncoder(
+      this.#core,
+      SERF_LIMITS,
+      Math.max(WRITE_CHUNK_BYTES, 2 * SERF_FRAME_SIZE_MAX),
+    );
+  }
+  async header(): Promise<void> {
+    const h = encodeFileHeader(FileKind.serfSnapshot);
+    await this.#file.write(h, 0);
+    this.#pos = h.length;
+  }
+  async alive(name: Uint8Array, addr: Uint8Array): Promise<void> {
+    const at = await this.#reserve(RecordType.alive, 2 + name.length + addr.length);
+    const u8 = this.#core.u8;
+    u8[at] = name.length & 0xff;
+    u8[at + 1] = name.length >>> 8;
+    u8.set(name, at + 2);
+    u8.set(addr, at + 2 + name.length);
+  }
+  async clock(kind: 0 | 1 | 2, value: bigint): Promise<void> {
+    const at = await this.#reserve(RecordType.clock + kind, 8);
+    this.#core.view.setBigUint64(at, value, true);
+  }
+  async leave(): Promise<void> {
+    await this.#reserve(RecordType.leave, 0);
+  }
+  async flush(): Promise<number> {
+    await this.#drain();
+    return this.#pos;
+  }
+  async #reserve(type: number, length: number): Promise<number> {
+    let at = this.#enc.reserve(type, length);
+    if (at < 0) {
+      await this.#drain();
+      at = this.#enc.reserve(type, length);
+    }
+    return at;
+  }
+  async #drain(): Promise<void> {
+    if (this.#enc.length === 0) return;
+    // A copy: the write is asynchronous and the batch lives in Wasm memory.
+    const bytes = this.#enc.bytes().slice();
+    await this.#file.write(bytes, this.#pos);
+    this.#pos += bytes.length;
+    this.#enc.clear();
+  }
+}

@@ -1,0 +1,305 @@
+// The CLI contract: `replay --json` against what the real serf v0.9.4 recovered from every
+// fixture (in-process through `main`, and through `deno task cli` in a subprocess), plus the
+// exit codes and the one-line errors.
+import assert from "node:assert/strict";
+import { type CliIo, main } from "../src/cli/main.ts";
+
+const FIXTURES = new URL("../../shared/fixtures/serf-go/", import.meta.url);
+const REPO = new URL("../", import.meta.url);
+
+/** What serf recovered (a `*.expected.json` top level, or its `rejoin_after_leave_true`). */
+interface SerfResult {
+  alive_nodes: { name: string; addr: string }[];
+  last_clock_str: string;
+  last_event_clock_str: string;
+  last_query_clock_str: string;
+  serf_log: string[];
+}
+
+interface Expected extends SerfResult {
+  file_bytes: number;
+  newline_terminated_lines: number;
+  bytes_after_last_newline: number;
+  rejoin_after_leave_true: SerfResult;
+}
+
+/** The `replay --json` object. */
+interface ReplayJson {
+  format: string;
+  aliveNodes: { name: string; addr: string }[];
+  lastClock: string;
+  lastEventClock: string;
+  lastQueryClock: string;
+  records: number;
+  bytes: number;
+  warnings: { line: number; reason: string }[];
+  tornTailBytes: number;
+  replayMs: number;
+}
+
+// Every fixture in the folder, not a fixed list: more may be added.
+const fixtures: string[] = [...Deno.readDirSync(FIXTURES)]
+  .filter((e) => e.isFile && e.name.endsWith(".snapshot"))
+  .map((e) => e.name)
+  .sort();
+
+function fixturePath(name: string): string {
+  return new URL(name, FIXTURES).pathname;
+}
+
+function expectedFor(name: string): Expected {
+  return JSON.parse(Deno.readTextFileSync(new URL(name.replace(/\.snapshot$/, ".expected.json"), FIXTURES)));
+}
+
+/** Runs `main` in-process and captures what it writes. */
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const io: CliIo = { stdout: (t) => stdout += t, stderr: (t) => stderr += t };
+  const code = await main(args, io);
+  return { code, stdout, stderr };
+}
+
+/** Runs `deno task cli ...` in a subprocess, from the repository root. */
+async function runTask(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "cli", ...args],
+    cwd: REPO,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Serf logs each skipped line as `[WARN] serf: <reason>` and an ignored leave as INFO. */
+function asSerfLog(warnings: { reason: string }[]): string[] {
+  return warnings.map((w) =>
+    w.reason === "Ignoring previous leave in snapshot"
+      ? `[INFO] serf: ${w.reason}`
+      : `[WARN] serf: ${w.reason}`
+  );
+}
+
+function assertMatchesSerf(got: ReplayJson, want: SerfResult, what: string): void {
+  assert.deepEqual(got.aliveNodes, want.alive_nodes, `${what}: alive nodes`);
+  assert.equal(got.lastClock, want.last_clock_str, `${what}: lastClock`);
+  assert.equal(got.lastEventClock, want.last_event_clock_str, `${what}: lastEventClock`);
+  assert.equal(got.lastQueryClock, want.last_query_clock_str, `${what}: lastQueryClock`);
+  const warns = want.serf_log.filter((l) => l.startsWith("[WARN]")).length;
+  assert.equal(
+    got.warnings.filter((w) => w.reason !== "Ignoring previous leave in snapshot").length,
+    warns,
+    `${what}: warnings vs serf's WARN lines`,
+  );
+  assert.deepEqual(asSerfLog(got.warnings), want.serf_log, `${what}: warnings in serf's wording`);
+}
+
+Deno.test("cli test finds the fixtures", () => {
+  assert.ok(fixtures.length >= 14, `found only ${fixtures.length} fixtures in ${FIXTURES.pathname}`);
+});
+
+for (const name of fixtures) {
+  Deno.test(`main replay --json matches serf on ${name}`, async () => {
+    const want = expectedFor(name);
+    const path = fixturePath(name);
+    for (const rejoin of [false, true]) {
+      const args = ["replay", ...(rejoin ? ["--rejoin-after-leave"] : []), "--json", path];
+      const r = await run(args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      assert.ok(
+        r.stdout.endsWith("\n") && r.stdout.indexOf("\n") === r.stdout.length - 1,
+        "one line of JSON",
+      );
+      const got = JSON.parse(r.stdout) as ReplayJson;
+      assertMatchesSerf(got, rejoin ? want.rejoin_after_leave_true : want, `${name} rejoin=${rejoin}`);
+      if (want.file_bytes > 0) assert.equal(got.format, "go-text");
+      assert.equal(got.bytes, want.file_bytes);
+      assert.equal(got.records, want.newline_terminated_lines);
+      assert.equal(got.tornTailBytes, want.bytes_after_last_newline);
+      assert.equal(typeof got.replayMs, "number");
+      assert.ok(got.replayMs >= 0);
+      assert.deepEqual(
+        Object.keys(got).sort(),
+        [
+          "aliveNodes",
+          "bytes",
+          "format",
+          "lastClock",
+          "lastEventClock",
+          "lastQueryClock",
+          "records",
+          "replayMs",
+          "tornTailBytes",
+          "warnings",
+        ],
+      );
+    }
+  });
+}
+
+Deno.test("deno task cli replay --json pins the task contract on every fixture", async () => {
+  // Subprocesses in parallel: one per fixture and leave mode.
+  const jobs = fixtures.flatMap((name) =>
+    [false, true].map(async (rejoin) => {
+      const r = await runTask([
+        "replay",
+        ...(rejoin ? ["--rejoin-after-leave"] : []),
+        "--json",
+        fixturePath(name),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const want = expectedFor(name);
+      assertMatchesSerf(
+        JSON.parse(r.stdout) as ReplayJson,
+        rejoin ? want.rejoin_after_leave_true : want,
+        `task ${name} rejoin=${rejoin}`,
+      );
+    })
+  );
+  await Promise.all(jobs);
+});
+
+Deno.test("main replay --format go-text agrees with auto-detection", async () => {
+  const path = fixturePath("05-serf-leave-then-restart.snapshot");
+  const a = JSON.parse((await run(["replay", "--json", path])).stdout) as ReplayJson;
+  const b = JSON.parse((await run(["replay", "--json", "--format", "go-text", path])).stdout) as ReplayJson;
+  assert.deepEqual({ ...a, replayMs: 0 }, { ...b, replayMs: 0 });
+});
+
+Deno.test("main replay prints a human summary without --json", async () => {
+  const r = await run(["replay", fixturePath("05-serf-leave-then-restart.snapshot")]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /go-text, 13 records, 209 bytes/);
+  assert.match(r.stdout, /clocks: member 5, event 1, query 0/);
+  assert.match(r.stdout, /alive nodes: 2/);
+});
+
+Deno.test("main replay of a missing file exits 1 with one line on stderr", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await run(["replay", "--json", `${dir}/missing.snapshot`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /missing\.snapshot/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main exits 2 with usage on stderr for bad flags, values and commands", async () => {
+  const path = fixturePath("01-serf-plain-joins.snapshot");
+  for (
+    const args of [
+      ["replay", "--bogus", path],
+      ["replay", "--format", "xml", path],
+      ["replay", "--json"],
+      ["replay", "--json", path, path],
+      ["convert", "--to", "binary", path],
+      ["convert", path, "/tmp/out"],
+      ["convert", "--to", "yaml", path, "/tmp/out"],
+      ["convert", "--frobnicate", "--to", "binary", path, "/tmp/out"],
+      ["frobnicate"],
+      [],
+    ]
+  ) {
+    const r = await run(args);
+    assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /Usage: snaplog/);
+  }
+});
+
+Deno.test("main --help prints usage on stdout and exits 0", async () => {
+  for (
+    const [args, re] of [[["--help"], /Commands:/], [["replay", "--help"], /--rejoin-after-leave/], [
+      ["convert", "-h"],
+      /--to binary\|go-text/,
+    ]] as const
+  ) {
+    const r = await run([...args]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, re);
+    assert.equal(r.stderr, "");
+  }
+});
+
+Deno.test("deno task cli exits 1 for a missing file and 2 for a bad flag", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const missing = await runTask(["replay", "--json", `${dir}/missing.snapshot`]);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stdout, "");
+    // `deno task` echoes the command line to stderr first; ours is the one line after it.
+    assert.equal(missing.stderr.split("\n").filter((l) => l.startsWith("snaplog")).length, 1, missing.stderr);
+    const bad = await runTask(["replay", "--no-such-flag", `${dir}/missing.snapshot`]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Unknown option '--no-such-flag'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main convert writes OUT, prints one summary line, and refuses OUT == IN", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const src = fixturePath("02-serf-churn.snapshot");
+    const r = await run(["convert", "--to", "binary", src, `${dir}/a.snap`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trimEnd().split("\n").length, 1);
+    assert.match(r.stdout, /^converted .* \(go-text, .*\) to .*a\.snap \(binary, /);
+    const a = JSON.parse((await run(["replay", "--json", src])).stdout) as ReplayJson;
+    const b = JSON.parse((await run(["replay", "--json", `${dir}/a.snap`])).stdout) as ReplayJson;
+    assert.equal(b.format, "binary");
+    assert.deepEqual([b.aliveNodes, b.lastClock, b.lastEventClock, b.lastQueryClock], [
+      a.aliveNodes,
+      a.lastClock,
+      a.lastEventClock,
+      a.lastQueryClock,
+    ]);
+
+    const before = await Deno.readFile(`${dir}/a.snap`);
+    const same = await run(["convert", "--to", "go-text", `${dir}/a.snap`, `${dir}/./x/../a.snap`]);
+    assert.equal(same.code, 1);
+    assert.equal(same.stdout, "");
+    assert.equal(same.stderr.trimEnd().split("\n").length, 1);
+    assert.match(same.stderr, /is the input file/);
+    assert.deepEqual(await Deno.readFile(`${dir}/a.snap`), before);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.snap"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task cli convert round-trips a fixture through both formats", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const src = fixturePath("05-serf-leave-then-restart.snapshot");
+    const toBin = await runTask(["convert", "--to", "binary", src, `${dir}/a.snap`]);
+    assert.equal(toBin.code, 0, toBin.stderr);
+    const toText = await runTask(["convert", "--to", "go-text", `${dir}/a.snap`, `${dir}/b.snapshot`]);
+    assert.equal(toText.code, 0, toText.stderr);
+    const want = expectedFor("05-serf-leave-then-restart.snapshot");
+    for (const rejoin of [false, true]) {
+      const r = await run([
+        "replay",
+        "--json",
+        ...(rejoin ? ["--rejoin-after-leave"] : []),
+        `${dir}/b.snapshot`,
+      ]);
+      const got = JSON.parse(r.stdout) as ReplayJson;
+      const w = rejoin ? want.rejoin_after_leave_true : want;
+      assert.deepEqual(got.aliveNodes, w.alive_nodes);
+      assert.deepEqual([got.lastClock, got.lastEventClock, got.lastQueryClock], [
+        w.last_clock_str,
+        w.last_event_clock_str,
+        w.last_query_clock_str,
+      ]);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

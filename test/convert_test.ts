@@ -1,0 +1,369 @@
+import assert from "node:assert/strict";
+import { type ConvertProgress, convertSnapshot } from "../src/serf/convert.ts";
+import { replaySnapshot } from "../src/serf/replay.ts";
+import { type SnapshotRecord, Snapshotter } from "../src/serf/snapshotter.ts";
+import { FaultFs } from "../src/fs/fault_fs.ts";
+import { MemFs } from "../src/fs/mem_fs.ts";
+import type { FileSystem } from "../src/fs/types.ts";
+import { Rng, testSeed } from "./_rng.ts";
+
+const FIXTURES = new URL("../../shared/fixtures/serf-go/", import.meta.url);
+const fixtures: string[] = [...Deno.readDirSync(FIXTURES)]
+  .filter((e) => e.isFile && e.name.endsWith(".snapshot"))
+  .map((e) => e.name)
+  .sort();
+
+function fixturePath(name: string): string {
+  return new URL(name, FIXTURES).pathname;
+}
+
+/** The part of a replayed state a conversion must keep: the alive set and the three clocks. */
+async function stateOf(
+  path: string,
+  rejoinAfterLeave: boolean,
+  fs?: FileSystem,
+): Promise<{ aliveNodes: unknown; clocks: bigint[] }> {
+  const s = await replaySnapshot(path, { rejoinAfterLeave, ...(fs === undefined ? {} : { fs }) });
+  return { aliveNodes: s.aliveNodes, clocks: [s.lastClock, s.lastEventClock, s.lastQueryClock] };
+}
+
+async function assertSameState(a: string, b: string, what: string, fs?: FileSystem): Promise<void> {
+  for (const rejoin of [false, true]) {
+    assert.deepEqual(await stateOf(b, rejoin, fs), await stateOf(a, rejoin, fs), `${what} rejoin=${rejoin}`);
+  }
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function names(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+for (const name of fixtures) {
+  Deno.test(`convertSnapshot keeps the state of ${name} through binary and back`, () =>
+    withDir(async (dir) => {
+      const src = fixturePath(name);
+      for (const rejoin of [false, true]) {
+        const report = await convertSnapshot(src, `${dir}/a.snap`, {
+          to: "binary",
+          rejoinAfterLeave: rejoin,
+        });
+        const source = await replaySnapshot(src, { rejoinAfterLeave: rejoin });
+        assert.equal(report.to, "binary");
+        if (source.bytes > 0) assert.equal(report.from, "go-text");
+        assert.equal(report.aliveCount, source.aliveNodes.length);
+        assert.deepEqual(
+          [report.lastClock, report.lastEventClock, report.lastQueryClock],
+          [source.lastClock, source.lastEventClock, source.lastQueryClock],
+        );
+        assert.deepEqual(report.warnings, source.warnings);
+        assert.equal(report.records, source.records);
+        assert.equal(report.tornTailBytes, source.tornTailBytes);
+        assert.equal(report.bytesWritten, (await Deno.stat(`${dir}/a.snap`)).size);
+        assert.equal((await replaySnapshot(`${dir}/a.snap`)).format, "binary");
+        // Whatever mode the report describes, the output keeps both.
+        await assertSameState(src, `${dir}/a.snap`, `${name} -> binary`);
+
+        await convertSnapshot(`${dir}/a.snap`, `${dir}/b.snapshot`, {
+          to: "go-text",
+          rejoinAfterLeave: rejoin,
+        });
+        assert.equal((await replaySnapshot(`${dir}/b.snapshot`)).format, "go-text");
+        await assertSameState(src, `${dir}/b.snapshot`, `${name} -> binary -> go-text`);
+
+        // go-text to go-text is a compaction that keeps both leave modes.
+        await convertSnapshot(src, `${dir}/c.snapshot`, { to: "go-text", from: "go-text" });
+        await assertSameState(src, `${dir}/c.snapshot`, `${name} -> go-text`);
+        assert.deepEqual(names(dir), ["a.snap", "b.snapshot", "c.snapshot"]);
+      }
+    }));
+}
+
+Deno.test("convertSnapshot keeps a trailing leave: both leave modes replay as the source", () =>
+  withDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/in.snapshot`,
+      "alive: a 10.0.0.1:7946\nclock: 4\nevent-clock: 2\nleave\nclock: 5\nnot-alive: a\n",
+    );
+    const r = await convertSnapshot(`${dir}/in.snapshot`, `${dir}/out.snap`, { to: "binary" });
+    assert.equal(r.leaveRecorded, true);
+    assert.equal(r.aliveCount, 0);
+    assert.equal(r.lastClock, 5n);
+    assert.equal(r.lastEventClock, 0n);
+    await assertSameState(`${dir}/in.snapshot`, `${dir}/out.snap`, "trailing leave");
+    // Without a leave, the output is a plain compaction.
+    await Deno.writeTextFile(
+      `${dir}/in2.snapshot`,
+      "alive: a 10.0.0.1:7946\nalive: b 10.0.0.2:7946\nclock: 4\n",
+    );
+    const r2 = await convertSnapshot(`${dir}/in2.snapshot`, `${dir}/out2.snapshot`, { to: "go-text" });
+    assert.equal(r2.leaveRecorded, false);
+    assert.equal(
+      await Deno.readTextFile(`${dir}/out2.snapshot`),
+      "alive: a 10.0.0.1:7946\nalive: b 10.0.0.2:7946\nclock: 4\nevent-clock: 0\nquery-clock: 0\n",
+    );
+  }));
+
+/** A random node name: spaces, `\r`, non-ASCII and an empty name all replay exactly in both formats. */
+function randomName(rng: Rng): string {
+  switch (rng.int(8)) {
+    case 0:
+      return "";
+    case 1:
+      return `node ${rng.int(30)} with spaces`;
+    case 2:
+      return `nöde-${rng.int(30)}-日本\r`;
+    case 3:
+      return `emoji-${rng.int(30)}-😀`;
+    default:
+      return `node-${rng.int(60)}`;
+  }
+}
+
+function randomAddr(rng: Rng): string {
+  return rng.pick([
+    `10.0.${rng.int(4)}.${rng.int(256)}:7946`,
+    `[fe80::${rng.int(65536).toString(16)}]:${rng.int(65536)}`,
+    ":7946",
+    "",
+    "10.0.0.1:7946\r",
+  ]);
+}
+
+function randomRecord(rng: Rng): SnapshotRecord {
+  const r = rng.int(100);
+  if (r < 45) return { type: "alive", name: randomName(rng), addr: randomAddr(rng) };
+  if (r < 65) return { type: "not-alive", name: randomName(rng) };
+  if (r < 90) {
+    const value = rng.int(10) === 0
+      ? 0xffff_ffff_ffff_ffffn - BigInt(rng.int(3))
+      : BigInt(rng.int(1_000_000));
+    return { type: rng.pick(["clock", "event-clock", "query-clock"] as const), value };
+  }
+  if (r < 95) return { type: "leave" };
+  return { type: "comment", text: `comment ${rng.int(1000)}` };
+}
+
+Deno.test("convertSnapshot round-trips a seeded random binary history through go-text", async () => {
+  const seed = testSeed("convertSnapshot random history");
+  const rng = new Rng(seed);
+  for (let round = 0; round < 20; round++) {
+    await withDir(async (dir) => {
+      const snap = await Snapshotter.open(`${dir}/src.snap`, {
+        format: "binary",
+        sync: "never",
+        minCompactSizeBytes: 1 << 30,
+      });
+      const n = rng.int(400);
+      for (let i = 0; i < n; i++) snap.append(randomRecord(rng));
+      await snap.close();
+      const what = `seed ${seed} round ${round}`;
+      const r1 = await convertSnapshot(`${dir}/src.snap`, `${dir}/mid.snapshot`, { to: "go-text" });
+      assert.equal(r1.from, "binary", what);
+      await assertSameState(`${dir}/src.snap`, `${dir}/mid.snapshot`, `${what}: binary -> go-text`);
+      await convertSnapshot(`${dir}/mid.snapshot`, `${dir}/back.snap`, { to: "binary" });
+      await assertSameState(`${dir}/src.snap`, `${dir}/back.snap`, `${what}: -> go-text -> binary`);
+      // A converted file converts to the same bytes again: the output is deterministic.
+      await convertSnapshot(`${dir}/back.snap`, `${dir}/again.snapshot`, { to: "go-text" });
+      assert.deepEqual(
+        await Deno.readFile(`${dir}/again.snapshot`),
+        await Deno.readFile(`${dir}/mid.snapshot`),
+      );
+    });
+  }
+});
+
+Deno.test("convertSnapshot refuses to overwrite its input, however the path is spelled", () =>
+  withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/x`);
+    const input = `${dir}/x/file`;
+    await Deno.writeTextFile(input, "alive: a 10.0.0.1:7946\nclock: 1\n");
+    await Deno.symlink(input, `${dir}/link`);
+    await Deno.link(input, `${dir}/hard`);
+    const before = await Deno.readFile(input);
+    const cwd = Deno.cwd();
+    Deno.chdir(dir);
+    try {
+      for (
+        const out of [input, `${dir}/x/../x/file`, "./x/../x/file", "x//file", `${dir}/link`, `${dir}/hard`]
+      ) {
+        await assert.rejects(
+          convertSnapshot(input, out, { to: "binary" }),
+          (err: Error) => /is the input file/.test(err.message),
+          out,
+        );
+        // Also with the input spelled differently.
+        await assert.rejects(convertSnapshot("./x/../x/file", out, { to: "go-text" }), /is the input file/);
+      }
+    } finally {
+      Deno.chdir(cwd);
+    }
+    assert.deepEqual(await Deno.readFile(input), before);
+    assert.deepEqual(names(`${dir}/x`), ["file"]);
+    assert.deepEqual(names(dir), ["hard", "link", "x"]);
+  }));
+
+Deno.test("convertSnapshot refuses what go-text cannot hold, leaving no output and no temp file", () =>
+  withDir(async (dir) => {
+    for (
+      const [record, re] of [
+        [{ type: "alive", name: "evil\nleave", addr: "10.0.0.1:7946" }, /name contains "\\n"/],
+        [{ type: "alive", name: "a", addr: "10.0.0.1 7946" }, /address "10.0.0.1 7946" contains " "/],
+        [{ type: "alive", name: "a", addr: "10.0.0.1:7946\n" }, /contains "\\n"/],
+      ] as const
+    ) {
+      const snap = await Snapshotter.open(`${dir}/src.snap`, { format: "binary" });
+      snap.append({ type: "alive", name: "good", addr: "10.0.0.9:7946" });
+      snap.append(record);
+      await snap.close();
+      await assert.rejects(
+        convertSnapshot(`${dir}/src.snap`, `${dir}/out.snapshot`, { to: "go-text" }),
+        (err) => {
+          assert.ok(err instanceof RangeError);
+          assert.match(err.message, re);
+          return true;
+        },
+      );
+      assert.deepEqual(names(dir), ["src.snap", "src.snap.lock"]);
+      // An existing output stays as it was.
+      await Deno.writeTextFile(`${dir}/out.snapshot`, "old\n");
+      await assert.rejects(
+        convertSnapshot(`${dir}/src.snap`, `${dir}/out.snapshot`, { to: "go-text" }),
+        RangeError,
+      );
+      assert.equal(await Deno.readTextFile(`${dir}/out.snapshot`), "old\n");
+      assert.deepEqual(names(dir), ["out.snapshot", "src.snap", "src.snap.lock"]);
+      await Deno.remove(`${dir}/out.snapshot`);
+      await Deno.remove(`${dir}/src.snap`);
+      // The same snapshot converts to binary: that format holds any bytes.
+    }
+  }));
+
+Deno.test("convertSnapshot refuses a name over 65535 bytes for the binary format", () =>
+  withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/in.snapshot`, `alive: ${"n".repeat(70_000)} 10.0.0.1:7946\n`);
+    await assert.rejects(
+      convertSnapshot(`${dir}/in.snapshot`, `${dir}/out.snap`, { to: "binary" }),
+      /name is 70000 bytes, the limit is 65535/,
+    );
+    assert.deepEqual(names(dir), ["in.snapshot"]);
+  }));
+
+Deno.test("convertSnapshot reports a missing input as NotFound", () =>
+  withDir(async (dir) => {
+    await assert.rejects(
+      convertSnapshot(`${dir}/none`, `${dir}/out`, { to: "binary" }),
+      Deno.errors.NotFound,
+    );
+    assert.deepEqual(names(dir), []);
+  }));
+
+Deno.test("convertSnapshot writes through the FileSystem seam: temp, fsync, close, rename, syncDir", async () => {
+  const mem = new MemFs();
+  const f = await mem.open("dir/in.snapshot", { write: true, create: true });
+  await f.write(new TextEncoder().encode("alive: a 10.0.0.1:7946\nclock: 2\n"), 0);
+  await f.close();
+  mem.ops.length = 0;
+  await convertSnapshot("dir/in.snapshot", "dir/out.snap", { to: "binary", fs: mem });
+  const ops = mem.ops.filter((op) => !op.endsWith(" dir/in.snapshot")); // reads of the input
+  const tmp = ops[0]!.replace(/^open /, "");
+  assert.match(tmp, /^dir\/out\.snap\.tmp-[0-9a-f]{16}$/);
+  assert.deepEqual(ops.map((op) => op.replaceAll(tmp, "TMP").replace(/^write TMP \d+ \d+$/, "write TMP")), [
+    "open TMP",
+    "write TMP",
+    "write TMP",
+    "datasync TMP",
+    "close TMP",
+    "rename TMP dir/out.snap",
+    "syncDir dir",
+  ]);
+  assert.deepEqual(mem.files(), ["dir/in.snapshot", "dir/out.snap"]);
+  await assertSameState("dir/in.snapshot", "dir/out.snap", "MemFs", mem);
+});
+
+Deno.test("convertSnapshot removes its temp file when a write, fsync or rename fails", async () => {
+  for (const op of ["write", "datasync", "rename"] as const) {
+    const mem = new MemFs();
+    const f = await mem.open("in.snapshot", { write: true, create: true });
+    await f.write(new TextEncoder().encode("alive: a 10.0.0.1:7946\nclock: 2\n"), 0);
+    await f.close();
+    const g = await mem.open("out.snap", { write: true, create: true });
+    await g.write(new Uint8Array([1, 2, 3]), 0);
+    await g.close();
+    const fs = new FaultFs(mem);
+    fs.failNext(op);
+    await assert.rejects(convertSnapshot("in.snapshot", "out.snap", { to: "binary", fs }), /injected/);
+    assert.deepEqual(mem.files(), ["in.snapshot", "out.snap"], op);
+    assert.deepEqual(mem.read("out.snap"), new Uint8Array([1, 2, 3]), op);
+    // A retry succeeds.
+    await convertSnapshot("in.snapshot", "out.snap", { to: "binary", fs });
+    await assertSameState("in.snapshot", "out.snap", `retry after ${op}`, mem);
+  }
+});
+
+/** Calls are increasing, at most 8 MiB apart, and end exactly at bytesTotal (the input's size). */
+function assertProgress(calls: ConvertProgress[], size: number): void {
+  assert.ok(calls.length >= 2, `only ${calls.length} progress calls`);
+  let last = 0;
+  for (const c of calls) {
+    assert.equal(c.bytesTotal, size);
+    assert.ok(c.bytesRead > last || (c.bytesRead === size && last === size), `${c.bytesRead} after ${last}`);
+    assert.ok(c.bytesRead - last <= 8 << 20, `gap ${c.bytesRead - last}`);
+    last = c.bytesRead;
+  }
+  assert.equal(calls.at(-1)!.bytesRead, size);
+}
+
+Deno.test("convertSnapshot reports progress, increasing, at least every 8 MiB, ending at bytesTotal", () =>
+  withDir(async (dir) => {
+    // About 20 MiB of go-text with 2,000 long-named nodes: a 20 MiB binary file to read back.
+    const parts: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      parts.push(`alive: ${String(i).padEnd(10_000, "n")} 10.0.0.1:7946\nclock: ${i}\n`);
+    }
+    await Deno.writeTextFile(`${dir}/big.snapshot`, parts.join(""));
+    const textSize = (await Deno.stat(`${dir}/big.snapshot`)).size;
+    const textCalls: ConvertProgress[] = [];
+    await convertSnapshot(`${dir}/big.snapshot`, `${dir}/big.snap`, {
+      to: "binary",
+      onProgress: (p) => textCalls.push({ ...p }),
+    });
+    assertProgress(textCalls, textSize);
+
+    const binSize = (await Deno.stat(`${dir}/big.snap`)).size;
+    assert.ok(binSize > 16 << 20);
+    const binCalls: ConvertProgress[] = [];
+    await convertSnapshot(`${dir}/big.snap`, `${dir}/again.snapshot`, {
+      to: "go-text",
+      onProgress: (p) => binCalls.push({ ...p }),
+    });
+    assertProgress(binCalls, binSize);
+    await assertSameState(`${dir}/big.snapshot`, `${dir}/again.snapshot`, "big");
+
+    // An empty input: one call, 0 of 0.
+    await Deno.writeFile(`${dir}/empty`, new Uint8Array(0));
+    const emptyCalls: ConvertProgress[] = [];
+    await convertSnapshot(`${dir}/empty`, `${dir}/empty.snap`, {
+      to: "binary",
+      onProgress: (p) => emptyCalls.push(p),
+    });
+    assert.deepEqual(emptyCalls, [{ bytesRead: 0, bytesTotal: 0 }]);
+  }));
+
+Deno.test("convertSnapshot checks its arguments", async () => {
+  await assert.rejects(convertSnapshot("", "out", { to: "binary" }), TypeError);
+  await assert.rejects(convertSnapshot("in", "", { to: "binary" }), TypeError);
+  // deno-lint-ignore no-explicit-any
+  await assert.rejects(convertSnapshot("in", "out", { to: "xml" as any }), TypeError);
+  // deno-lint-ignore no-explicit-any
+  await assert.rejects(convertSnapshot("in", "out", { to: "binary", from: "csv" as any }), TypeError);
+  // deno-lint-ignore no-explicit-any
+  await assert.rejects(convertSnapshot("in", "out", { to: "binary", rejoinAfterLeave: 1 as any }), TypeError);
+});

@@ -1,0 +1,630 @@
+// Snapshotter under failure: failed fsyncs and writes (raft-wal-style fault injection), a crash
+// before every step of a compaction, torn tails at every byte offset and corruption in the middle
+// (an etcd-style harness), torn MemFs crashes, and a seeded fuzz against a Map model.
+import assert from "node:assert/strict";
+import {
+  CorruptionError,
+  ManualClock,
+  PoisonedError,
+  replaySnapshot,
+  type SnapshotRecord,
+  Snapshotter,
+  type SnapshotterOptions,
+} from "../mod.ts";
+import { FaultFs } from "../src/fs/fault_fs.ts";
+import { MemFs } from "../src/fs/mem_fs.ts";
+import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
+
+const P = "d/s.snap";
+
+function alive(name: string, addr: string): SnapshotRecord {
+  return { type: "alive", name, addr };
+}
+
+function openMem(fs: MemFs | FaultFs, options: SnapshotterOptions = {}): Promise<Snapshotter> {
+  return Snapshotter.open(P, { fs, clock: new ManualClock(), ...options });
+}
+
+interface State {
+  alive: { name: string; addr: string }[];
+  clocks: bigint[];
+}
+
+function stateOf(s: Snapshotter): State {
+  return { alive: s.aliveNodes(), clocks: [s.lastClock, s.lastEventClock, s.lastQueryClock] };
+}
+
+async function reopenState(mem: MemFs, options: SnapshotterOptions = {}): Promise<State> {
+  const s = await openMem(mem, options);
+  try {
+    return stateOf(s);
+  } finally {
+    await s.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Failed fsync and failed writes
+
+Deno.test("Snapshotter refuses writes after a failed fsync until reopened", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const s = await openMem(fs, { sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  s.append(alive("b", "10.0.0.2:7946"));
+  await s.sync();
+  s.append(alive("c", "10.0.0.3:7946"));
+  fs.failNextSync();
+  await assert.rejects(s.sync(), PoisonedError);
+  assert.throws(() => s.append(alive("d", "10.0.0.4:7946")), PoisonedError);
+  assert.throws(() => s.handleEvent({ type: "user", ltime: 1n }), PoisonedError);
+  await assert.rejects(s.sync(), PoisonedError); // a retry must not "succeed" (fsyncgate)
+  await assert.rejects(s.compact(), PoisonedError);
+  const synced = fs.syncCounts.get(P);
+  await assert.rejects(s.close(), /not fsynced/); // close reports the loss and releases the lock
+  assert.equal(fs.syncCounts.get(P), synced);
+  mem.crash(); // the failed fsync's bytes were never durable
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a", "b"]);
+});
+
+Deno.test("Snapshotter recovers from a failed write with the records still buffered", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const s = await openMem(fs, { sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.sync();
+  const before = mem.read(P);
+  s.append(alive("b", "10.0.0.2:7946"));
+  fs.failNextWrite();
+  await assert.rejects(s.sync(), /records stay buffered/);
+  assert.deepEqual(mem.read(P), before);
+  assert.ok(s.stats.bufferedBytes > 0);
+  assert.equal(s.stats.fileBytes, before.length);
+  s.append(alive("c", "10.0.0.3:7946")); // not poisoned
+  await s.sync();
+  assert.equal(s.stats.bufferedBytes, 0);
+  mem.crash();
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a", "b", "c"]);
+});
+
+Deno.test("Snapshotter cuts a partial write on a full disk back to the last good frame", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const s = await openMem(fs, { sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.sync();
+  const before = mem.read(P);
+  for (let i = 0; i < 10; i++) s.append(alive(`n${i}`, "10.0.0.9:7946"));
+  fs.failAfterBytes(50); // one frame and a bit: a torn frame reaches the file
+  await assert.rejects(s.sync(), (e: unknown) => e instanceof Error && /No space left/.test(e.message));
+  assert.deepEqual(mem.read(P), before); // truncated back
+  await assert.rejects(s.sync(), /No space left/); // still full: still nothing lost
+  assert.deepEqual(mem.read(P), before);
+  fs.failAfterBytes(Infinity);
+  await s.sync();
+  mem.crash();
+  const names = (await reopenState(mem)).alive.map((n) => n.name);
+  assert.deepEqual(names, ["a", ...Array.from({ length: 10 }, (_, i) => `n${i}`)]);
+});
+
+Deno.test("Snapshotter reports a failed timer flush on the next sync and keeps the records", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const clock = new ManualClock();
+  const s = await openMem(fs, { clock, sync: "never", flushIntervalMs: 100 });
+  const before = mem.read(P);
+  s.append(alive("a", "10.0.0.1:7946"));
+  fs.failNextWrite();
+  clock.advance(100);
+  await s.settled();
+  assert.deepEqual(mem.read(P), before);
+  await assert.rejects(s.sync(), /Cannot write/); // the background failure surfaces once
+  await s.sync();
+  mem.crash();
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 8. Crash window of a compaction
+
+const PRE_RECORDS = 40;
+
+/** The same durable pre-state every time: a file worth compacting, synced and closed. */
+async function compactionPreState(): Promise<MemFs> {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  for (let i = 0; i < PRE_RECORDS; i++) s.append(alive(`n${i % 4}`, `10.0.0.${i}:7946`));
+  s.append({ type: "clock", value: 7n });
+  await s.close();
+  return mem;
+}
+
+Deno.test("Snapshotter survives a crash before every step of a compaction", async () => {
+  const record = new FaultFs(await compactionPreState());
+  const s0 = await openMem(record);
+  s0.append(alive("new", "10.0.0.99:7946")); // buffered: lands in the compacted file only
+  const before = stateOf(s0);
+  const start = record.opCount;
+  await s0.compact();
+  const steps = record.ops.slice(start);
+  await s0.close();
+  assert.ok(steps.some((op) => op.startsWith("rename ")), steps.join("\n"));
+
+  const preMem = await compactionPreState();
+  const preBytes = preMem.read(P).length;
+  const pre = await reopenState(preMem);
+  let sawOld = false;
+  let sawNew = false;
+  for (let i = 0; i <= steps.length; i++) {
+    const mem = await compactionPreState();
+    const fs = new FaultFs(mem);
+    const s = await openMem(fs);
+    s.append(alive("new", "10.0.0.99:7946"));
+    const at = fs.opCount;
+    assert.equal(at, start, "the run must repeat the recorded one");
+    fs.crashAt(at + i);
+    const step = steps[i] ?? "(after the last step)";
+    let finished = false;
+    try {
+      await s.compact();
+      finished = true;
+      assert.equal(i, steps.length, `compaction finished although it crashed before ${step}`);
+    } catch (e) {
+      // Before the rename: the wrapped crash; after it: the snapshotter poisons itself.
+      const err = e as Error;
+      assert.ok(FaultFs.isSimulatedCrash(err.cause) || err instanceof PoisonedError, String(e));
+    }
+    mem.crash();
+    const size = (await mem.stat(P))?.size;
+    assert.ok(size !== undefined && size > 0, `snapshot missing or empty after a crash before ${step}`);
+    const state = await reopenState(mem);
+    // Once compact() resolved, its result (with the buffered record) must survive.
+    if (finished || state.alive.some((n) => n.name === "new")) {
+      assert.deepEqual(state, before, `crash before ${step}`);
+      sawNew = true;
+    } else {
+      assert.deepEqual(state, pre, `crash before ${step}`);
+      assert.equal(size, preBytes, `crash before ${step}: old file changed`);
+      sawOld = true;
+    }
+    assert.equal(await mem.stat(`${P}.compact`), null, `leftover .compact after a crash before ${step}`);
+  }
+  assert.ok(sawOld && sawNew);
+});
+
+Deno.test("Snapshotter keeps the old file and keeps appending when a compaction rename fails", async () => {
+  const mem = await compactionPreState();
+  const fs = new FaultFs(mem);
+  const clock = new ManualClock();
+  const s = await openMem(fs, { clock, flushIntervalMs: 100, compactRetryMs: 30_000 });
+  const pre = stateOf(s);
+  const oldBytes = mem.read(P);
+  fs.failNextRename();
+  await assert.rejects(s.compact(), /old snapshot is intact/);
+  assert.equal(s.stats.compactions, 0);
+  assert.deepEqual(mem.read(P), oldBytes);
+  assert.equal(await mem.stat(`${P}.compact`), null);
+  s.append(alive("x", "10.0.0.50:7946")); // appending keeps working
+  await s.sync();
+  assert.deepEqual((await replaySnapshot(P, { fs: mem })).aliveNodes.length, pre.alive.length + 1);
+  await s.close();
+});
+
+Deno.test("Snapshotter retries a failed automatic compaction after compactRetryMs", async () => {
+  const mem = await compactionPreState();
+  const fs = new FaultFs(mem);
+  const clock = new ManualClock();
+  const size = mem.read(P).length;
+  const s4 = await Snapshotter.open(P, {
+    fs,
+    clock,
+    flushIntervalMs: 100,
+    compactRetryMs: 30_000,
+    minCompactSizeBytes: size + 100, // not on open; the next flush crosses it
+  });
+  assert.equal(s4.stats.compactions, 0);
+  const renames = (): number => fs.ops.filter((op) => op.startsWith("rename ")).length;
+  const r0 = renames();
+  for (let i = 0; i < 10; i++) s4.append(alive("z0", `10.0.2.${i}:7946`));
+  fs.failNextRename();
+  clock.advance(100);
+  await s4.settled();
+  assert.equal(renames(), r0 + 1);
+  assert.equal(s4.stats.compactions, 0);
+  await assert.rejects(s4.sync(), /Cannot compact/); // the background failure surfaces once
+  s4.append(alive("z0", "10.0.3.1:7946"));
+  clock.advance(100); // still over the threshold, but inside the back-off
+  await s4.settled();
+  assert.equal(renames(), r0 + 1);
+  assert.equal(s4.stats.compactions, 0);
+  clock.advance(30_000);
+  s4.append(alive("z0", "10.0.3.2:7946"));
+  clock.advance(100);
+  await s4.settled();
+  assert.equal(s4.stats.compactions, 1);
+  assert.equal(renames(), r0 + 2);
+  const final = stateOf(s4);
+  await s4.close();
+  assert.ok(mem.read(P).length < size);
+  mem.crash();
+  assert.deepEqual(await reopenState(mem), final);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 9. Torn tails and corruption
+
+const K = 5;
+
+/** K alive records n0..n(K-1), synced and closed; returns the file and each frame's start. */
+async function kRecords(): Promise<{ bytes: Uint8Array; starts: number[] }> {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  const starts: number[] = [];
+  for (let i = 0; i < K; i++) {
+    starts.push(s.stats.fileBytes);
+    s.append(alive(`n${i}`, `10.0.0.${i}:7946${"0".repeat(i)}`)); // frames of different lengths
+    await s.sync();
+  }
+  await s.close();
+  return { bytes: mem.read(P), starts };
+}
+
+function names(state: State): string[] {
+  return state.alive.map((n) => n.name);
+}
+
+const firstK = (k: number): string[] => Array.from({ length: k }, (_, i) => `n${i}`);
+
+Deno.test("Snapshotter truncates a torn last record at every byte offset", async () => {
+  const { bytes, starts } = await kRecords();
+  const last = starts[K - 1]!;
+  for (let len = last + 1; len < bytes.length; len++) {
+    const torn = bytes.slice(0, len);
+    const mem = new MemFs();
+    mem.write(P, torn);
+    const err = await openMem(mem, { recovery: "strict" }).catch((e) => e);
+    assert.ok(err instanceof CorruptionError, `strict at length ${len}: ${err}`);
+    assert.equal(err.path, P);
+    assert.equal(err.offset, last);
+    assert.deepEqual(mem.read(P), torn, "strict must not repair");
+
+    const s = await openMem(mem);
+    assert.equal(s.openReport.records, K - 1);
+    assert.equal(s.openReport.tornTailBytes, len - last, `length ${len}`);
+    assert.equal(s.openReport.bytes, len);
+    assert.equal(s.openReport.brokenCopy, `${P}.broken`);
+    assert.deepEqual(mem.read(`${P}.broken`), torn);
+    assert.deepEqual(mem.read(P), bytes.slice(0, last));
+    assert.deepEqual(names(stateOf(s)), firstK(K - 1));
+    s.append(alive("after", "10.0.0.9:7946"));
+    await s.close();
+    const state = await replaySnapshot(P, { fs: mem, recovery: "strict" });
+    assert.deepEqual(state.aliveNodes.map((n) => n.name), ["after", ...firstK(K - 1)]);
+  }
+});
+
+Deno.test("replaySnapshot reports a torn tail without changing the file", async () => {
+  const { bytes, starts } = await kRecords();
+  const mem = new MemFs();
+  const torn = bytes.slice(0, starts[K - 1]! + 5);
+  mem.write(P, torn);
+  const state = await replaySnapshot(P, { fs: mem });
+  assert.equal(state.records, K - 1);
+  assert.equal(state.tornTailBytes, 5);
+  assert.deepEqual(mem.read(P), torn);
+  await assert.rejects(replaySnapshot(P, { fs: mem, recovery: "strict" }), CorruptionError);
+});
+
+Deno.test("Snapshotter keeps the .broken copy of a torn tail across a crash", async () => {
+  const { bytes, starts } = await kRecords();
+  const mem = new MemFs();
+  const torn = bytes.slice(0, starts[K - 1]! + 5);
+  mem.write(P, torn);
+  const s = await openMem(mem);
+  assert.equal(s.openReport.tornTailBytes, 5);
+  mem.crash(); // power loss right after the repair
+  // The truncation was made durable, so the evidence must be too.
+  assert.deepEqual(mem.read(P), bytes.slice(0, starts[K - 1]!));
+  assert.deepEqual(mem.read(`${P}.broken`), torn);
+});
+
+Deno.test("Snapshotter keeps every earlier .broken copy when it repairs again", async () => {
+  const { bytes, starts } = await kRecords();
+  const mem = new MemFs();
+  const first = bytes.slice(0, starts[K - 1]! + 3);
+  mem.write(P, first);
+  await (await openMem(mem)).close();
+  const second = bytes.slice(0, starts[K - 2]! + 7);
+  mem.write(P, second);
+  const s = await openMem(mem);
+  assert.equal(s.openReport.brokenCopy, `${P}.broken.1`);
+  await s.close();
+  assert.deepEqual(mem.read(`${P}.broken`), first);
+  assert.deepEqual(mem.read(`${P}.broken.1`), second);
+});
+
+Deno.test("Snapshotter rewrites a torn file header", async () => {
+  const { bytes } = await kRecords();
+  for (let len = 1; len < 24; len++) {
+    const mem = new MemFs();
+    mem.write(P, bytes.slice(0, len));
+    await assert.rejects(openMem(mem, { recovery: "strict" }), CorruptionError);
+    const s = await openMem(mem);
+    assert.equal(s.openReport.records, 0);
+    assert.equal(s.openReport.tornTailBytes, len);
+    assert.deepEqual(mem.read(`${P}.broken`), bytes.slice(0, len));
+    s.append(alive("a", "10.0.0.1:7946"));
+    await s.close();
+    mem.crash();
+    assert.deepEqual((await replaySnapshot(P, { fs: mem, recovery: "strict" })).aliveNodes.length, 1);
+  }
+});
+
+Deno.test("Snapshotter treats a flipped byte in a middle record as corruption", async () => {
+  const { bytes, starts } = await kRecords();
+  const bad = bytes.slice();
+  bad[starts[2]! + 14]! ^= 0x01; // inside n2's payload: its checksum fails, n3 and n4 are valid
+  for (const recovery of ["truncate-tail", "strict"] as const) {
+    const mem = new MemFs();
+    mem.write(P, bad);
+    const err = await openMem(mem, { recovery }).catch((e) => e);
+    assert.ok(err instanceof CorruptionError, `${recovery}: ${err}`);
+    assert.equal(err.path, P);
+    assert.equal(err.offset, starts[2]);
+    assert.deepEqual(mem.read(P), bad, `${recovery} must not touch the file`);
+    assert.equal(await mem.stat(`${P}.broken`), null);
+    await assert.rejects(replaySnapshot(P, { fs: mem, recovery }), CorruptionError);
+  }
+});
+
+Deno.test("Snapshotter salvage keeps every other record and reports the skipped region", async () => {
+  const { bytes, starts } = await kRecords();
+  const bad = bytes.slice();
+  bad[starts[2]! + 14]! ^= 0x01;
+  const mem = new MemFs();
+  mem.write(P, bad);
+
+  const replayed = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+  assert.deepEqual(replayed.aliveNodes.map((n) => n.name), ["n0", "n1", "n3", "n4"]);
+  assert.equal(replayed.warnings.length, 1);
+  assert.equal(replayed.warnings[0]!.line, starts[2]);
+  assert.match(replayed.warnings[0]!.reason, new RegExp(`skipped ${starts[3]! - starts[2]!} bytes`));
+  assert.deepEqual(mem.read(P), bad, "replaySnapshot is read-only");
+
+  const s = await openMem(mem, { recovery: "salvage" });
+  assert.deepEqual(names(stateOf(s)), ["n0", "n1", "n3", "n4"]);
+  assert.equal(s.openReport.records, K - 1);
+  assert.equal(s.openReport.skipped.length, 1);
+  assert.equal(s.openReport.skipped[0]!.line, starts[2]);
+  assert.equal(s.openReport.brokenCopy, `${P}.broken`);
+  assert.deepEqual(mem.read(`${P}.broken`), bad);
+  s.append(alive("after", "10.0.0.9:7946"));
+  await s.close();
+  // The file was rewritten: it now opens clean even in strict mode.
+  const state = await replaySnapshot(P, { fs: mem, recovery: "strict" });
+  assert.deepEqual(state.aliveNodes.map((n) => n.name), ["after", "n0", "n1", "n3", "n4"]);
+  assert.deepEqual(state.warnings, []);
+});
+
+Deno.test("Snapshotter reads a zeroed preallocated tail as the end of the log", async () => {
+  const { bytes } = await kRecords();
+  for (const recovery of ["strict", "truncate-tail", "salvage"] as const) {
+    const mem = new MemFs();
+    const padded = new Uint8Array(bytes.length + 4096);
+    padded.set(bytes);
+    mem.write(P, padded);
+    const s = await openMem(mem, { recovery });
+    assert.equal(s.openReport.records, K, recovery);
+    assert.equal(s.openReport.tornTailBytes, 4096, recovery);
+    assert.deepEqual(names(stateOf(s)), firstK(K));
+    s.append(alive("after", "10.0.0.9:7946"));
+    await s.close();
+    const state = await replaySnapshot(P, { fs: mem, recovery: "strict" });
+    assert.deepEqual(state.aliveNodes.map((n) => n.name), ["after", ...firstK(K)]);
+  }
+});
+
+Deno.test("Snapshotter reopens a prefix after torn-write crashes", async () => {
+  const seed = testSeed("Snapshotter torn-write crash");
+  const rng = new Rng(seed);
+  const runs = fuzzIterations(40);
+  for (let run = 0; run < runs; run++) {
+    const crashSeed = rng.u32();
+    const mem = new MemFs();
+    const clock = new ManualClock();
+    const s = await openMem(mem, { clock, sync: "never", flushIntervalMs: 100 });
+    const total = 20 + rng.int(80);
+    let synced = 0;
+    for (let i = 0; i < total; i++) {
+      s.append(alive(`n${String(i).padStart(3, "0")}`, `10.0.${i}.1:7946`));
+      const r = rng.int(10);
+      if (r === 0) {
+        await s.sync();
+        synced = i + 1;
+      } else if (r < 4) {
+        clock.advance(100); // written, not fsynced: may tear
+        await s.settled();
+      }
+    }
+    clock.advance(100);
+    await s.settled();
+    mem.crash({ tornWrites: crashSeed });
+    const where = `run ${run}, crash seed ${crashSeed} (test seed ${seed})`;
+    const again = await openMem(mem).catch((e) => assert.fail(`${where}: reopen threw ${e}`));
+    const got = names(stateOf(again));
+    assert.ok(got.length >= synced && got.length <= total, `${where}: ${got.length} of ${synced}..${total}`);
+    assert.deepEqual(
+      got,
+      Array.from({ length: got.length }, (_, i) => `n${String(i).padStart(3, "0")}`),
+      where,
+    );
+    assert.equal(again.openReport.records, got.length, where);
+    await again.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// 13. Seeded fuzz against a Map model
+
+interface Model {
+  alive: Map<string, string>;
+  clocks: [bigint, bigint, bigint];
+}
+
+function applyModel(m: Model, r: SnapshotRecord): void {
+  switch (r.type) {
+    case "alive":
+      m.alive.set(r.name, r.addr);
+      break;
+    case "not-alive":
+      m.alive.delete(r.name);
+      break;
+    case "clock":
+      m.clocks[0] = r.value;
+      break;
+    case "event-clock":
+      m.clocks[1] = r.value;
+      break;
+    case "query-clock":
+      m.clocks[2] = r.value;
+      break;
+    case "leave":
+      m.alive.clear();
+      m.clocks = [0n, 0n, 0n];
+      break;
+  }
+}
+
+function modelState(m: Model): State {
+  const alive = [...m.alive].map(([name, addr]) => ({ name, addr }));
+  alive.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)); // ASCII names: byte order
+  return { alive, clocks: [...m.clocks] };
+}
+
+function randomRecord(rng: Rng): SnapshotRecord {
+  const name = `node-${rng.int(12)}`;
+  const r = rng.int(100);
+  if (r < 55) return alive(name, `10.0.${rng.int(256)}.${rng.int(256)}:${7000 + rng.int(1000)}`);
+  if (r < 80) return { type: "not-alive", name };
+  if (r < 88) return { type: "clock", value: BigInt(rng.u32()) * BigInt(rng.u32()) };
+  if (r < 93) return { type: "event-clock", value: BigInt(rng.u32()) };
+  if (r < 98) return { type: "query-clock", value: BigInt(rng.u32()) };
+  if (r < 99) return { type: "leave" };
+  return { type: "comment", text: "x".repeat(rng.int(40)) };
+}
+
+Deno.test("Snapshotter matches a Map model through random appends, compactions and crashes", async () => {
+  const seed = testSeed("Snapshotter model fuzz");
+  const rng = new Rng(seed);
+  const runs = fuzzIterations(12);
+  for (let run = 0; run < runs; run++) {
+    const mem = new MemFs();
+    let fs = new FaultFs(mem); // a fresh one per incarnation: a crashed FaultFs stays dead
+    const options = (): SnapshotterOptions => ({
+      fs: fs = new FaultFs(mem),
+      clock: new ManualClock(), // a fresh clock per incarnation: a dead one's timers never fire
+      sync: rng.pick(["interval", "always", "never"] as const),
+      flushIntervalMs: 100,
+      syncIntervalMs: 300,
+      minCompactSizeBytes: rng.pick([0, 512, 4096, 1 << 20]),
+    });
+    let opts = options();
+    let clock = opts.clock as ManualClock;
+    let s = await Snapshotter.open(P, opts);
+    const model: Model = { alive: new Map(), clocks: [0n, 0n, 0n] };
+    // Model states since the last point known durable; a crash must land on one of them.
+    let history: State[] = [modelState(model)];
+    // Appends not awaited (sync "always"), settled to null or their error at once, so a crash
+    // that makes them reject is not an unhandled rejection; checked at each durable point.
+    let inflight: Promise<unknown>[] = [];
+    const checkInflight = async (where: string): Promise<void> => {
+      for (const e of await Promise.all(inflight)) assert.equal(e, null, `${where}: an append failed`);
+      inflight = [];
+    };
+    const durableNow = (): void => {
+      history = [modelState(model)];
+    };
+    const steps = 150;
+    for (let step = 0; step < steps; step++) {
+      const where = `run ${run} step ${step} (seed ${seed})`;
+      const r = rng.int(100);
+      if (r < 70) {
+        const rec = randomRecord(rng);
+        const p = s.append(rec);
+        applyModel(model, rec);
+        history.push(modelState(model));
+        if (opts.sync === "always" && rng.int(2) === 0) {
+          await p;
+          await checkInflight(where);
+          durableNow();
+        } else {
+          inflight.push(p.then(() => null, (e) => e));
+        }
+      } else if (r < 78) {
+        clock.advance(rng.pick([50, 100, 300, 1000]));
+        await s.settled();
+      } else if (r < 83) {
+        await s.sync();
+        await checkInflight(where);
+        durableNow();
+      } else if (r < 87) {
+        await s.compact();
+        await checkInflight(where);
+        durableNow();
+      } else if (r < 93) {
+        await s.close();
+        await checkInflight(where);
+        durableNow();
+        opts = options();
+        clock = opts.clock as ManualClock;
+        s = await Snapshotter.open(P, opts);
+        assert.deepEqual(stateOf(s), modelState(model), `${where}: after close and reopen`);
+      } else {
+        // Power loss, sometimes with torn writes. The dead snapshotter is abandoned, not closed.
+        const torn = rng.int(2) === 0 ? { tornWrites: rng.u32() } : {};
+        if (rng.int(2) === 0) {
+          // Die a few file-system steps into a sync, a compaction or a timer flush.
+          fs.crashAt(fs.opCount + rng.int(8));
+          const op = rng.int(3);
+          if (op === 0) await s.sync().catch(() => {});
+          else if (op === 1) await s.compact().catch(() => {});
+          else clock.advance(1000);
+        }
+        await s.settled();
+        mem.crash(torn);
+        inflight = []; // they may reject now: the process they belonged to is dead
+        opts = options();
+        clock = opts.clock as ManualClock;
+        s = await Snapshotter.open(P, opts).catch((e) => assert.fail(`${where}: reopen threw ${e}`));
+        const got = stateOf(s);
+        const match = history.findIndex((h) => isDeepEqual(h, got));
+        assert.ok(
+          match >= 0,
+          `${where}: state after crash ${
+            JSON.stringify(got, big)
+          } is none of the ${history.length} states since the last durable point`,
+        );
+        // Continue from what survived.
+        model.alive = new Map(got.alive.map((n) => [n.name, n.addr]));
+        model.clocks = [got.clocks[0]!, got.clocks[1]!, got.clocks[2]!];
+        durableNow();
+      }
+      assert.deepEqual(stateOf(s), modelState(model), `${where}: live state`);
+    }
+    await s.close();
+    assert.deepEqual(await reopenState(mem), modelState(model), `run ${run}: final reopen (seed ${seed})`);
+  }
+});
+
+function big(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? `${value}n` : value;
+}
+
+function isDeepEqual(a: unknown, b: unknown): boolean {
+  try {
+    assert.deepEqual(a, b);
+    return true;
+  } catch {
+    return false;
+  }
+}

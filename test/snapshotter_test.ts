@@ -1,0 +1,907 @@
+// Snapshotter behaviour on a healthy disk: replay, serf's event rules, leave/rejoin, compaction
+// thresholds, timers (driven by a ManualClock, never by sleeping), group commit, the writer lock,
+// bad input, and serf's text format. Failure and crash behaviour is in snapshotter_crash_test.ts.
+import assert from "node:assert/strict";
+import {
+  BackpressureError,
+  ClosedError,
+  CorruptionError,
+  LockedError,
+  ManualClock,
+  replaySnapshot,
+  type SnapshotRecord,
+  Snapshotter,
+  type SnapshotterOptions,
+} from "../mod.ts";
+import { denoFs } from "../src/fs/deno_fs.ts";
+import { FaultFs } from "../src/fs/fault_fs.ts";
+import { MemFs } from "../src/fs/mem_fs.ts";
+
+/** A path with a directory, so the snapshotter's syncDir and MemFs's parent agree ("d"). */
+const P = "d/s.snap";
+const U64_MAX = 2n ** 64n - 1n;
+const text = new TextDecoder();
+
+function alive(name: string, addr: string): SnapshotRecord {
+  return { type: "alive", name, addr };
+}
+
+/** Opens `P` on `mem` with a fresh ManualClock unless one is given. */
+function openMem(mem: MemFs | FaultFs, options: SnapshotterOptions = {}): Promise<Snapshotter> {
+  return Snapshotter.open(P, { fs: mem, clock: new ManualClock(), ...options });
+}
+
+/** The state a reopen sees: alive set and the three clocks. */
+async function reopenState(
+  mem: MemFs,
+  options: SnapshotterOptions = {},
+): Promise<{ alive: { name: string; addr: string }[]; clocks: bigint[] }> {
+  const s = await openMem(mem, options);
+  try {
+    return { alive: s.aliveNodes(), clocks: [s.lastClock, s.lastEventClock, s.lastQueryClock] };
+  } finally {
+    await s.close();
+  }
+}
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards. */
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "snaplog_snap_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Replay
+
+Deno.test("Snapshotter replays the alive set and three clocks after reopen", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  const records: SnapshotRecord[] = [
+    alive("a", "10.0.0.1:7946"),
+    alive("b", "10.0.0.2:7946"),
+    alive("a", "10.0.0.3:7946"), // last address wins
+    alive("c", "[::1]:7946"),
+    { type: "not-alive", name: "b" }, // deletes
+    { type: "not-alive", name: "zz" }, // unknown name: no effect
+    { type: "clock", value: 5n },
+    { type: "event-clock", value: 7n },
+    { type: "query-clock", value: U64_MAX }, // must survive as a bigint, not a rounded number
+    { type: "clock", value: 6n }, // last clock wins, even if lower
+    { type: "comment", text: "ignored on replay" },
+  ];
+  for (const r of records) s.append(r);
+  await s.close();
+
+  const expectedAlive = [{ name: "a", addr: "10.0.0.3:7946" }, { name: "c", addr: "[::1]:7946" }];
+  const again = await openMem(mem);
+  assert.deepEqual(again.aliveNodes(), expectedAlive);
+  assert.equal(again.lastClock, 6n);
+  assert.equal(again.lastEventClock, 7n);
+  assert.equal(again.lastQueryClock, U64_MAX);
+  assert.equal(again.openReport.records, records.length);
+  assert.equal(again.openReport.bytes, mem.read(P).length);
+  assert.equal(again.openReport.tornTailBytes, 0);
+  assert.equal(again.openReport.created, false);
+  await again.close();
+});
+
+Deno.test("replaySnapshot reads the same state without changing the file", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  s.append(alive("b", "10.0.0.2:7946"));
+  s.append({ type: "not-alive", name: "a" });
+  s.append({ type: "clock", value: 2n ** 63n + 1n });
+  s.append({ type: "event-clock", value: 3n });
+  s.append({ type: "query-clock", value: 4n });
+  await s.close();
+  const before = mem.read(P);
+  const opsBefore = mem.ops.length;
+
+  const state = await replaySnapshot(P, { fs: mem });
+  assert.equal(state.format, "binary");
+  assert.deepEqual(state.aliveNodes, [{ name: "b", addr: "10.0.0.2:7946" }]);
+  assert.equal(state.lastClock, 2n ** 63n + 1n);
+  assert.equal(state.lastEventClock, 3n);
+  assert.equal(state.lastQueryClock, 4n);
+  assert.equal(state.records, 6);
+  assert.equal(state.bytes, before.length);
+  assert.equal(state.tornTailBytes, 0);
+  assert.deepEqual(state.warnings, []);
+  assert.deepEqual(mem.read(P), before);
+  // Read-only: it opened the file, nothing else (no write, truncate, rename or lock file).
+  assert.deepEqual(
+    mem.ops.slice(opsBefore).filter((op) => !op.startsWith("open ") && !op.startsWith("close ")),
+    [],
+  );
+
+  const reopened = await reopenState(mem);
+  assert.deepEqual(reopened.alive, state.aliveNodes);
+  assert.deepEqual(reopened.clocks, [state.lastClock, state.lastEventClock, state.lastQueryClock]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. Leave and rejoin
+
+async function leftSnapshot(mem: MemFs): Promise<void> {
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  s.append({ type: "clock", value: 9n });
+  s.append({ type: "event-clock", value: 8n });
+  s.append({ type: "query-clock", value: 7n });
+  await s.leave();
+  await s.close();
+}
+
+Deno.test("Snapshotter reopens empty after leave without rejoinAfterLeave", async () => {
+  const mem = new MemFs();
+  await leftSnapshot(mem);
+  assert.deepEqual(await reopenState(mem, { rejoinAfterLeave: false }), { alive: [], clocks: [0n, 0n, 0n] });
+});
+
+Deno.test("Snapshotter keeps state after leave with rejoinAfterLeave", async () => {
+  const mem = new MemFs();
+  await leftSnapshot(mem);
+  assert.deepEqual(await reopenState(mem, { rejoinAfterLeave: true }), {
+    alive: [{ name: "a", addr: "10.0.0.1:7946" }],
+    clocks: [9n, 8n, 7n],
+  });
+});
+
+Deno.test("Snapshotter leave makes the record durable before it resolves", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, { sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.leave();
+  mem.crash(); // no close: only what leave() synced survives
+  assert.deepEqual(await reopenState(mem, { rejoinAfterLeave: true }), {
+    alive: [{ name: "a", addr: "10.0.0.1:7946" }],
+    clocks: [0n, 0n, 0n],
+  });
+  assert.deepEqual((await reopenState(mem)).alive, []);
+});
+
+Deno.test("Snapshotter handleEvent records nothing after leave", async () => {
+  const mem = new MemFs();
+  let lamport = 10n;
+  const s = await openMem(mem, { rejoinAfterLeave: true, lamportClock: () => lamport });
+  await s.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:7946" }] });
+  await s.leave();
+  const appended = s.stats.appended;
+  await s.handleEvent({ type: "member-join", members: [{ name: "b", addr: "10.0.0.2:7946" }] });
+  await s.handleEvent({ type: "member-failed", members: [{ name: "a" }] });
+  await s.handleEvent({ type: "user", ltime: 100n });
+  await s.handleEvent({ type: "query", ltime: 100n });
+  lamport = 11n; // advanced (10n > 9n), but after leave member events record nothing
+  await s.handleEvent({ type: "member-update", members: [{ name: "a" }] });
+  assert.equal(s.stats.appended, appended);
+  assert.deepEqual(s.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
+  lamport = 10n; // close must not write a clock that did not advance (9n is already recorded)
+  await s.close();
+  assert.deepEqual(await reopenState(mem, { rejoinAfterLeave: true }), {
+    alive: [{ name: "a", addr: "10.0.0.1:7946" }],
+    clocks: [9n, 0n, 0n],
+  });
+});
+
+Deno.test("Snapshotter close writes the final member clock after leave (serf fixture 05)", async () => {
+  const mem = new MemFs();
+  let lamport = 10n;
+  const s = await openMem(mem, { lamportClock: () => lamport });
+  await s.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:7946" }] });
+  assert.equal(s.lastClock, 9n);
+  await s.leave();
+  lamport = 20n;
+  await s.close();
+  // The leave cleared everything; the clock written on close comes after it.
+  const state = await replaySnapshot(P, { fs: mem });
+  assert.deepEqual(state.aliveNodes, []);
+  assert.equal(state.lastClock, 19n);
+  assert.equal(state.records, 4); // alive, clock 9, leave, clock 19
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3. handleEvent rules
+
+Deno.test("Snapshotter handleEvent applies serf's member rules", async () => {
+  const mem = new MemFs();
+  let lamport = 5n;
+  const s = await openMem(mem, { lamportClock: () => lamport });
+  await s.handleEvent({
+    type: "member-join",
+    members: [{ name: "a", addr: "10.0.0.1:7946" }, { name: "b", addr: "10.0.0.2:7946" }],
+  });
+  assert.equal(s.stats.appended, 3); // two alive records and clock 4
+  assert.equal(s.lastClock, 4n);
+  await s.handleEvent({ type: "member-join", members: [{ name: "c", addr: "10.0.0.3:7946" }] });
+  assert.equal(s.stats.appended, 4); // the clock did not advance: no clock record
+  await s.handleEvent({ type: "member-leave", members: [{ name: "a" }] });
+  await s.handleEvent({ type: "member-failed", members: [{ name: "b" }] });
+  assert.equal(s.stats.appended, 6);
+  assert.deepEqual(s.aliveNodes(), [{ name: "c", addr: "10.0.0.3:7946" }]);
+
+  await s.handleEvent({ type: "member-update", members: [{ name: "c" }] });
+  await s.handleEvent({ type: "member-reap", members: [{ name: "c" }] });
+  assert.equal(s.stats.appended, 6); // update and reap record nothing while the clock stands still
+  lamport = 8n;
+  await s.handleEvent({ type: "member-update", members: [{ name: "c" }] });
+  assert.equal(s.stats.appended, 7);
+  assert.equal(s.lastClock, 7n);
+  lamport = 9n;
+  await s.handleEvent({ type: "member-reap", members: [] });
+  assert.equal(s.stats.appended, 8);
+  assert.deepEqual(s.aliveNodes(), [{ name: "c", addr: "10.0.0.3:7946" }]); // reap removes nothing
+  await s.close();
+
+  assert.deepEqual(await reopenState(mem), {
+    alive: [{ name: "c", addr: "10.0.0.3:7946" }],
+    clocks: [8n, 0n, 0n],
+  });
+});
+
+Deno.test("Snapshotter handleEvent wraps a member clock of 0 to 2^64-1 like serf (fixture 12)", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, { lamportClock: () => 0n });
+  await s.handleEvent({ type: "member-update", members: [] });
+  assert.equal(s.lastClock, U64_MAX);
+  await s.close();
+  assert.equal((await replaySnapshot(P, { fs: mem })).lastClock, U64_MAX);
+});
+
+Deno.test("Snapshotter handleEvent records user and query clocks only when newer", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  await s.handleEvent({ type: "user", ltime: 5n });
+  await s.handleEvent({ type: "user", ltime: 3n }); // older
+  await s.handleEvent({ type: "user", ltime: 5n }); // equal
+  assert.equal(s.stats.appended, 1);
+  await s.handleEvent({ type: "user", ltime: 6n });
+  await s.handleEvent({ type: "query", ltime: 2n });
+  await s.handleEvent({ type: "query", ltime: 1n });
+  await s.handleEvent({ type: "query", ltime: 2n });
+  assert.equal(s.stats.appended, 3);
+  assert.equal(s.lastEventClock, 6n);
+  assert.equal(s.lastQueryClock, 2n);
+  assert.equal(s.lastClock, 0n); // no lamportClock: user events never write the member clock
+  await s.close();
+  assert.deepEqual((await reopenState(mem)).clocks, [0n, 6n, 2n]);
+});
+
+Deno.test("Snapshotter writes the member clock on its timer when it advanced", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  let lamport = 1n; // Time()-1 = 0: not newer than 0
+  const s = await openMem(mem, { clock, lamportClock: () => lamport, clockIntervalMs: 500 });
+  clock.advance(500);
+  assert.equal(s.stats.appended, 0);
+  lamport = 4n;
+  clock.advance(499);
+  assert.equal(s.stats.appended, 0);
+  clock.advance(1);
+  assert.equal(s.stats.appended, 1);
+  assert.equal(s.lastClock, 3n);
+  clock.advance(500); // unchanged: nothing
+  assert.equal(s.stats.appended, 1);
+  await s.close();
+  assert.deepEqual((await reopenState(mem)).clocks, [3n, 0n, 0n]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 4. Compaction thresholds
+
+/** Bytes one `alive("node-N", "10.0.0.1:7946")` frame takes (measured, not assumed). */
+async function aliveFrameBytes(): Promise<number> {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  const before = mem.read(P).length;
+  s.append(alive("node-0", "10.0.0.1:7946"));
+  await s.sync();
+  const n = mem.read(P).length - before;
+  await s.close();
+  return n;
+}
+
+Deno.test("Snapshotter compacts exactly when the file passes alive×256 bytes", async () => {
+  const frame = await aliveFrameBytes();
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  // The minimum is far below alive×256 once ten nodes are alive, so alive×256 decides.
+  const s = await openMem(mem, { clock, minCompactSizeBytes: 256, flushIntervalMs: 100 });
+  const header = s.stats.fileBytes;
+  assert.equal(s.stats.compactions, 0);
+  const threshold = 10 * 256; // ten distinct nodes stay alive throughout
+  let k = 0;
+  for (; header + (k + 1) * frame <= threshold; k++) {
+    s.append(alive(`node-${k % 10}`, "10.0.0.1:7946"));
+    clock.advance(100);
+    await s.settled();
+    assert.equal(s.stats.compactions, 0, `compacted at ${s.stats.fileBytes} bytes, not over ${threshold}`);
+  }
+  assert.equal(mem.read(P).length, threshold - (threshold - header) % frame);
+  const state = s.aliveNodes();
+  s.append(alive(`node-${k % 10}`, "10.0.0.1:7946")); // crosses the threshold
+  clock.advance(100);
+  await s.settled();
+  assert.equal(s.stats.compactions, 1);
+  assert.ok(mem.read(P).length < threshold, `compacted file is ${mem.read(P).length} bytes`);
+  assert.equal(s.stats.fileBytes, mem.read(P).length);
+  await s.close();
+  assert.deepEqual((await reopenState(mem)).alive, state);
+});
+
+Deno.test("Snapshotter does not compact a file exactly at minCompactSizeBytes", async () => {
+  const frame = await aliveFrameBytes();
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const header = 24;
+  const threshold = header + 20 * frame; // "passes" means strictly greater
+  const s = await openMem(mem, { clock, minCompactSizeBytes: threshold, flushIntervalMs: 100 });
+  assert.equal(s.stats.fileBytes, header);
+  for (let i = 0; i < 20; i++) s.append(alive("node-0", "10.0.0.1:7946"));
+  clock.advance(100);
+  await s.settled();
+  assert.equal(mem.read(P).length, threshold);
+  assert.equal(s.stats.compactions, 0);
+  s.append(alive("node-0", "10.0.0.2:7946"));
+  clock.advance(100);
+  await s.settled();
+  assert.equal(s.stats.compactions, 1);
+  await s.close();
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "node-0", addr: "10.0.0.2:7946" }]);
+});
+
+Deno.test("Snapshotter compacts past minCompactSizeBytes and replays the same state", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await openMem(mem, { clock, minCompactSizeBytes: 2048 });
+  for (let i = 0; i < 100; i++) s.append(alive(`n${i % 3}`, `10.0.0.${i}:7946`));
+  s.append({ type: "clock", value: 12n });
+  s.append({ type: "event-clock", value: 13n });
+  const big = s.stats.bufferedBytes + s.stats.fileBytes;
+  assert.ok(big > 2048);
+  clock.advance(500);
+  await s.settled();
+  assert.equal(s.stats.compactions, 1);
+  const size = mem.read(P).length;
+  assert.ok(size < 2048, `compacted to ${size} bytes`);
+  const alive3 = s.aliveNodes();
+  assert.equal(alive3.length, 3);
+  await s.close();
+  const again = await reopenState(mem);
+  assert.deepEqual(again, { alive: alive3, clocks: [12n, 13n, 0n] });
+});
+
+Deno.test("Snapshotter does not compact below the threshold", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await openMem(mem, { clock, minCompactSizeBytes: 8192 });
+  for (let i = 0; i < 100; i++) s.append(alive(`n${i % 3}`, `10.0.0.${i}:7946`));
+  clock.advance(500);
+  await s.settled();
+  const size = mem.read(P).length;
+  assert.ok(size > 2048 && size <= 8192, `file is ${size} bytes`);
+  assert.equal(s.stats.compactions, 0);
+  assert.ok(!mem.ops.some((op) => op.startsWith("rename ")));
+  await s.close();
+});
+
+Deno.test("Snapshotter compacts on open when the file is over the threshold", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem); // default threshold: 128 KiB, not reached
+  for (let i = 0; i < 100; i++) s.append(alive(`n${i % 3}`, `10.0.0.${i}:7946`));
+  s.append({ type: "query-clock", value: 77n });
+  await s.close();
+  const before = mem.read(P).length;
+  const state = await reopenState(mem);
+
+  const again = await openMem(mem, { minCompactSizeBytes: 1024 });
+  assert.equal(again.openReport.compactedOnOpen, true);
+  assert.equal(again.stats.compactions, 1);
+  assert.deepEqual(again.aliveNodes(), state.alive);
+  await again.close();
+  assert.ok(mem.read(P).length < before);
+  assert.deepEqual(await reopenState(mem), state);
+});
+
+Deno.test("Snapshotter compact includes buffered records and replays the same state", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  for (let i = 0; i < 50; i++) s.append(alive(`n${i % 4}`, `10.0.0.${i}:7946`));
+  await s.sync();
+  s.append({ type: "not-alive", name: "n0" }); // still buffered when compact() runs
+  s.append({ type: "event-clock", value: 5n });
+  const before = mem.read(P).length;
+  const expected = s.aliveNodes();
+  await s.compact();
+  assert.equal(s.stats.compactions, 1);
+  assert.equal(s.stats.bufferedBytes, 0);
+  assert.equal(s.stats.durableBytes, s.stats.fileBytes);
+  assert.ok(mem.read(P).length < before);
+  const state = await replaySnapshot(P, { fs: mem }); // the compacted file alone, before close
+  assert.deepEqual(state.aliveNodes, expected);
+  assert.equal(state.lastEventClock, 5n);
+  assert.equal(expected.length, 3);
+  s.append(alive("n9", "10.0.0.9:7946")); // appends go to the new file
+  await s.close();
+  assert.deepEqual((await reopenState(mem)).alive, [...expected, { name: "n9", addr: "10.0.0.9:7946" }]);
+});
+
+Deno.test("Snapshotter removes a leftover .compact file on open", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.close();
+  mem.write(`${P}.compact`, new Uint8Array([1, 2, 3]));
+  const state = await reopenState(mem);
+  assert.equal(await mem.stat(`${P}.compact`), null);
+  assert.deepEqual(state.alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+});
+
+Deno.test({
+  name: "Snapshotter writes the compacted file with mode 0644 on disk",
+  ignore: Deno.build.os === "windows",
+  fn: () =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/s.snap`;
+      await Deno.writeFile(`${path}.compact`, new Uint8Array([9]), { mode: 0o600 });
+      const s = await Snapshotter.open(path, { clock: new ManualClock() });
+      assert.equal(await denoFs.stat(`${path}.compact`), null); // leftover removed on open
+      for (let i = 0; i < 20; i++) s.append(alive(`n${i % 2}`, `10.0.0.${i}:7946`));
+      await s.compact();
+      assert.equal(s.stats.compactions, 1);
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o644);
+      await s.close();
+      assert.equal((await replaySnapshot(path)).aliveNodes.length, 2);
+    }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5. Timers
+
+Deno.test("Snapshotter writes nothing to the file before flushIntervalMs", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await openMem(mem, { clock, flushIntervalMs: 500, sync: "never" });
+  const empty = mem.read(P);
+  s.append(alive("a", "10.0.0.1:7946"));
+  clock.advance(499);
+  await s.settled();
+  assert.deepEqual(mem.read(P), empty);
+  assert.ok(s.stats.bufferedBytes > 0);
+  clock.advance(1);
+  await s.settled();
+  assert.ok(mem.read(P).length > empty.length);
+  assert.equal(s.stats.bufferedBytes, 0);
+  assert.equal(s.stats.fileBytes, mem.read(P).length);
+  // The bytes in the file alone replay to the record.
+  assert.deepEqual((await replaySnapshot(P, { fs: mem })).aliveNodes, [{ name: "a", addr: "10.0.0.1:7946" }]);
+  await s.close();
+});
+
+Deno.test("Snapshotter fsyncs syncIntervalMs after a flush with sync interval", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await openMem(mem, { clock, flushIntervalMs: 100, sync: "interval", syncIntervalMs: 1000 });
+  const base = mem.syncCount;
+  s.append(alive("a", "10.0.0.1:7946"));
+  clock.advance(100);
+  await s.settled();
+  assert.equal(mem.syncCount, base);
+  assert.ok(s.stats.durableBytes < s.stats.fileBytes);
+  clock.advance(999);
+  await s.settled();
+  assert.equal(mem.syncCount, base);
+  clock.advance(1);
+  await s.settled();
+  assert.equal(mem.syncCount, base + 1);
+  assert.equal(s.stats.durableBytes, s.stats.fileBytes);
+  clock.advance(10_000); // nothing new: no more fsyncs
+  await s.settled();
+  assert.equal(mem.syncCount, base + 1);
+  mem.crash(); // the interval fsync made the record durable without close
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+});
+
+Deno.test("Snapshotter with sync never fsyncs only on sync() and close()", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await openMem(mem, { clock, flushIntervalMs: 100, sync: "never" });
+  const base = mem.syncCount;
+  s.append(alive("a", "10.0.0.1:7946"));
+  clock.advance(100_000);
+  await s.settled();
+  assert.equal(mem.syncCount, base);
+  assert.equal(s.stats.bufferedBytes, 0); // flushed, but not fsynced
+  await s.sync();
+  assert.equal(mem.syncCount, base + 1);
+  s.append(alive("b", "10.0.0.2:7946"));
+  clock.advance(100_000);
+  await s.settled();
+  assert.equal(mem.syncCount, base + 1);
+  await s.close();
+  assert.equal(mem.syncCount, base + 2);
+  mem.crash();
+  assert.equal((await reopenState(mem)).alive.length, 2);
+});
+
+Deno.test("Snapshotter on systemClock does not keep the process alive", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "snaplog_snap_" });
+  try {
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    // Hour-long timers: if any of them were ref'd, the child would outlive the guard below.
+    const code = `
+      import { Snapshotter } from ${JSON.stringify(mod)};
+      const s = await Snapshotter.open(${JSON.stringify(`${dir}/s.snap`)}, {
+        flushIntervalMs: 3_600_000, syncIntervalMs: 3_600_000, clockIntervalMs: 3_600_000,
+        lamportClock: () => 5n,
+      });
+      s.append({ type: "alive", name: "a", addr: "10.0.0.1:7946" });
+      console.log("appended");
+    `;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    assert.equal(out.signal, null, "the child had to be killed: a timer kept it alive");
+    assert.equal(out.code, 0, text.decode(out.stderr));
+    assert.equal(text.decode(out.stdout).trim(), "appended");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// 6. Group commit
+
+Deno.test("Snapshotter shares fsyncs among 100 concurrent sync() calls", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const s = await openMem(fs, { sync: "never" });
+  for (let i = 0; i < 100; i++) s.append(alive(`n${i}`, "10.0.0.1:7946"));
+  const base = fs.syncCounts.get(P) ?? 0;
+  const calls = Array.from({ length: 100 }, () => s.sync());
+  // Group commit: one running sync, and every later caller joins the single next one.
+  assert.ok(new Set(calls).size <= 2, `${new Set(calls).size} distinct syncs for 100 callers`);
+  await Promise.all(calls);
+  const used = (fs.syncCounts.get(P) ?? 0) - base;
+  assert.ok(used >= 1 && used <= 2, `${used} fdatasyncs for 100 sync() calls`);
+  mem.crash();
+  assert.equal((await reopenState(mem)).alive.length, 100);
+});
+
+Deno.test("Snapshotter shares fsyncs among 64 concurrent appends with sync always", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const s = await openMem(fs, { sync: "always" });
+  const base = fs.syncCounts.get(P) ?? 0;
+  await Promise.all(Array.from({ length: 64 }, (_, i) => s.append(alive(`n${i}`, "10.0.0.1:7946"))));
+  const used = (fs.syncCounts.get(P) ?? 0) - base;
+  assert.ok(used >= 1 && used <= 2, `${used} fdatasyncs for 64 appends`);
+  // A second wave, while nothing is running, also resolves with every record durable.
+  await Promise.all(Array.from({ length: 64 }, (_, i) => s.append(alive(`m${i}`, "10.0.0.1:7946"))));
+  assert.equal(s.stats.durableBytes, s.stats.fileBytes);
+  mem.crash(); // no close: every awaited append must be on "disk"
+  assert.equal((await reopenState(mem)).alive.length, 128);
+});
+
+Deno.test("Snapshotter sync always makes each awaited append durable at once", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, { sync: "always" });
+  await s.append(alive("a", "10.0.0.1:7946"));
+  assert.equal(s.stats.durableBytes, s.stats.fileBytes);
+  mem.crash();
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 10. The writer lock
+
+Deno.test("Snapshotter refuses a second open in the same process", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  await assert.rejects(openMem(mem), (e: unknown) => e instanceof LockedError && e.path === P);
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.close();
+  const again = await openMem(mem);
+  assert.deepEqual(again.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
+  await again.close();
+});
+
+async function runLockChild(path: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new URL("./lock_child.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", child, path],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  return { code: out.code, stdout: text.decode(out.stdout).trim(), stderr: text.decode(out.stderr) };
+}
+
+Deno.test("Snapshotter lock keeps another process out until close", () =>
+  withTempDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    const s = await Snapshotter.open(path, { clock: new ManualClock() });
+    s.append(alive("a", "10.0.0.1:7946"));
+    await s.sync();
+
+    const locked = await runLockChild(path);
+    assert.equal(locked.stdout, "locked", locked.stderr);
+    assert.equal(locked.code, 3);
+    await assert.rejects(Snapshotter.open(path), LockedError); // same process, real flock
+    s.append(alive("b", "10.0.0.2:7946"));
+    await s.close();
+
+    const free = await runLockChild(path);
+    assert.equal(free.stdout, "opened 2", free.stderr);
+    assert.equal(free.code, 0);
+    const again = await Snapshotter.open(path, { clock: new ManualClock() });
+    assert.equal(again.aliveNodes().length, 2);
+    await again.close();
+  }));
+
+// ---------------------------------------------------------------------------------------------
+// 11. Bad input
+
+Deno.test("Snapshotter append rejects bad records and keeps what was written", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  s.append({ type: "clock", value: 3n });
+  await s.sync();
+  const bad: [unknown, ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor][] = [
+    [null, TypeError],
+    ["alive", TypeError],
+    [{ type: "dead", name: "a" }, TypeError],
+    [{ name: "a", addr: "x" }, TypeError],
+    [{ type: "alive", name: 5, addr: "10.0.0.1:1" }, TypeError],
+    [{ type: "alive", name: "b" }, TypeError],
+    [{ type: "not-alive" }, TypeError],
+    [{ type: "clock", value: 5 }, TypeError],
+    [{ type: "event-clock", value: "5" }, TypeError],
+    [{ type: "comment", text: 1 }, TypeError],
+    [{ type: "clock", value: -1n }, RangeError],
+    [{ type: "query-clock", value: 2n ** 64n }, RangeError],
+    [alive("x".repeat(65536), "10.0.0.1:1"), RangeError],
+    [alive("é".repeat(32768), "10.0.0.1:1"), RangeError], // 65536 UTF-8 bytes in 32768 units
+    [alive("b", "1".repeat(65536)), RangeError],
+    [{ type: "not-alive", name: "x".repeat(65536) }, RangeError],
+  ];
+  for (const [record, cls] of bad) {
+    const appended = s.stats.appended;
+    const buffered = s.stats.bufferedBytes;
+    assert.throws(() => s.append(record as SnapshotRecord), cls, `for ${Deno.inspect(record).slice(0, 60)}`);
+    assert.equal(s.stats.appended, appended);
+    assert.equal(s.stats.bufferedBytes, buffered);
+  }
+  // The limits themselves are accepted.
+  s.append(alive("y".repeat(65535), "z".repeat(65535)));
+  s.append({ type: "event-clock", value: U64_MAX });
+  s.append({ type: "query-clock", value: 0n });
+  await s.close();
+  const state = await reopenState(mem);
+  assert.deepEqual(state.alive.map((n) => n.name.length), [1, 65535]);
+  assert.deepEqual(state.clocks, [3n, U64_MAX, 0n]);
+});
+
+Deno.test("Snapshotter handleEvent rejects bad events with TypeError", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  const bad: unknown[] = [
+    null,
+    { type: "member-boom", members: [] },
+    { type: "member-join", members: "a" },
+    { type: "member-join", members: [{ name: 1, addr: "x" }] },
+    { type: "member-update", members: [{ name: 1 }] },
+    { type: "user", ltime: 5 },
+  ];
+  for (const event of bad) {
+    assert.throws(() => s.handleEvent(event as never), TypeError, Deno.inspect(event));
+  }
+  assert.throws(() => s.handleEvent({ type: "query", ltime: -1n }), RangeError);
+  assert.equal(s.stats.appended, 0);
+  await s.close();
+  assert.deepEqual(await reopenState(mem), { alive: [], clocks: [0n, 0n, 0n] });
+});
+
+Deno.test("Snapshotter open rejects options of the wrong type or range", async () => {
+  const mem = new MemFs();
+  const typeErrors: unknown[] = [
+    null,
+    "fast",
+    { rejoinAfterLeave: 1 },
+    { flushIntervalMs: "500" },
+    { flushIntervalMs: NaN },
+    { sync: "sometimes" },
+    { recovery: "lenient" },
+    { format: "json" },
+    { lamportClock: 5n },
+    { bufferSizeMaxBytes: 1n << 20n },
+  ];
+  for (const options of typeErrors) {
+    await assert.rejects(
+      Snapshotter.open(P, options as SnapshotterOptions),
+      TypeError,
+      Deno.inspect(options),
+    );
+  }
+  const rangeErrors: SnapshotterOptions[] = [
+    { flushIntervalMs: 0, fs: mem },
+    { syncIntervalMs: -1, fs: mem },
+    { minCompactSizeBytes: -1, fs: mem },
+    { bufferSizeMaxBytes: 1024, fs: mem },
+  ];
+  for (const options of rangeErrors) {
+    await assert.rejects(Snapshotter.open(P, options), RangeError, Deno.inspect(options));
+  }
+  await assert.rejects(Snapshotter.open("", { fs: mem }), TypeError);
+  await assert.rejects(Snapshotter.open(5 as unknown as string, { fs: mem }), TypeError);
+  // None of them took the lock or created the file.
+  assert.equal(await mem.stat(P), null);
+  const s = await openMem(mem);
+  await s.close();
+});
+
+Deno.test("Snapshotter rejects every use after close with ClosedError", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.close();
+  const bytes = mem.read(P);
+  assert.throws(() => s.append(alive("b", "10.0.0.2:7946")), ClosedError);
+  assert.throws(() => s.handleEvent({ type: "user", ltime: 1n }), ClosedError);
+  await assert.rejects(s.sync(), ClosedError);
+  await assert.rejects(s.compact(), ClosedError);
+  await s.close(); // a second close does nothing
+  assert.deepEqual(mem.read(P), bytes);
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+});
+
+Deno.test("Snapshotter append throws BackpressureError at bufferSizeMaxBytes and drops nothing", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, { bufferSizeMaxBytes: 1 << 20, sync: "never" });
+  const pad = "x".repeat(1000);
+  let accepted = 0;
+  let error: unknown = null;
+  // Synchronous: no timer or background flush can drain the buffer in between.
+  for (let i = 0; i < 10_000; i++) {
+    try {
+      s.append(alive(`n${i}-${pad}`, "10.0.0.1:7946"));
+      accepted++;
+    } catch (e) {
+      error = e;
+      break;
+    }
+  }
+  assert.ok(error instanceof BackpressureError, String(error));
+  assert.ok(accepted > 500 && accepted < 1100, `${accepted} records accepted`);
+  assert.equal(s.stats.appended, accepted);
+  await s.sync();
+  s.append(alive("after", "10.0.0.1:7946")); // room again
+  await s.close();
+  const names = new Set((await reopenState(mem)).alive.map((n) => n.name));
+  assert.equal(names.size, accepted + 1);
+  for (let i = 0; i < accepted; i++) assert.ok(names.has(`n${i}-${pad}`), `record ${i} lost`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 12. Serf's text format
+
+Deno.test("Snapshotter go-text writes serf's exact lines", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, { format: "go-text" });
+  assert.equal(s.format, "go-text");
+  s.append(alive("a", "10.0.0.1:7946"));
+  s.append(alive("b", "[::1]:7946"));
+  s.append({ type: "not-alive", name: "a" });
+  s.append({ type: "clock", value: 5n });
+  s.append({ type: "event-clock", value: U64_MAX });
+  s.append({ type: "query-clock", value: 0n });
+  s.append({ type: "coordinate", text: '{"Vec":[0.1]}' });
+  s.append({ type: "comment", text: "hello" });
+  s.append({ type: "leave" });
+  await s.close();
+  assert.equal(
+    text.decode(mem.read(P)),
+    "alive: a 10.0.0.1:7946\n" +
+      "alive: b [::1]:7946\n" +
+      "not-alive: a\n" +
+      "clock: 5\n" +
+      "event-clock: 18446744073709551615\n" +
+      "query-clock: 0\n" +
+      'coordinate: {"Vec":[0.1]}\n' +
+      "# hello\n" +
+      "leave\n",
+  );
+  assert.deepEqual(await reopenState(mem, { rejoinAfterLeave: true }), {
+    alive: [{ name: "b", addr: "[::1]:7946" }],
+    clocks: [5n, U64_MAX, 0n],
+  });
+});
+
+Deno.test("Snapshotter detects an existing go-text file and appends text to it", async () => {
+  const mem = new MemFs();
+  mem.write(P, new TextEncoder().encode("alive: a 10.0.0.1:7946\nclock: 3\n"));
+  const s = await openMem(mem); // format "auto"
+  assert.equal(s.format, "go-text");
+  assert.equal(s.openReport.format, "go-text");
+  assert.equal(s.openReport.records, 2);
+  assert.deepEqual(s.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
+  assert.equal(s.lastClock, 3n);
+  s.append(alive("b", "10.0.0.2:7946"));
+  await s.close();
+  assert.equal(text.decode(mem.read(P)), "alive: a 10.0.0.1:7946\nclock: 3\nalive: b 10.0.0.2:7946\n");
+  // Forcing the other format on an existing file is refused.
+  await assert.rejects(openMem(mem, { format: "binary" }), TypeError);
+});
+
+Deno.test("Snapshotter go-text cuts a torn last line before appending", async () => {
+  const mem = new MemFs();
+  const original = new TextEncoder().encode("alive: a 10.0.0.1:7946\nalive: b 10.0.");
+  mem.write(P, original);
+  await assert.rejects(openMem(mem, { recovery: "strict" }), CorruptionError);
+  assert.deepEqual(mem.read(P), original); // strict repairs nothing
+  const s = await openMem(mem);
+  assert.equal(s.openReport.tornTailBytes, "alive: b 10.0.".length);
+  assert.equal(s.openReport.brokenCopy, `${P}.broken`);
+  assert.deepEqual(mem.read(`${P}.broken`), original);
+  assert.deepEqual(s.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
+  s.append(alive("c", "10.0.0.3:7946"));
+  await s.close();
+  // Serf would have glued "alive: b 10.0.alive: c ..." into one bogus line.
+  assert.equal(text.decode(mem.read(P)), "alive: a 10.0.0.1:7946\nalive: c 10.0.0.3:7946\n");
+});
+
+Deno.test("Snapshotter go-text compaction writes alive lines then the three clocks", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, { format: "go-text" });
+  s.append(alive("b", "10.0.0.2:7946"));
+  s.append(alive("a", "10.0.0.1:7946"));
+  s.append(alive("c", "10.0.0.3:7946"));
+  s.append({ type: "not-alive", name: "c" });
+  s.append({ type: "clock", value: 4n });
+  s.append({ type: "query-clock", value: 6n });
+  s.append(alive("a", "10.0.0.9:7946"));
+  await s.compact();
+  assert.equal(s.stats.compactions, 1);
+  assert.equal(
+    text.decode(mem.read(P)),
+    "alive: a 10.0.0.9:7946\nalive: b 10.0.0.2:7946\nclock: 4\nevent-clock: 0\nquery-clock: 6\n",
+  );
+  s.append({ type: "not-alive", name: "b" });
+  await s.close();
+  assert.ok(text.decode(mem.read(P)).endsWith("query-clock: 6\nnot-alive: b\n"));
+});
+
+Deno.test("Snapshotter go-text rejects a name or address that would inject lines", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, { format: "go-text" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  assert.throws(() => s.append(alive("evil\nalive: x", "10.0.0.1:7946")), RangeError);
+  assert.throws(() => s.append({ type: "not-alive", name: "a\n" }), RangeError);
+  assert.throws(() => s.append(alive("b", "10.0.0.1:7946\nleave")), RangeError);
+  assert.throws(() => s.append(alive("b", "10.0.0.1 7946")), RangeError);
+  assert.throws(() => s.append({ type: "comment", text: "x\nleave" }), RangeError);
+  assert.equal(s.stats.appended, 1);
+  await s.close();
+  assert.equal(text.decode(mem.read(P)), "alive: a 10.0.0.1:7946\n");
+});
+
+Deno.test("Snapshotter does not recompact a file that has not doubled since its last compaction", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await Snapshotter.open(P, { fs: mem, clock, minCompactSizeBytes: 0 });
+  assert.equal(s.openReport.compactedOnOpen, true, "an empty file over a zero minimum compacts once");
+  const afterOpen = s.stats.compactions;
+  s.append({ type: "clock", value: 1n }); // the file grows a little, but not to twice its size
+  clock.advance(500);
+  await s.settled();
+  assert.equal(s.stats.compactions, afterOpen);
+  await s.close();
+});

@@ -4,7 +4,7 @@ import { crc32c } from "../src/core/crc32c.ts";
 import { crc32cSlicing8 } from "../src/core/_crc32c_ref.ts";
 import { WasmCore } from "../src/_wasm/core.ts";
 import { FrameEncoder, FrameScanner, frameSize } from "../src/core/frame.ts";
-import { type SuiteOptions, suiteBench, suiteGroup } from "./_harness.ts";
+import { suiteBench, suiteGroup, type SuiteOptions } from "./_harness.ts";
 
 /** Payload size of the record benchmarks: a serf `alive` record is about this big. */
 const RECORD_BYTES = 40;

@@ -2,6 +2,8 @@
 import { parseArgs } from "node:util";
 import { printRows, runSuite } from "./_harness.ts";
 import { registerCoreBenches } from "./core_bench.ts";
+import { registerPhysicalBenches } from "./physical_bench.ts";
+import { registerSnapshotBenches } from "./snapshot_bench.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -13,7 +15,10 @@ const { values } = parseArgs({
 });
 
 const opts = { short: values.short ?? false };
+// Each layer adds one register call here, in the order the report should show them.
 registerCoreBenches(opts);
+registerPhysicalBenches(opts);
+registerSnapshotBenches(opts);
 
 const rows = await runSuite({
   json: values.json !== undefined,

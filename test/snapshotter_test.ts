@@ -215,25 +215,31 @@ Deno.test("Snapshotter handleEvent applies serf's member rules", async () => {
     type: "member-join",
     members: [{ name: "a", addr: "10.0.0.1:7946" }, { name: "b", addr: "10.0.0.2:7946" }],
   });
-  assert.equal(s.stats.appended, 3); // two alive records and clock 4
+  // The member clock record (4) is deferred to the next write: one per batch, not per event.
+  assert.equal(s.stats.appended, 2);
   assert.equal(s.lastClock, 4n);
   await s.handleEvent({ type: "member-join", members: [{ name: "c", addr: "10.0.0.3:7946" }] });
-  assert.equal(s.stats.appended, 4); // the clock did not advance: no clock record
+  assert.equal(s.stats.appended, 3); // the clock did not advance: nothing more pending
   await s.handleEvent({ type: "member-leave", members: [{ name: "a" }] });
   await s.handleEvent({ type: "member-failed", members: [{ name: "b" }] });
-  assert.equal(s.stats.appended, 6);
+  assert.equal(s.stats.appended, 5);
   assert.deepEqual(s.aliveNodes(), [{ name: "c", addr: "10.0.0.3:7946" }]);
+  await s.sync();
+  assert.equal(s.stats.appended, 6, "the sync wrote the deferred clock record");
+  assert.deepEqual((await replaySnapshot(P, { fs: mem })).lastClock, 4n);
 
   await s.handleEvent({ type: "member-update", members: [{ name: "c" }] });
   await s.handleEvent({ type: "member-reap", members: [{ name: "c" }] });
+  await s.sync();
   assert.equal(s.stats.appended, 6); // update and reap record nothing while the clock stands still
   lamport = 8n;
   await s.handleEvent({ type: "member-update", members: [{ name: "c" }] });
-  assert.equal(s.stats.appended, 7);
   assert.equal(s.lastClock, 7n);
   lamport = 9n;
   await s.handleEvent({ type: "member-reap", members: [] });
-  assert.equal(s.stats.appended, 8);
+  assert.equal(s.lastClock, 8n);
+  await s.sync();
+  assert.equal(s.stats.appended, 7, "clocks 7 and 8 coalesced into one record");
   assert.deepEqual(s.aliveNodes(), [{ name: "c", addr: "10.0.0.3:7946" }]); // reap removes nothing
   await s.close();
 
@@ -282,9 +288,14 @@ Deno.test("Snapshotter writes the member clock on its timer when it advanced", a
   clock.advance(499);
   assert.equal(s.stats.appended, 0);
   clock.advance(1);
-  assert.equal(s.stats.appended, 1);
   assert.equal(s.lastClock, 3n);
+  assert.equal(s.stats.appended, 0, "deferred to the next flush");
+  clock.advance(500); // the flush timer writes it; the clock tick finds nothing new
+  await s.settled();
+  assert.equal(s.stats.appended, 1);
+  assert.equal((await replaySnapshot(P, { fs: mem })).lastClock, 3n);
   clock.advance(500); // unchanged: nothing
+  await s.settled();
   assert.equal(s.stats.appended, 1);
   await s.close();
   assert.deepEqual((await reopenState(mem)).clocks, [3n, 0n, 0n]);
@@ -903,5 +914,29 @@ Deno.test("Snapshotter does not recompact a file that has not doubled since its 
   clock.advance(500);
   await s.settled();
   assert.equal(s.stats.compactions, afterOpen);
+  await s.close();
+});
+
+Deno.test("Snapshotter keeps a deferred member clock ordered against leave and explicit clocks", async () => {
+  const mem = new MemFs();
+  let lamport = 11n;
+  const s = await openMem(mem, { lamportClock: () => lamport });
+  await s.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:7946" }] });
+  assert.equal(s.lastClock, 10n); // deferred
+  s.append({ type: "clock", value: 3n }); // an explicit clock supersedes the deferred one
+  assert.equal(s.lastClock, 3n);
+  await s.sync();
+  assert.equal((await replaySnapshot(P, { fs: mem })).lastClock, 3n);
+
+  lamport = 21n;
+  await s.handleEvent({ type: "member-join", members: [{ name: "b", addr: "10.0.0.2:7946" }] });
+  await s.leave(); // the deferred clock 20 must land before the leave, which clears it
+  await s.sync();
+  const left = await replaySnapshot(P, { fs: mem });
+  assert.equal(left.lastClock, 0n);
+  assert.deepEqual(left.aliveNodes, []);
+  const kept = await replaySnapshot(P, { fs: mem, rejoinAfterLeave: true });
+  assert.equal(kept.lastClock, 20n);
+  assert.equal(kept.aliveNodes.length, 2);
   await s.close();
 });

@@ -289,6 +289,8 @@ export class Snapshotter {
   // The three clocks mirrored in JS, so serf's per-event clock checks cost no Wasm call.
   // Kept equal to the Wasm state: set from it at open, then updated on every append.
   #clocks: [bigint, bigint, bigint] = [0n, 0n, 0n];
+  /** A member clock record not yet staged (see #updateClock), or null. */
+  #pendingClock: bigint | null = null;
   /** File size right after the last compaction (0 before any). */
   #compactedSize = 0;
 
@@ -507,6 +509,18 @@ export class Snapshotter {
    */
   append(record: SnapshotRecord): Promise<void> {
     this.#checkWritable("append to");
+    if (this.#pendingClock !== null && typeof record === "object" && record !== null) {
+      // A deferred member clock (see #updateClock) must keep its order against the records
+      // it interacts with: an explicit clock supersedes it, a leave must come after it.
+      if (record.type === "clock") this.#pendingClock = null;
+      else if (record.type === "leave") this.#materializeClock();
+    }
+    this.#stage(record);
+    return this.#afterStage();
+  }
+
+  /** Encodes `record` into the staging buffer (growing it, or refusing past the limit). */
+  #stage(record: SnapshotRecord): void {
     const codec = this.#codec;
     if (!codec.encode(record)) {
       const want = codec.staged * 2 + (256 << 10);
@@ -531,6 +545,10 @@ export class Snapshotter {
         if (!this.#o.rejoinAfterLeave) this.#clocks = [0n, 0n, 0n];
         break;
     }
+  }
+
+  /** After staging: the sync policy, the flush timer, and an early flush past 1 MiB. */
+  #afterStage(): Promise<void> {
     if (this.#o.sync === "always") return this.sync();
     if (this.#flushTimer === null) {
       this.#flushTimer = this.#o.clock.setTimeout(() => {
@@ -538,8 +556,16 @@ export class Snapshotter {
         this.#spawn(this.#timedFlush());
       }, this.#o.flushIntervalMs);
     }
-    if (codec.staged >= FLUSH_THRESHOLD_BYTES && !this.#flushing) this.#spawn(this.#timedFlush());
+    if (this.#codec.staged >= FLUSH_THRESHOLD_BYTES && !this.#flushing) this.#spawn(this.#timedFlush());
     return RESOLVED;
+  }
+
+  /** Stages the deferred member clock record, if there is one. */
+  #materializeClock(): void {
+    const value = this.#pendingClock;
+    if (value === null) return;
+    this.#pendingClock = null;
+    this.#stage({ type: "clock", value });
   }
 
   /**
@@ -626,8 +652,13 @@ export class Snapshotter {
   #updateClock(): Promise<void> | null {
     if (this.#o.lamportClock === null) return null;
     const seen = BigInt.asUintN(64, this.#o.lamportClock() - 1n);
-    if (seen <= this.lastClock) return null;
-    return this.append({ type: "clock", value: seen });
+    if (seen <= this.#clocks[0]) return null;
+    // Deferred to the next write: a burst of member events costs one clock record per
+    // flush instead of one per event (serf coalesces the same way when its writer lags).
+    // It is staged before the batch reaches the file, so it never precedes its data.
+    this.#clocks[0] = seen;
+    this.#pendingClock = seen;
+    return this.#afterStage();
   }
 
   #armClockTimer(): void {
@@ -852,6 +883,7 @@ export class Snapshotter {
 
   /** Writes the staged bytes at the end of the file. A failed write is undone by truncation. */
   async #writeStaged(): Promise<void> {
+    this.#materializeClock();
     if (this.#codec.staged === 0) return;
     const bytes = this.#codec.take();
     try {
@@ -892,6 +924,7 @@ export class Snapshotter {
   /** Compaction, with the exclusive I/O turn held. See the README, "Crash safety: compaction". */
   async #compactLocked(): Promise<void> {
     const fs = this.#o.fs;
+    this.#materializeClock();
     const image = this.#codec.compacted(); // includes every staged record
     const includedStaged = this.#codec.staged;
     const tmp = `${this.#path}.compact`;

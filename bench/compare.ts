@@ -1,0 +1,810 @@
+// `deno task bench:compare [--events N] [--nodes K] [--runs R] [--no-5m] [--out DIR]`
+//
+// snaplog against HashiCorp serf's real Go Snapshotter (bench/go, same workload) and SQLite
+// (node:sqlite, WAL) on one machine in one run, against the targets of the serf snapshot
+// issue. Writes bench/results/<date>.md (table + machine), <date>.svg (ratio chart) and
+// <date>.json (every number). Without Go it says how to install it and runs the rest.
+//
+// Every timing is the best of `--runs` (default 3): the machine may be shared, and the best
+// run is the one least disturbed. Large files live in a temporary directory
+// ($SNAPLOG_BENCH_DIR or $TMPDIR) that is removed at the end.
+import { parseArgs } from "node:util";
+import { replaySnapshot, Snapshotter } from "../mod.ts";
+import type { SnapshotRecord } from "../src/serf/records.ts";
+import type { AliveNode, SnapshotState } from "../src/serf/types.ts";
+import { ratioChartSvg, type RatioRow } from "./_svg.ts";
+import {
+  buildSerfHarness,
+  goAvailable,
+  serfAppend,
+  serfCompact,
+  type SerfNode,
+  serfReplay,
+  type SerfReplayResult,
+} from "./go/serf_go.ts";
+import { measureFsyncRate, measurePageCache } from "./physical_bench.ts";
+import {
+  BENCH_NODES,
+  BENCH_SEED,
+  fillAlive,
+  measureReplayRss,
+  NO_COMPACTION,
+  type ReplayRss,
+  writeWorkloadSnapshot,
+} from "./snapshot_bench.ts";
+import { removeSqliteFiles, SqliteSnapshotStore, sqliteVersion } from "./sqlite_bench.ts";
+import { Workload, writeEventsFile } from "./workload.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    events: { type: "string", default: "1000000" },
+    nodes: { type: "string", default: String(BENCH_NODES) },
+    runs: { type: "string", default: "3" },
+    "no-5m": { type: "boolean", default: false },
+    out: { type: "string" },
+  },
+});
+const EVENTS = Number(args.events);
+const NODES = Number(args.nodes);
+const RUNS = Math.max(1, Number(args.runs));
+const OUT_DIR = args.out ?? decodeURIComponent(new URL("./results", import.meta.url).pathname);
+// Records between sync() calls in the buffered runs: the sync drains the buffer (a loop of
+// appends never yields to the event loop that writes) and costs one fdatasync per 256k.
+const BUFFERED_SYNC_EVERY = 1 << 18;
+
+type Format = "binary" | "go-text";
+
+// ---------------------------------------------------------------------------- helpers
+
+async function sh(cmd: string, cmdArgs: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(cmd, { args: cmdArgs, stdout: "piped", stderr: "null" }).output();
+    return new TextDecoder().decode(out.stdout).trim();
+  } catch {
+    return "";
+  }
+}
+
+async function best<T>(runs: number, f: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  let bestMs = Infinity, value: T | undefined;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const v = await f();
+    const ms = performance.now() - t0;
+    if (ms < bestMs) [bestMs, value] = [ms, v];
+  }
+  return { ms: bestMs, value: value as T };
+}
+
+function log(...a: unknown[]): void {
+  console.error("[compare]", ...a);
+}
+
+const fmtRate = (perSec: number, unit: string): string =>
+  perSec >= 1e9
+    ? `${(perSec / 1e9).toFixed(2)} G${unit}`
+    : perSec >= 1e6
+    ? `${(perSec / 1e6).toFixed(2)} M${unit}`
+    : perSec >= 1e3
+    ? `${(perSec / 1e3).toFixed(1)} k${unit}`
+    : `${perSec.toFixed(0)} ${unit}`;
+const fmtMs = (
+  ms: number,
+): string => (ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(2)} ms`);
+const fmtBytes = (n: number): string =>
+  n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
+
+function sameState(
+  a: { aliveNodes: AliveNode[] | SerfNode[] } & Clocks,
+  b: { aliveNodes: AliveNode[] | SerfNode[] } & Clocks,
+): string | null {
+  if (a.aliveNodes.length !== b.aliveNodes.length) {
+    return `alive ${a.aliveNodes.length} vs ${b.aliveNodes.length}`;
+  }
+  for (let i = 0; i < a.aliveNodes.length; i++) {
+    const x = a.aliveNodes[i]!, y = b.aliveNodes[i]!;
+    if (x.name !== y.name || x.addr !== y.addr) {
+      return `node ${i}: ${x.name} ${x.addr} vs ${y.name} ${y.addr}`;
+    }
+  }
+  for (const k of ["lastClock", "lastEventClock", "lastQueryClock"] as const) {
+    if (String(a[k]) !== String(b[k])) return `${k} ${a[k]} vs ${b[k]}`;
+  }
+  return null;
+}
+interface Clocks {
+  lastClock: bigint | string;
+  lastEventClock: bigint | string;
+  lastQueryClock: bigint | string;
+}
+
+function expectedState(w: Workload): { aliveNodes: AliveNode[] } & Clocks {
+  const enc = new TextEncoder();
+  const cmp = (a: string, b: string): number => {
+    const x = enc.encode(a), y = enc.encode(b);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return x.length - y.length;
+  };
+  const aliveNodes = [...w.aliveNodes()].map(([name, addr]) => ({ name, addr })).sort((a, b) =>
+    cmp(a.name, b.name)
+  );
+  return { aliveNodes, ...w.clocks() };
+}
+
+// ---------------------------------------------------------------------------- machine
+
+interface Machine {
+  cpu: string;
+  cores: string;
+  fileSystem: string;
+  kernel: string;
+  deno: string;
+  sqlite: string;
+  serf: string;
+  go: string;
+}
+
+async function machine(dir: string): Promise<Machine> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const cpu = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown";
+  const fsType = (await sh("stat", ["-f", "-c", "%T", dir])) || "unknown";
+  const dfLine = (await sh("df", ["-T", dir])).split("\n")[1]?.split(/\s+/) ?? [];
+  const serfPkg = await sh("dpkg-query", ["-W", "-f", "${Version}", "golang-github-hashicorp-serf-dev"]);
+  return {
+    cpu,
+    cores: String(navigator.hardwareConcurrency),
+    fileSystem: `${dfLine[1] ?? fsType} (stat -f: ${fsType}) on ${dfLine[0] ?? "?"}`,
+    kernel: `${Deno.build.os} ${Deno.osRelease()} ${Deno.build.arch}`,
+    deno: `${Deno.version.deno} (V8 ${Deno.version.v8})`,
+    sqlite: sqliteVersion(),
+    serf: serfPkg ? `0.9.4 (Debian golang-github-hashicorp-serf-dev ${serfPkg})` : "0.9.4 (not installed)",
+    go: (await sh("go", ["version"])) || "not installed",
+  };
+}
+
+// ---------------------------------------------------------------------------- snaplog
+
+async function snaplogAppendBuffered(
+  path: string,
+  format: Format,
+  records: SnapshotRecord[],
+): Promise<number> {
+  const t0 = performance.now();
+  const snap = await Snapshotter.open(path, { format, sync: "interval", minCompactSizeBytes: NO_COMPACTION });
+  for (let i = 0; i < records.length; i++) {
+    snap.append(records[i]!);
+    if ((i + 1) % BUFFERED_SYNC_EVERY === 0) await snap.sync();
+  }
+  await snap.close();
+  const ms = performance.now() - t0;
+  await Deno.remove(`${path}.lock`).catch(() => {});
+  return ms;
+}
+
+async function snaplogAppendSynced(
+  path: string,
+  format: Format,
+  records: SnapshotRecord[],
+  appenders: number,
+  rounds: number,
+): Promise<{ ms: number; records: number; fsyncs: number }> {
+  const snap = await Snapshotter.open(path, { format, sync: "interval", minCompactSizeBytes: NO_COMPACTION });
+  let next = 0;
+  const one = async (): Promise<void> => {
+    snap.append(records[next++ % records.length]!);
+    await snap.sync();
+  };
+  const fsyncs0 = snap.stats.fsyncs;
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    if (appenders === 1) await one();
+    else {
+      const all: Promise<void>[] = [];
+      for (let i = 0; i < appenders; i++) all.push(one());
+      await Promise.all(all);
+    }
+  }
+  const ms = performance.now() - t0;
+  const fsyncs = snap.stats.fsyncs - fsyncs0;
+  await snap.close();
+  for (const p of [path, `${path}.lock`]) await Deno.remove(p).catch(() => {});
+  return { ms, records: appenders * rounds, fsyncs };
+}
+
+async function snaplogCompact(dir: string, format: Format, alive: number, runs: number): Promise<number> {
+  const path = `${dir}/compact-${format}-${alive}`;
+  const snap = await Snapshotter.open(path, { format, sync: "interval", minCompactSizeBytes: NO_COMPACTION });
+  await fillAlive(snap, alive);
+  let bestMs = Infinity;
+  for (let r = 0; r < runs + 1; r++) {
+    for (let i = 0; i < 8; i++) {
+      snap.append({
+        type: "alive",
+        name: `node-${String(i).padStart(6, "0")}`,
+        addr: `10.9.${r}.${i + 1}:7946`,
+      });
+    }
+    const t0 = performance.now();
+    await snap.compact();
+    const ms = performance.now() - t0;
+    if (r > 0) bestMs = Math.min(bestMs, ms); // the first one warms the code path
+  }
+  await snap.close();
+  for (const p of [path, `${path}.lock`]) await Deno.remove(p).catch(() => {});
+  return bestMs;
+}
+
+// ---------------------------------------------------------------------------- report model
+
+interface Row {
+  op: string;
+  snaplog: string;
+  serf?: string;
+  sqlite?: string;
+  /** snaplog speed / serf speed. */
+  vsSerf?: number;
+  /** snaplog speed / sqlite speed. */
+  vsSqlite?: number;
+  /** snaplog speed / the physical ceiling. */
+  vsCeiling?: number;
+  note?: string | undefined;
+}
+
+interface Target {
+  what: string;
+  target: string;
+  measured: string;
+  ok: boolean | null;
+}
+
+// ---------------------------------------------------------------------------- main
+
+const rows: Row[] = [];
+const targets: Target[] = [];
+const data: Record<string, unknown> = {};
+const svgRows: RatioRow[] = [];
+
+const parent = Deno.env.get("SNAPLOG_BENCH_DIR");
+const dir = await Deno.makeTempDir({ prefix: "snaplog-compare-", ...(parent ? { dir: parent } : {}) });
+try {
+  const info = await machine(dir);
+  data.machine = info;
+  log("machine", info);
+
+  const go = await goAvailable();
+  let bin: string | null = null;
+  if (go.ok) {
+    log("building the serf harness");
+    bin = await buildSerfHarness();
+  } else {
+    console.log(`Go serf comparison skipped: ${go.reason}`);
+  }
+
+  // -- physical ceilings
+  log("measuring the fsync rate and page-cache bandwidth");
+  const fsync = await measureFsyncRate(dir, { durationMs: 2000 });
+  const cache = await measurePageCache(dir);
+  data.physical = { fsync, cache };
+  rows.push({
+    op: "disk: append 64 B + fdatasync (one appender's ceiling)",
+    snaplog: fmtRate(fsync.fsyncsPerSec, "fsync/s"),
+  });
+  rows.push({
+    op: "page cache: write / read 64 MiB",
+    snaplog: `${fmtRate(cache.writeBytesPerSec, "B/s")} / ${fmtRate(cache.readBytesPerSec, "B/s")}`,
+  });
+
+  // -- the workload
+  log(`workload: ${EVENTS} events, ${NODES} nodes, seed ${BENCH_SEED}`);
+  const wopts = { seed: BENCH_SEED, nodes: NODES, events: EVENTS };
+  const eventsPath = `${dir}/events.txt`;
+  const evTotals = await writeEventsFile(eventsPath, wopts);
+  const w = new Workload(wopts);
+  const records = [...w.records()];
+  const expected = expectedState(w);
+  data.workload = { ...evTotals, alive: expected.aliveNodes.length, seed: BENCH_SEED, nodes: NODES };
+  const nRec = records.length;
+  const histLabel = `${(EVENTS / 1e6).toLocaleString("en-US")}M-event history (${
+    nRec.toLocaleString("en-US")
+  } records, ${NODES.toLocaleString("en-US")} nodes)`;
+
+  // -- buffered appends of the whole history
+  log("buffered appends");
+  const binPath = `${dir}/history.snap`, txtPath = `${dir}/history.txt`;
+  const appendBin = await best(RUNS, async () => {
+    await Deno.remove(binPath).catch(() => {});
+    return await snaplogAppendBuffered(binPath, "binary", records);
+  });
+  const appendTxt = await best(RUNS, async () => {
+    await Deno.remove(txtPath).catch(() => {});
+    return await snaplogAppendBuffered(txtPath, "go-text", records);
+  });
+  const binBytes = (await Deno.stat(binPath)).size, txtBytes = (await Deno.stat(txtPath)).size;
+  let serfApp: Awaited<ReturnType<typeof serfAppend>> | null = null;
+  const serfPath = `${dir}/serf.snapshot`;
+  if (bin) {
+    for (let i = 0; i < Math.min(RUNS, 2); i++) {
+      const r = await serfAppend(bin, eventsPath, serfPath);
+      if (!serfApp || r.appendMs < serfApp.appendMs) serfApp = r;
+    }
+    if (!serfApp!.stateVerified || serfApp!.dropped !== 0) {
+      throw new Error(`serf append not verified: ${JSON.stringify(serfApp)}`);
+    }
+  }
+  const sqlPath = `${dir}/history.sqlite`;
+  const sqlApp = await best(1, async () => {
+    await removeSqliteFiles(sqlPath);
+    const db = new SqliteSnapshotStore(sqlPath, "normal");
+    db.begin();
+    for (let i = 0; i < records.length; i++) {
+      db.append(records[i]!);
+      if ((i + 1) % BUFFERED_SYNC_EVERY === 0) {
+        db.commit();
+        db.begin();
+      }
+    }
+    db.commit();
+    db.close();
+  });
+  const recPerSec = (ms: number, n = nRec): number => n / (ms / 1000);
+  const binRate = recPerSec(appendBin.ms), txtRate = recPerSec(appendTxt.ms), sqlRate = recPerSec(sqlApp.ms);
+  // serf's harness feeds events; a member event there is one line plus (coalesced) clock
+  // lines. Compare on time for the same history: speed ratio = serf time / snaplog time.
+  for (const [fmt, r, rate] of [["binary", appendBin, binRate], ["go-text", appendTxt, txtRate]] as const) {
+    rows.push({
+      op: `append ${histLabel}, buffered, snaplog ${fmt}`,
+      snaplog: `${fmtMs(r.ms)} (${fmtRate(rate, "rec/s")})`,
+      ...(serfApp
+        ? {
+          serf: `${fmtMs(serfApp.appendMs)} (${fmtRate(serfApp.eventsPerSec, "events/s")})`,
+          vsSerf: serfApp.appendMs / r.ms,
+        }
+        : {}),
+      sqlite: `${fmtMs(sqlApp.ms)} (${fmtRate(sqlRate, "rec/s")})`,
+      vsSqlite: sqlApp.ms / r.ms,
+    });
+  }
+  svgRows.push({
+    label: "append, buffered (binary)",
+    bars: [
+      ...(serfApp ? [{ series: "vs Go serf", ratio: serfApp.appendMs / appendBin.ms }] : []),
+      { series: "vs sqlite", ratio: sqlApp.ms / appendBin.ms },
+    ],
+  });
+  targets.push({
+    what: 'buffered appends (sync "interval"), binary',
+    target: "≥ 5M records/s",
+    measured: `${fmtRate(binRate, "rec/s")} (go-text ${fmtRate(txtRate, "rec/s")}; ${
+      serfApp ? `Go serf ${fmtRate(serfApp.eventsPerSec, "events/s")}, ` : ""
+    }sqlite ${fmtRate(sqlRate, "rec/s")})`,
+    ok: binRate >= 5e6,
+  });
+  data.appendBuffered = {
+    binaryMs: appendBin.ms,
+    goTextMs: appendTxt.ms,
+    sqliteMs: sqlApp.ms,
+    serf: serfApp,
+    records: nRec,
+    binBytes,
+    txtBytes,
+  };
+
+  // -- sync() after every append
+  log("appends with sync() after each");
+  const synced: Record<string, unknown> = {};
+  const syncRecs = records.slice(0, 1 << 16);
+  for (const [appenders, rounds] of [[1, 1500], [64, 300], [1024, 60]] as const) {
+    for (const fmt of ["binary", "go-text"] as const) {
+      const r = await best(
+        RUNS,
+        () => snaplogAppendSynced(`${dir}/sync-${fmt}`, fmt, syncRecs, appenders, rounds),
+      );
+      const rate = r.value.records / (r.value.ms / 1000);
+      synced[`${fmt}-${appenders}`] = { ...r.value, recordsPerSec: rate };
+      const ceilingRatio = rate / fsync.fsyncsPerSec;
+      const row: Row = {
+        op: `append + sync() per append, ${appenders} appender${appenders > 1 ? "s" : ""}, snaplog ${fmt}`,
+        snaplog: `${fmtRate(rate, "rec/s")} (${
+          (r.value.records / Math.max(1, r.value.fsyncs)).toFixed(1)
+        } rec/fsync)`,
+        serf: "— (serf never fsyncs an append)",
+        vsCeiling: ceilingRatio,
+        note: `${ceilingRatio.toFixed(2)}× the fsync rate`,
+      };
+      if (appenders === 1 && fmt === "binary") {
+        const n = 1000;
+        const sq = await best(RUNS, async () => {
+          await removeSqliteFiles(`${dir}/sync.sqlite`);
+          const db = new SqliteSnapshotStore(`${dir}/sync.sqlite`, "full");
+          const t0 = performance.now();
+          for (let i = 0; i < n; i++) db.append(syncRecs[i]!);
+          const ms = performance.now() - t0;
+          db.close();
+          return ms;
+        });
+        const sqRate = n / (sq.value / 1000);
+        row.sqlite = `${fmtRate(sqRate, "rec/s")} (synchronous=FULL, commit per record)`;
+        row.vsSqlite = rate / sqRate;
+        synced.sqlite = { recordsPerSec: sqRate };
+      }
+      rows.push(row);
+      if (fmt === "binary") {
+        svgRows.push({
+          label: `sync() per append, ${appenders} appender${appenders > 1 ? "s" : ""}`,
+          bars: [
+            { series: "vs fsync rate", ratio: ceilingRatio },
+            ...(row.vsSqlite ? [{ series: "vs sqlite", ratio: row.vsSqlite }] : []),
+          ],
+        });
+        if (appenders >= 64) {
+          const goal = appenders === 64 ? 1e5 : 1e6;
+          targets.push({
+            what: `sync() after every append, ${appenders} concurrent appenders, binary`,
+            target: `≥ ${fmtRate(goal, "records/s")}`,
+            measured: `${fmtRate(rate, "rec/s")} = ${ceilingRatio.toFixed(2)}× the fsync rate (${
+              fmtRate(fsync.fsyncsPerSec, "fsync/s")
+            }); go-text ${
+              fmtRate(
+                (synced[`go-text-${appenders}`] as { recordsPerSec?: number } | undefined)?.recordsPerSec ??
+                  NaN,
+                "rec/s",
+              )
+            }`,
+            ok: rate >= goal,
+          });
+        }
+      }
+    }
+  }
+  // go-text rows were measured after the binary target line was written: fix the text.
+  for (const t of targets) {
+    const m = /(\d+) concurrent/.exec(t.what);
+    if (m) {
+      const g = (synced[`go-text-${m[1]}`] as { recordsPerSec: number }).recordsPerSec;
+      t.measured = t.measured.replace(/go-text .*$/, `go-text ${fmtRate(g, "rec/s")}`);
+    }
+  }
+  data.synced = synced;
+
+  // -- replay of the history
+  log("replay of the history");
+  const repBin = await best(RUNS + 2, () => replaySnapshot(binPath));
+  const repTxt = await best(RUNS + 2, () => replaySnapshot(txtPath));
+  for (const [name, s] of [["binary", repBin.value], ["go-text", repTxt.value]] as const) {
+    const diff = sameState(s, expected);
+    if (diff) throw new Error(`snaplog ${name} replay differs from the workload: ${diff}`);
+  }
+  let serfOwn: SerfReplayResult | null = null, serfOnSnaplog: SerfReplayResult | null = null;
+  let snaplogOnSerf: { ms: number; value: SnapshotState } | null = null;
+  const compat: string[] = [];
+  if (bin && serfApp) {
+    serfOwn = await serfReplay(bin, serfPath, { runs: RUNS + 2, nodes: true });
+    snaplogOnSerf = await best(RUNS + 2, () => replaySnapshot(serfPath));
+    const d1 = sameState(snaplogOnSerf.value, { ...serfOwn, aliveNodes: serfOwn.aliveNodes! });
+    if (d1) throw new Error(`snaplog's replay of serf's file differs from serf's: ${d1}`);
+    serfOnSnaplog = await serfReplay(bin, txtPath, { runs: RUNS + 2, nodes: true });
+    const d2 = sameState(repTxt.value, { ...serfOnSnaplog, aliveNodes: serfOnSnaplog.aliveNodes! });
+    if (d2) throw new Error(`serf's replay of snaplog's go-text file differs from snaplog's: ${d2}`);
+    compat.push(
+      `serf replayed snaplog's go-text file (${fmtBytes(txtBytes)}, ${
+        repTxt.value.records.toLocaleString("en-US")
+      } lines): ` +
+        `${serfOnSnaplog.aliveCount} alive nodes (names and addresses), clock ${serfOnSnaplog.lastClock}, event clock ${serfOnSnaplog.lastEventClock}, ` +
+        `query clock ${serfOnSnaplog.lastQueryClock}: identical to snaplog's own replay and to the workload's state` +
+        (serfOnSnaplog.serfLogCount
+          ? ` (serf logged ${serfOnSnaplog.serfLogCount} lines)`
+          : ", serf logged nothing") +
+        ".",
+      `snaplog replayed serf's own file (${fmtBytes(serfOwn.fileBytes)}, ${
+        serfOwn.lines.toLocaleString("en-US")
+      } lines) to the same state serf did.`,
+    );
+  }
+  const sqlDb = new SqliteSnapshotStore(sqlPath, "normal");
+  const sqlState = await best(RUNS, () => Promise.resolve(sqlDb.readState()));
+  const sqlAll = await best(RUNS, () => Promise.resolve(sqlDb.replayAll()));
+  sqlDb.close();
+  {
+    const d = sameState(sqlState.value, expected);
+    if (d) throw new Error(`sqlite state differs from the workload: ${d}`);
+  }
+  const mbs = (bytes: number, ms: number): number => bytes / (ms / 1000);
+  rows.push({
+    op: `replay ${histLabel}: snaplog binary vs serf replaying its own text file`,
+    snaplog: `${fmtMs(repBin.ms)} (${fmtRate(mbs(binBytes, repBin.ms), "B/s")}, ${
+      fmtRate(recPerSec(repBin.ms), "rec/s")
+    })`,
+    ...(serfOwn
+      ? {
+        serf: `${fmtMs(serfOwn.replayMs)} (${fmtRate(mbs(serfOwn.fileBytes, serfOwn.replayMs), "B/s")})`,
+        vsSerf: serfOwn.replayMs / repBin.ms,
+      }
+      : {}),
+    sqlite: `${fmtMs(sqlAll.ms)} all records / ${fmtMs(sqlState.ms)} alive set`,
+    vsSqlite: sqlAll.ms / repBin.ms,
+  });
+  rows.push({
+    op: `replay ${histLabel}: snaplog go-text vs serf, same file (snaplog's)`,
+    snaplog: `${fmtMs(repTxt.ms)} (${fmtRate(mbs(txtBytes, repTxt.ms), "B/s")})`,
+    ...(serfOnSnaplog
+      ? {
+        serf: `${fmtMs(serfOnSnaplog.replayMs)} (${fmtRate(mbs(txtBytes, serfOnSnaplog.replayMs), "B/s")})`,
+        vsSerf: serfOnSnaplog.replayMs / repTxt.ms,
+      }
+      : {}),
+    sqlite: `${fmtMs(sqlAll.ms)} all records`,
+    vsSqlite: sqlAll.ms / repTxt.ms,
+  });
+  if (serfOwn && snaplogOnSerf) {
+    rows.push({
+      op: `replay serf's own text file of the history (${
+        fmtBytes(serfOwn.fileBytes)
+      }): snaplog go-text vs serf`,
+      snaplog: `${fmtMs(snaplogOnSerf.ms)} (${fmtRate(mbs(serfOwn.fileBytes, snaplogOnSerf.ms), "B/s")})`,
+      serf: `${fmtMs(serfOwn.replayMs)} (${fmtRate(mbs(serfOwn.fileBytes, serfOwn.replayMs), "B/s")})`,
+      vsSerf: serfOwn.replayMs / snaplogOnSerf.ms,
+    });
+  }
+  rows.push({
+    op: `replay ${histLabel}: snaplog binary vs sqlite SELECT of the alive set only`,
+    snaplog: fmtMs(repBin.ms),
+    sqlite: fmtMs(sqlState.ms),
+    vsSqlite: sqlState.ms / repBin.ms,
+  });
+  svgRows.push({
+    label: "replay history, binary",
+    bars: [
+      ...(serfOwn ? [{ series: "vs Go serf", ratio: serfOwn.replayMs / repBin.ms }] : []),
+      { series: "vs sqlite", ratio: sqlAll.ms / repBin.ms },
+    ],
+    target: 5,
+  });
+  svgRows.push({
+    label: "replay history, go-text (same file)",
+    bars: [
+      ...(serfOnSnaplog ? [{ series: "vs Go serf", ratio: serfOnSnaplog.replayMs / repTxt.ms }] : []),
+      { series: "vs sqlite", ratio: sqlAll.ms / repTxt.ms },
+    ],
+    target: 3,
+  });
+  targets.push({
+    what: `replay of the binary snapshot of the ${histLabel} vs Go serf replaying its text file`,
+    target: "≥ 5× faster",
+    measured: serfOwn
+      ? `${fmtMs(repBin.ms)} vs ${fmtMs(serfOwn.replayMs)} = ${(serfOwn.replayMs / repBin.ms).toFixed(1)}×`
+      : `${fmtMs(repBin.ms)} (serf not run)`,
+    ok: serfOwn ? serfOwn.replayMs / repBin.ms >= 5 : null,
+  });
+  const goTextSameFile = [
+    ...(serfOnSnaplog
+      ? [{ label: "snaplog's go-text file", snap: repTxt.ms, serf: serfOnSnaplog.replayMs, bytes: txtBytes }]
+      : []),
+    ...(serfOwn && snaplogOnSerf
+      ? [{
+        label: "serf's own file",
+        snap: snaplogOnSerf.ms,
+        serf: serfOwn.replayMs,
+        bytes: serfOwn.fileBytes,
+      }]
+      : []),
+  ];
+  data.replayHistory = {
+    binaryMs: repBin.ms,
+    goTextMs: repTxt.ms,
+    binBytes,
+    txtBytes,
+    serfOwn,
+    serfOnSnaplog,
+    snaplogOnSerfMs: snaplogOnSerf?.ms,
+    sqliteAllMs: sqlAll.ms,
+    sqliteStateMs: sqlState.ms,
+  };
+
+  // -- replay at 100k, 1M (by records) and 5M records, and peak memory
+  const sizes = args["no-5m"] ? [100_000, 1_000_000] : [100_000, 1_000_000, 5_000_000];
+  const rss: Record<string, ReplayRss> = {};
+  const bigGoText: Array<{ label: string; snap: number; serf: number; bytes: number }> = [];
+  let binLargeRate = 0;
+  for (const n of sizes) {
+    const label = n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`;
+    log(`replay at ${label} records`);
+    const pb = `${dir}/r${label}.snap`, pt = `${dir}/r${label}.txt`;
+    const wb = await writeWorkloadSnapshot(pb, "binary", n, NODES);
+    const wt = await writeWorkloadSnapshot(pt, "go-text", n, NODES);
+    const rb = await best(RUNS + 2, () => replaySnapshot(pb));
+    const rt = await best(RUNS + 2, () => replaySnapshot(pt));
+    const diff = sameState(rb.value, rt.value);
+    if (diff) throw new Error(`binary and go-text replays of ${label} differ: ${diff}`);
+    let sr: SerfReplayResult | null = null;
+    if (bin) sr = await serfReplay(bin, pt, { runs: RUNS });
+    if (sr && (sr.aliveCount !== rt.value.aliveNodes.length || sr.lastClock !== String(rt.value.lastClock))) {
+      throw new Error(`serf's replay of the ${label} go-text file differs from snaplog's`);
+    }
+    rows.push({
+      op: `replay ${label} records: snaplog binary (${fmtBytes(wb.bytes)}) / go-text (${fmtBytes(wt.bytes)})`,
+      snaplog: `${fmtMs(rb.ms)} (${fmtRate(mbs(wb.bytes, rb.ms), "B/s")}) / ${fmtMs(rt.ms)} (${
+        fmtRate(mbs(wt.bytes, rt.ms), "B/s")
+      })`,
+      ...(sr
+        ? {
+          serf: `${fmtMs(sr.replayMs)} (${fmtRate(mbs(wt.bytes, sr.replayMs), "B/s")}) on the go-text file`,
+          vsSerf: sr.replayMs / rb.ms,
+        }
+        : {}),
+      note: sr ? `go-text vs serf on the same file: ${(sr.replayMs / rt.ms).toFixed(1)}×` : undefined,
+    });
+    if (sr) {
+      bigGoText.push({
+        label: `${label}-record go-text file`,
+        snap: rt.ms,
+        serf: sr.replayMs,
+        bytes: wt.bytes,
+      });
+    }
+    if (n >= 1_000_000) binLargeRate = Math.max(binLargeRate, mbs(wb.bytes, rb.ms));
+    if (n === Math.max(...sizes) || n === 100_000) {
+      rss[`${label}-binary`] = await measureReplayRss(pb);
+      rss[`${label}-go-text`] = await measureReplayRss(pt);
+    }
+    data[`replay${label}`] = {
+      binaryMs: rb.ms,
+      goTextMs: rt.ms,
+      binBytes: wb.bytes,
+      txtBytes: wt.bytes,
+      serf: sr,
+      alive: rb.value.aliveNodes.length,
+    };
+    for (const p of [pb, pt]) await Deno.remove(p).catch(() => {});
+  }
+  data.rss = rss;
+  targets.push({
+    what: "binary replay bandwidth on large files (≥ 1M records)",
+    target: "≥ 1 GB/s",
+    measured: fmtRate(binLargeRate, "B/s"),
+    ok: binLargeRate >= 1e9,
+  });
+  for (const g of [...goTextSameFile, ...bigGoText]) {
+    const ratio = g.serf / g.snap, rate = mbs(g.bytes, g.snap);
+    targets.push({
+      what: `go-text replay vs Go serf on the same file: ${g.label}`,
+      target: "≥ 3× faster and ≥ 550 MB/s",
+      measured: `${ratio.toFixed(1)}×, ${fmtRate(rate, "B/s")} (serf ${
+        fmtRate(mbs(g.bytes, g.serf), "B/s")
+      })`,
+      ok: ratio >= 3 && rate >= 550e6,
+    });
+  }
+  const bigLabel = sizes[sizes.length - 1]! >= 1e6 ? `${sizes[sizes.length - 1]! / 1e6}M` : "";
+  const rb = rss[`${bigLabel}-binary`], rt = rss[`${bigLabel}-go-text`], sb = rss["100k-binary"];
+  if (rb && rt && sb) {
+    targets.push({
+      what: `replay of a ${bigLabel}-record file: memory growth bounded by the alive set`,
+      target: "peak RSS growth independent of file size",
+      measured:
+        `binary ${fmtBytes(rb.bytes)} file: peak ${(rb.peakKiB / 1024).toFixed(0)} MiB, growth ${
+          (rb.growthKiB / 1024).toFixed(1)
+        } MiB; ` +
+        `go-text ${fmtBytes(rt.bytes)}: peak ${(rt.peakKiB / 1024).toFixed(0)} MiB, growth ${
+          (rt.growthKiB / 1024).toFixed(1)
+        } MiB; ` +
+        `100k-record binary file (${fmtBytes(sb.bytes)}): growth ${
+          (sb.growthKiB / 1024).toFixed(1)
+        } MiB; alive set ${rb.aliveNodes} nodes`,
+      ok: rb.growthKiB < 64 * 1024 && rt.growthKiB < 64 * 1024,
+    });
+  }
+
+  // -- compaction
+  log("compaction");
+  for (const alive of [10_000, 100_000]) {
+    const cb = await snaplogCompact(dir, "binary", alive, RUNS + 2);
+    const ct = await snaplogCompact(dir, "go-text", alive, RUNS + 2);
+    const sc = bin ? await serfCompact(bin, alive, { runs: RUNS + 2 }) : null;
+    rows.push({
+      op: `compaction, ${alive.toLocaleString("en-US")} alive nodes: snaplog binary / go-text`,
+      snaplog: `${fmtMs(cb)} / ${fmtMs(ct)}`,
+      ...(sc ? { serf: fmtMs(sc.compactMs), vsSerf: sc.compactMs / cb } : {}),
+    });
+    svgRows.push({
+      label: `compaction, ${alive / 1000}k alive (binary)`,
+      bars: sc ? [{ series: "vs Go serf", ratio: sc.compactMs / cb }] : [],
+    });
+    data[`compact${alive}`] = { binaryMs: cb, goTextMs: ct, serf: sc };
+    if (alive === 100_000) {
+      targets.push({
+        what: "compaction of 100k alive nodes, binary",
+        target: "≤ 20 ms",
+        measured: `${fmtMs(cb)} (go-text ${fmtMs(ct)}${sc ? `; Go serf ${fmtMs(sc.compactMs)}` : ""})`,
+        ok: cb <= 20,
+      });
+    }
+  }
+
+  // -- write the report
+  const date = new Date().toISOString().slice(0, 10);
+  await Deno.mkdir(OUT_DIR, { recursive: true });
+  const r = (x?: number): string => (x === undefined ? "" : `${x >= 10 ? x.toFixed(0) : x.toFixed(2)}×`);
+  const md: string[] = [];
+  md.push(
+    `# snaplog vs Go serf vs SQLite — ${date}`,
+    "",
+    "Generated by `deno task bench:compare` (bench/compare.ts). Each time is the best of " +
+      `${RUNS} runs (replays: ${
+        RUNS + 2
+      }); ratios are snaplog's speed over the baseline's, measured in the same run (> 1: snaplog faster).`,
+    "",
+    "## Machine",
+    "",
+    `- CPU: ${info.cpu}, ${info.cores} cores`,
+    `- File system of the temporary directory: ${info.fileSystem}`,
+    `- Kernel: ${info.kernel}`,
+    `- Deno ${info.deno}; SQLite ${info.sqlite} (node:sqlite, WAL); serf ${info.serf}; ${info.go}`,
+    `- Workload: bench/workload.ts, seed ${BENCH_SEED}, ${NODES.toLocaleString("en-US")} nodes, ${
+      EVENTS.toLocaleString("en-US")
+    } events ` +
+      `(${evTotals.memberEvents.toLocaleString("en-US")} member events) → ${
+        nRec.toLocaleString("en-US")
+      } records, ${expected.aliveNodes.length.toLocaleString("en-US")} alive at the end`,
+    "",
+    "## Results",
+    "",
+    "| operation | snaplog | Go serf | sqlite | ratio vs serf | ratio vs sqlite | note |",
+    "|---|---|---|---|---|---|---|",
+  );
+  for (const row of rows) {
+    md.push(
+      `| ${row.op} | ${row.snaplog} | ${row.serf ?? "—"} | ${row.sqlite ?? "—"} | ${r(row.vsSerf)} | ${
+        r(row.vsSqlite)
+      } | ${row.note ?? (row.vsCeiling !== undefined ? `${row.vsCeiling.toFixed(2)}× fsync rate` : "")} |`,
+    );
+  }
+  md.push("", "## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|");
+  for (const t of targets) {
+    md.push(
+      `| ${t.what} | ${t.target} | ${t.measured} | ${t.ok === null ? "n/a" : t.ok ? "yes" : "**no**"} |`,
+    );
+  }
+  md.push("", "## Compatibility", "");
+  if (compat.length) { for (const c of compat) md.push(`- ${c}`); }
+  else md.push(`- Go serf not run: ${go.reason ?? "unavailable"}`);
+  md.push(
+    "",
+    "## How it was measured",
+    "",
+    '- Buffered append: open, append every record (`sync: "interval"`, a `sync()` every 262,144 records to drain the buffer), `close()` (flush + fdatasync). ' +
+      "Go serf: the harness's `append` (NewSnapshotter … Wait, events paced so serf drops none; serf writes the clock line only when its writer catches up, so its file has fewer lines). " +
+      "SQLite: one INSERT per record plus the state-table upsert/delete, synchronous=NORMAL, a commit every 262,144 records.",
+    "- sync() per append: N concurrent async appenders each `append` then `await sync()`; concurrent syncs share one fdatasync. The fsync rate is a 64-byte append + fdatasync loop on the same file system.",
+    "- Replay: `replaySnapshot` (open + read + apply) inside this process; Go serf: `NewSnapshotter` on the file inside the Go process. SQLite: SELECT of every record replayed into a Map, or SELECT of the alive table.",
+    "- Peak memory: the replay runs in a child process that reads VmHWM from /proc/self/status; growth is VmHWM − VmRSS before the replay (runtime and Wasm already loaded).",
+    "- Compaction: `compact()` after a few appends (writes the live state, fdatasync, rename, directory fsync); Go serf: its `compact()` via the harness.",
+  );
+  const base = `${OUT_DIR}/${date}`;
+  await Deno.writeTextFile(`${base}.md`, md.join("\n") + "\n");
+  await Deno.writeTextFile(
+    `${base}.svg`,
+    ratioChartSvg(
+      `snaplog speed ratios — ${date}`,
+      `${info.cpu}, ${info.cores} cores, ${
+        info.fileSystem.split(" ")[0]
+      }; Deno ${Deno.version.deno}, serf 0.9.4, SQLite ${info.sqlite}`,
+      svgRows.filter((s) => s.bars.length > 0),
+    ),
+  );
+  await Deno.writeTextFile(
+    `${base}.json`,
+    JSON.stringify({ date, rows, targets, data }, (_k, v) => (typeof v === "bigint" ? String(v) : v), 2) +
+      "\n",
+  );
+  // `deno task check` runs `deno fmt --check` over the tree, generated files included.
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", `${base}.md`, `${base}.svg`, `${base}.json`],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => {});
+  console.log(md.join("\n"));
+  console.log(`\nwrote ${base}.md, ${base}.svg, ${base}.json`);
+} finally {
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}

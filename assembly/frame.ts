@@ -17,6 +17,7 @@
 //   share one aligned 8-byte word, which a torn sector write cannot split.
 
 import { crcRaw, crcStep8 } from "./crc32c";
+import { copyBytes, zeroSmall } from "./mem";
 
 export const FRAME_HEADER: u32 = 12;
 
@@ -243,11 +244,11 @@ export function frames_encode(
     }
     const f = outPtr + out;
     store<u64>(f, (<u64> length << 32) | <u64> type);
-    memory.copy(f + FRAME_HEADER, src, length);
+    copyBytes(f + FRAME_HEADER, src, length);
     // Zero the padding (at most 7 bytes) so the file never holds stale memory.
     const padStart = f + FRAME_HEADER + length;
     const padEnd = f + size;
-    if (padStart < padEnd) memory.fill(padStart, 0, padEnd - padStart);
+    if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
     store<u32>(f, frameCrc(f, length), 8);
     out += size;
   }
@@ -285,7 +286,7 @@ export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
     const f = ptr + off;
     const padStart = f + FRAME_HEADER + length;
     const padEnd = f + size;
-    if (padStart < padEnd) memory.fill(padStart, 0, padEnd - padStart);
+    if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
     store<u32>(f, frameCrc(f, length), 8);
     off += size;
   }
@@ -303,7 +304,7 @@ export function frame_finish(dst: usize, type: u32, length: u32): u32 {
   const size = frame_size(length);
   const padStart = dst + FRAME_HEADER + length;
   const padEnd = dst + size;
-  if (padStart < padEnd) memory.fill(padStart, 0, padEnd - padStart);
+  if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
   store<u32>(dst, frameCrc(dst, length), 8);
   return size;
 }

@@ -68,3 +68,32 @@ export function mem_used(): usize {
   ensureTop();
   return top - ((__heap_base + 63) & ~63);
 }
+
+/** Copies `len` bytes from `src` to `dst` (non-overlapping). */
+export function copyBytes(dst: usize, src: usize, len: u32): void {
+  // memory.copy is a call out of the Wasm code in V8; names and addresses are short.
+  if (len > 64) {
+    memory.copy(dst, src, len);
+  } else if (len >= 8) {
+    const last = <usize> len - 8;
+    for (let i: usize = 0; i < last; i += 8) store<u64>(dst + i, load<u64>(src + i));
+    store<u64>(dst + last, load<u64>(src + last));
+  } else if (len >= 4) {
+    const tail = load<u32>(src + len - 4);
+    store<u32>(dst, load<u32>(src));
+    store<u32>(dst + len - 4, tail);
+  } else if (len > 0) {
+    const m = len >> 1;
+    const b0 = load<u8>(src);
+    const b1 = load<u8>(src + m);
+    const b2 = load<u8>(src + len - 1);
+    store<u8>(dst, b0);
+    store<u8>(dst + m, b1);
+    store<u8>(dst + len - 1, b2);
+  }
+}
+
+/** Zeroes the `len` (< 8) bytes at `dst`: frame padding, without a call out of Wasm. */
+export function zeroSmall(dst: usize, len: usize): void {
+  for (let i: usize = 0; i < len; i++) store<u8>(dst + i, 0);
+}

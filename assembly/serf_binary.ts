@@ -21,10 +21,11 @@ import {
   state_iter_name_len,
   state_iter_name_ptr,
   state_iter_next,
-  state_iter_reset,
+  state_iter_reset_by_address,
   state_leave,
   state_not_alive,
 } from "./serf_state";
+import { copyBytes } from "./mem";
 
 export const REC_ALIVE: u32 = 1;
 export const REC_NOT_ALIVE: u32 = 2;
@@ -111,7 +112,7 @@ let compactPending: bool = false; // the iterator sits on an entry not yet writt
 
 /** Starts writing the compacted snapshot: alive records (hash order), then the three clocks. */
 export function serf_compact_begin(): void {
-  state_iter_reset();
+  state_iter_reset_by_address();
   compactPhase = 0;
   compactPending = false;
 }
@@ -137,8 +138,8 @@ export function serf_compact_next(out: usize, cap: u32): u32 {
     if (<u64> off + <u64> frame_size(length) > <u64> cap) return off;
     const p = out + off + FRAME_HEADER;
     store<u16>(p, <u16> nameLen);
-    memory.copy(p + 2, state_iter_name_ptr(), nameLen);
-    memory.copy(p + 2 + nameLen, state_iter_addr_ptr(), addrLen);
+    copyBytes(p + 2, state_iter_name_ptr(), nameLen);
+    copyBytes(p + 2 + nameLen, state_iter_addr_ptr(), addrLen);
     off += frame_finish(out + off, REC_ALIVE, length);
     compactPending = false;
   }

@@ -89,31 +89,11 @@ export class BinaryCodec implements Codec {
   }
   compacted(): Uint8Array {
     this.apply();
-    const header = this.header();
-    // About 56 bytes per alive node plus the clocks; grown if names are long.
-    let out = new Uint8Array(Math.max(1 << 16, header.length + this.state.count * 64 + 256));
-    out.set(header);
-    let len = header.length;
-    const chunkCap = Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX);
-    const chunk = this.#core.alloc(chunkCap);
-    try {
-      this.#x.serf_compact_begin();
-      // Each call writes at least one record until done, so the loop ends.
-      while (true) {
-        const n = this.#x.serf_compact_next(chunk, chunkCap);
-        if (n === 0) break;
-        if (len + n > out.length) {
-          const bigger = new Uint8Array(Math.max(out.length * 2, len + n));
-          bigger.set(out.subarray(0, len));
-          out = bigger;
-        }
-        out.set(this.#core.u8.subarray(chunk, chunk + n), len);
-        len += n;
-      }
-    } finally {
-      this.#core.free(chunk, chunkCap);
-    }
-    return out.subarray(0, len);
+    const x = this.#x;
+    // Per alive node at most 2 (name length) + 12 (frame header) + 7 (padding) bytes besides
+    // the name and address; then three 24-byte clock frames.
+    const hint = this.state.liveBytes + this.state.count * 21 + 3 * 24;
+    return drainCompacted(this.#core, this.header(), () => x.serf_compact_begin(), x.serf_compact_next, hint);
   }
 }
 
@@ -177,18 +157,74 @@ export class GoTextCodec implements Codec {
   }
   compacted(): Uint8Array {
     this.apply();
-    // Serf's compaction order: alive lines, then clock, event-clock, query-clock (zeros too).
-    const parts: string[] = [];
-    for (const n of this.state.aliveNodes()) parts.push(`alive: ${n.name} ${n.addr}\n`);
-    const c = this.state.clocks;
-    parts.push(
-      `clock: ${c.lastClock}\n`,
-      `event-clock: ${c.lastEventClock}\n`,
-      `query-clock: ${c.lastQueryClock}\n`,
+    // Serf's compaction order: alive lines, then clock, event-clock, query-clock (zeros too),
+    // written by Wasm straight from the state (assembly/gotext_write.ts).
+    const core = this.state.core;
+    const x = core.exports as unknown as GoTextWriteExports;
+    // "alive: " + " " + "\n" per node, then three clock lines of at most 34 bytes.
+    const hint = this.state.liveBytes + this.state.count * 9 + 3 * 34;
+    return drainCompacted(
+      core,
+      new Uint8Array(0),
+      () => x.gotext_compact_begin(),
+      x.gotext_compact_next,
+      hint,
     );
-    return textEncoder.encode(parts.join(""));
   }
 }
+
+/** The exports of assembly/gotext_write.ts. */
+interface GoTextWriteExports {
+  gotext_compact_begin(): void;
+  gotext_compact_next(out: number, cap: number): number;
+}
+
+/**
+ * Runs a Wasm compaction writer (`begin`, then `next` until it returns 0) through a chunk
+ * buffer and returns `header` followed by everything it wrote. Memory is one compacted
+ * image, which is proportional to the alive set.
+ */
+function drainCompacted(
+  core: WasmCore,
+  header: Uint8Array,
+  begin: () => void,
+  next: (out: number, cap: number) => number,
+  sizeHint: number,
+): Uint8Array {
+  const chunkCap = Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX);
+  // Sized from the state up front, so the image is never copied to grow (it still can grow
+  // if the hint is short), and reused across compactions of the same log so a big alive set
+  // does not churn the garbage collector with a new multi-megabyte array every time.
+  let out = reusable.get(core);
+  if (out === undefined || out.length < header.length + sizeHint) {
+    out = new Uint8Array(Math.max(1 << 16, header.length + sizeHint));
+  }
+  out.set(header);
+  let len = header.length;
+  const chunk = core.alloc(chunkCap);
+  try {
+    begin();
+    // Each call writes at least one record until done, so the loop ends.
+    while (true) {
+      const n = next(chunk, chunkCap);
+      if (n === 0) break;
+      if (len + n > out.length) {
+        const bigger = new Uint8Array(Math.max(out.length * 2, len + n));
+        bigger.set(out.subarray(0, len));
+        out = bigger;
+      }
+      out.set(core.u8.subarray(chunk, chunk + n), len);
+      len += n;
+    }
+  } finally {
+    core.free(chunk, chunkCap);
+  }
+  reusable.set(core, out);
+  return out.subarray(0, len);
+}
+
+/** The image buffer of each log's last compaction (see drainCompacted). */
+const reusable = new WeakMap<WasmCore, Uint8Array>();
 
 /** A binary codec with a fresh state in its own Wasm instance. */
 export function newBinaryCodec(rejoinAfterLeave: boolean): BinaryCodec {

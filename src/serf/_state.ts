@@ -56,7 +56,6 @@ function isAscii(bytes: Uint8Array): boolean {
   return true;
 }
 
-
 /**
  * The serf replay state of one Wasm core instance: the alive set and the three clocks.
  * Only one per instance (the Wasm side keeps it in module globals).

@@ -195,10 +195,10 @@ function drainCompacted(
   // Sized from the state up front, so the image is never copied to grow (it still can grow
   // if the hint is short), and reused across compactions of the same log so a big alive set
   // does not churn the garbage collector with a new multi-megabyte array every time.
-  let out = reusable.get(core);
-  if (out === undefined || out.length < header.length + sizeHint) {
-    out = new Uint8Array(Math.max(1 << 16, header.length + sizeHint));
-  }
+  const kept = reusable.get(core);
+  let out: Uint8Array = kept !== undefined && kept.length >= header.length + sizeHint
+    ? kept
+    : new Uint8Array(Math.max(1 << 16, header.length + sizeHint));
   out.set(header);
   let len = header.length;
   const chunk = core.alloc(chunkCap);
@@ -209,7 +209,7 @@ function drainCompacted(
       const n = next(chunk, chunkCap);
       if (n === 0) break;
       if (len + n > out.length) {
-        const bigger = new Uint8Array(Math.max(out.length * 2, len + n));
+        const bigger: Uint8Array = new Uint8Array(Math.max(out.length * 2, len + n));
         bigger.set(out.subarray(0, len));
         out = bigger;
       }

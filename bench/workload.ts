@@ -31,6 +31,7 @@
  * @module
  */
 import type { SnapshotRecord } from "../src/serf/records.ts";
+import type { SerfEvent } from "../src/serf/snapshotter.ts";
 
 /** One event of the workload, as the Go harness's events file has it. */
 export type WorkloadEvent =
@@ -458,4 +459,50 @@ async function writeLinesAsync(path: string, lines: Iterable<string>): Promise<n
   }
   await flush();
   return bytes;
+}
+
+/** What {@link feedEvents} drives: a snaplog `Snapshotter`'s serf event API. */
+export interface EventSink {
+  /** Applies one serf event (serf's rules). */
+  handleEvent(event: SerfEvent): unknown;
+  /** Flushes what is buffered and fsyncs it. */
+  sync(): Promise<void>;
+}
+
+/**
+ * Drives `sink` with the workload's events through serf's event API, as serf's own
+ * Snapshotter is driven: a member event advances the Lamport clock (`clock.value`, read
+ * through the sink's `lamportClock` option) and the sink writes `clock` records as serf
+ * does. Open the sink with `lamportClock: () => clock.value`. Syncs every 65,536 events and
+ * at the end; returns the number of events.
+ */
+export async function feedEvents(
+  sink: EventSink,
+  events: Iterable<WorkloadEvent>,
+  clock: { value: bigint },
+): Promise<number> {
+  let n = 0;
+  for (const ev of events) {
+    switch (ev.kind) {
+      case "join":
+        clock.value++;
+        sink.handleEvent({ type: "member-join", members: [{ name: ev.name, addr: ev.addr }] });
+        break;
+      case "leave":
+      case "failed":
+        clock.value++;
+        sink.handleEvent({
+          type: ev.kind === "leave" ? "member-leave" : "member-failed",
+          members: [{ name: ev.name }],
+        });
+        break;
+      case "user":
+      case "query":
+        sink.handleEvent({ type: ev.kind, ltime: BigInt(ev.ltime) });
+        break;
+    }
+    if (++n % FEED_SYNC_EVERY === 0) await sink.sync();
+  }
+  await sink.sync();
+  return n;
 }

@@ -200,6 +200,11 @@ export class FrameScanner {
     return this.#bufCap;
   }
 
+  /** Address of the input buffer in Wasm memory (for Wasm calls on scanned frames). */
+  get pointer(): number {
+    return this.#bufPtr;
+  }
+
   /** The input buffer (a view into Wasm memory; take it again after anything that allocates). */
   buffer(): Uint8Array<ArrayBuffer> {
     return this.#core.u8.subarray(this.#bufPtr, this.#bufPtr + this.#bufCap);

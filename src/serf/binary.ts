@@ -11,6 +11,7 @@ import {
   type FrameEncoder,
   FrameScanner,
   frameSize,
+  type ScanResult,
   ScanStatus,
   scanStatusReason,
 } from "../core/frame.ts";
@@ -214,8 +215,10 @@ export interface BinaryReplayResult {
   headerMissing: boolean;
 }
 
-/** Default read size of a replay: big enough that per-call costs vanish, small enough for L2. */
+/** Default read size of a replay: big enough that per-call costs vanish. */
 export const REPLAY_CHUNK_BYTES = 1 << 20;
+/** Scan-then-apply window inside a chunk: small enough that the frames stay in L1/L2. */
+const SCAN_WINDOW_BYTES = 32 * 1024;
 
 /**
  * Replays a binary serf snapshot from `file` (of `size` bytes) into the serf state living in
@@ -277,19 +280,30 @@ export async function replayBinaryFile(
       have += Math.min(n, size - pos - have);
     }
     const eof = pos + have >= size;
-    const r = scanner.scan(start, have, false);
-    if (r.offset > start) {
-      const buf = scanner.buffer();
-      const status = x.serf_apply_frames(buf.byteOffset + start, r.offset - start);
-      result.records += x.serf_apply_count();
-      if (status === APPLY_MALFORMED) {
-        throw new CorruptionError(path, pos + start + x.serf_apply_offset(), "malformed record payload");
+    // Scan and apply in windows of SCAN_WINDOW_BYTES, so the apply pass reads frames the
+    // scan has just pulled into cache. A window edge that cuts a frame is not the buffer
+    // edge: widen the window to that frame's end and go on.
+    let r: ScanResult;
+    let end = Math.min(have, start + SCAN_WINDOW_BYTES);
+    while (true) {
+      r = scanner.scan(start, end, false);
+      if (r.offset > start) {
+        const status = x.serf_apply_frames(scanner.pointer + start, r.offset - start);
+        result.records += x.serf_apply_count();
+        if (status === APPLY_MALFORMED) {
+          throw new CorruptionError(path, pos + start + x.serf_apply_offset(), "malformed record payload");
+        }
+        if (status === APPLY_NO_MEMORY) {
+          throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
+        }
       }
-      if (status === APPLY_NO_MEMORY) {
-        throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
-      }
+      start = r.offset;
+      if (end === have || (r.status !== ScanStatus.end && r.status !== ScanStatus.incomplete)) break;
+      end = Math.min(
+        have,
+        Math.max(start + SCAN_WINDOW_BYTES, r.status === ScanStatus.incomplete ? r.frameEnd : 0),
+      );
     }
-    start = r.offset;
     if (r.status === ScanStatus.end || (r.status === ScanStatus.incomplete && !eof)) {
       if (r.status === ScanStatus.end && eof) {
         result.goodEnd = pos + start;

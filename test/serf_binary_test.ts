@@ -46,3 +46,22 @@ Deno.test("encodeBinaryRecord rejects names and addresses over 65535 UTF-8 bytes
   assert.equal(enc.length, 0, "nothing half-written");
   assert.ok(encodeBinaryRecord(core, enc, { type: "alive", name: "x".repeat(65535), addr: "a:1" }));
 });
+
+Deno.test("replaySnapshot reads frames larger than its scan window and chunk edges", async () => {
+  const { MemFs } = await import("../src/fs/mem_fs.ts");
+  const { Snapshotter, replaySnapshot } = await import("../mod.ts");
+  const fs = new MemFs();
+  const s = await Snapshotter.open("/d/s", { fs });
+  const big = "n".repeat(60_000);
+  for (let i = 0; i < 40; i++) {
+    s.append({ type: "comment", text: "c".repeat(100_000 + i) }); // 100 KB frames straddle 32 KiB windows and 1 MiB chunks
+    s.append({ type: "alive", name: `${big}${i}`, addr: `10.0.0.${i}:7946` });
+  }
+  s.append({ type: "not-alive", name: `${big}0` });
+  await s.close();
+  const st = await replaySnapshot("/d/s", { fs });
+  assert.equal(st.records, 81);
+  assert.equal(st.aliveNodes.length, 39);
+  assert.equal(st.aliveNodes[0]!.name, `${big}1`);
+  assert.equal(st.tornTailBytes, 0);
+});

@@ -30,6 +30,7 @@
  *
  * @module
  */
+import { Rng } from "../src/_rng.ts";
 import type { SnapshotRecord } from "../src/serf/records.ts";
 import type { SerfEvent } from "../src/serf/snapshotter.ts";
 
@@ -81,23 +82,6 @@ export interface WorkloadTotals {
 export interface RecordSink {
   /** Appends one record (buffered; the returned promise may resolve later). */
   append(record: SnapshotRecord): unknown;
-}
-
-/** mulberry32: small, fast and good enough to shape a workload; the state is one u32. */
-class Prng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
 }
 
 /** `node-000123`: six digits as serf agents are commonly named in tests; wider past a million. */
@@ -163,7 +147,7 @@ export class Workload {
     if (this.#used) throw new Error("Cannot iterate workload: each Workload streams once");
     this.#used = true;
     const o = this.options;
-    const rng = new Prng(o.seed);
+    const rng = new Rng(o.seed);
     const names: string[] = [];
     for (let i = 0; i < o.nodes; i++) names.push(nodeName(i));
     // Alive and dead members in swap-remove arrays: picking either is O(1).

@@ -3,8 +3,8 @@
 // exit codes and the one-line errors.
 import assert from "node:assert/strict";
 import { type CliIo, main } from "../src/cli/main.ts";
+import { fixtureNames, fixturePath, FIXTURES } from "./_fixtures.ts";
 
-const FIXTURES = new URL("../../shared/fixtures/serf-go/", import.meta.url);
 const REPO = new URL("../", import.meta.url);
 
 /** What serf recovered (a `*.expected.json` top level, or its `rejoin_after_leave_true`). */
@@ -38,14 +38,7 @@ interface ReplayJson {
 }
 
 // Every fixture in the folder, not a fixed list: more may be added.
-const fixtures: string[] = [...Deno.readDirSync(FIXTURES)]
-  .filter((e) => e.isFile && e.name.endsWith(".snapshot"))
-  .map((e) => e.name)
-  .sort();
-
-function fixturePath(name: string): string {
-  return new URL(name, FIXTURES).pathname;
-}
+const fixtures: string[] = fixtureNames();
 
 function expectedFor(name: string): Expected {
   return JSON.parse(Deno.readTextFileSync(new URL(name.replace(/\.snapshot$/, ".expected.json"), FIXTURES)));

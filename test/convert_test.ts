@@ -6,16 +6,9 @@ import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import type { FileSystem } from "../src/fs/types.ts";
 import { Rng, testSeed } from "./_rng.ts";
+import { fixtureNames, fixturePath, FIXTURES } from "./_fixtures.ts";
 
-const FIXTURES = new URL("../../shared/fixtures/serf-go/", import.meta.url);
-const fixtures: string[] = [...Deno.readDirSync(FIXTURES)]
-  .filter((e) => e.isFile && e.name.endsWith(".snapshot"))
-  .map((e) => e.name)
-  .sort();
-
-function fixturePath(name: string): string {
-  return new URL(name, FIXTURES).pathname;
-}
+const fixtures: string[] = fixtureNames();
 
 /** The part of a replayed state a conversion must keep: the alive set and the three clocks. */
 async function stateOf(

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 import {
   encodeGoTextRecord,
   formatGoTextRecord,
@@ -14,23 +15,6 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 // ---- seeded randomness ------------------------------------------------------------------
-
-function seedFromEnv(): number {
-  const env = Deno.env.get("SNAPLOG_SEED");
-  return env !== undefined ? Number(env) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
-}
-
-/** mulberry32: small, fast, good enough to drive test inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function int(r: () => number, n: number): number {
   return Math.floor(r() * n);
@@ -148,9 +132,9 @@ Deno.test("replayGoText matches serf on every fixture in both leave modes and at
 });
 
 Deno.test("GoTextReplayer gives the same state for any split of the input", async () => {
-  const seed = seedFromEnv();
-  console.log(`GoTextReplayer split test seed: ${seed} (set SNAPLOG_SEED to repeat)`);
-  const r = rng(seed);
+  const seed = testSeed("GoTextReplayer split test");
+  const rand = new Rng(seed);
+  const r = (): number => rand.next();
   for (const file of await loadFixtures()) {
     for (const rejoinAfterLeave of [false, true]) {
       const want = rejoinAfterLeave ? file.expected.rejoin_after_leave_true : file.expected;
@@ -367,10 +351,11 @@ function randomSoup(r: () => number): Uint8Array {
 }
 
 Deno.test("GoTextReplayer agrees with the reference replay on random line soups", () => {
-  const seed = seedFromEnv();
-  const iterations = Number(Deno.env.get("SNAPLOG_FUZZ_ITERATIONS") ?? "400");
-  console.log(`gotext fuzz seed: ${seed}, iterations: ${iterations} (SNAPLOG_SEED, SNAPLOG_FUZZ_ITERATIONS)`);
-  const r = rng(seed);
+  const seed = testSeed("gotext fuzz");
+  const iterations = fuzzIterations(400);
+  console.log(`gotext fuzz: ${iterations} iterations (SNAPLOG_FUZZ_ITERATIONS)`);
+  const rand = new Rng(seed);
+  const r = (): number => rand.next();
   for (let i = 0; i < iterations; i++) {
     const bytes = randomSoup(r);
     const rejoinAfterLeave = r() < 0.5;
@@ -463,9 +448,9 @@ Deno.test("formatGoTextRecord refuses records that would not replay as written",
 });
 
 Deno.test("formatGoTextRecord output replays to the state the records describe", () => {
-  const seed = seedFromEnv();
-  console.log(`gotext writer round-trip seed: ${seed} (set SNAPLOG_SEED to repeat)`);
-  const r = rng(seed);
+  const seed = testSeed("gotext writer round-trip");
+  const rand = new Rng(seed);
+  const r = (): number => rand.next();
   const names = [
     "node-a",
     "node b",

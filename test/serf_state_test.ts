@@ -1,27 +1,11 @@
 import assert from "node:assert/strict";
+import { Rng, testSeed } from "./_rng.ts";
 import { WasmCore } from "../src/_wasm/core.ts";
 import { SerfState } from "../src/serf/_state.ts";
 import type { AliveNode } from "../src/serf/types.ts";
 
 const encoder = new TextEncoder();
 const MAX_UINT64 = (1n << 64n) - 1n;
-
-function seedFromEnv(): number {
-  const env = Deno.env.get("SNAPLOG_SEED");
-  return env !== undefined ? Number(env) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
-}
-
-/** mulberry32: small, fast, good enough to drive test inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
@@ -41,9 +25,9 @@ function liveBytes(map: Map<string, string>): number {
 }
 
 Deno.test("SerfState matches a Map under 100k seeded inserts, replacements and deletes", () => {
-  const seed = seedFromEnv();
-  console.log(`SerfState churn seed: ${seed} (set SNAPLOG_SEED to repeat)`);
-  const r = rng(seed);
+  const seed = testSeed("SerfState churn");
+  const rand = new Rng(seed);
+  const r = (): number => rand.next();
   const state = new SerfState();
   state.reset(false);
   const model = new Map<string, string>();

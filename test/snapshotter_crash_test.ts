@@ -3,6 +3,7 @@
 // (an etcd-style harness), torn MemFs crashes, and a seeded fuzz against a Map model.
 import assert from "node:assert/strict";
 import {
+  ClosedError,
   CorruptionError,
   ManualClock,
   PoisonedError,
@@ -12,6 +13,7 @@ import {
   type SnapshotterOptions,
 } from "../mod.ts";
 import { FaultFs } from "../src/fs/fault_fs.ts";
+import type { FileHandle, FileSystem, OpenOptions } from "../src/fs/types.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 
@@ -628,3 +630,49 @@ function isDeepEqual(a: unknown, b: unknown): boolean {
     return false;
   }
 }
+
+/** A file system whose fdatasync never returns once `disk.hung` is set: a hung disk. */
+function hangingSyncFs(inner: MemFs, disk: { hung: boolean }): FileSystem {
+  return {
+    stat: (p) => inner.stat(p),
+    rename: (a, b) => inner.rename(a, b),
+    remove: (p) => inner.remove(p),
+    syncDir: (p) => inner.syncDir(p),
+    async open(path: string, options: OpenOptions): Promise<FileHandle> {
+      const h = await inner.open(path, options);
+      return {
+        read: (b, pos) => h.read(b, pos),
+        write: (d, pos) => h.write(d, pos),
+        truncate: (n) => h.truncate(n),
+        datasync: () => (disk.hung ? new Promise<void>(() => {}) : h.datasync()),
+        size: () => h.size(),
+        tryLock: () => h.tryLock(),
+        close: () => h.close(),
+      };
+    },
+  };
+}
+
+Deno.test("Snapshotter close gives up after timeoutMs on a hung disk, reports what is not durable, and releases the lock", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const disk = { hung: false };
+  const s = await Snapshotter.open(P, { fs: hangingSyncFs(mem, disk), clock });
+  s.append({ type: "alive", name: "a", addr: "10.0.0.1:7946" });
+  disk.hung = true;
+  const closing = s.close({ timeoutMs: 250 });
+  // Let the flush reach the hung fdatasync, then let the timeout fire.
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  clock.advance(250);
+  await assert.rejects(
+    closing,
+    (e: Error) =>
+      /Cannot close ".*" cleanly: 0 buffered bytes not written and \d+ bytes not fsynced: timed out after 250 ms/
+        .test(e.message),
+  );
+  assert.throws(() => s.append({ type: "leave" }), ClosedError);
+  // The lock is free: a new writer can open the file.
+  const again = await Snapshotter.open(P, { fs: mem, clock: new ManualClock() });
+  assert.deepEqual(again.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
+  await again.close();
+});

@@ -15,6 +15,7 @@
 // without one. Nothing checks that a parent exists, and `syncDir` of an unknown directory does
 // nothing, as it would for an empty one.
 
+import { Rng } from "../_rng.ts";
 import type { FileHandle, FileInfo, FileSystem, OpenOptions } from "./types.ts";
 
 /** The randomness a torn-write crash draws on: any source of uniform u32s. */
@@ -110,17 +111,9 @@ class Inode {
   }
 }
 
-/** mulberry32: small, seeded, good enough to pick torn lengths and fill faulty sectors. */
+/** A seeded source for torn lengths and faulty sectors (the shared mulberry32). */
 function seeded(seed: number): CrashRandom {
-  let s = seed >>> 0;
-  return {
-    u32(): number {
-      let t = (s = (s + 0x6d2b79f5) >>> 0);
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return (t ^ (t >>> 14)) >>> 0;
-    },
-  };
+  return new Rng(seed);
 }
 
 function parentOf(path: string): string {

@@ -5,6 +5,7 @@
 // memory follows the alive set and the longest line, not the file.
 import { WasmCore } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
+import type { SnapshotRecord } from "./records.ts";
 import type { ReplayWarning, SnapshotState } from "./types.ts";
 
 /** Options of {@link replayGoText} and {@link GoTextReplayer}. */
@@ -26,13 +27,7 @@ export interface GoTextReplayOptions {
 }
 
 /** One line of serf's text snapshot format, as {@link formatGoTextRecord} writes it. */
-export type GoTextRecord =
-  | { type: "alive"; name: string; addr: string }
-  | { type: "not-alive"; name: string }
-  | { type: "clock" | "event-clock" | "query-clock"; value: bigint }
-  | { type: "leave" }
-  | { type: "coordinate"; text: string }
-  | { type: "comment"; text: string };
+export type GoTextRecord = SnapshotRecord;
 
 /** The exports of assembly/gotext.ts. */
 interface GoTextExports {

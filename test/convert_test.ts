@@ -6,7 +6,7 @@ import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import type { FileSystem } from "../src/fs/types.ts";
 import { Rng, testSeed } from "./_rng.ts";
-import { fixtureNames, fixturePath, FIXTURES } from "./_fixtures.ts";
+import { fixtureNames, fixturePath } from "./_fixtures.ts";
 
 const fixtures: string[] = fixtureNames();
 

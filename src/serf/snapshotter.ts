@@ -273,8 +273,12 @@ export class Snapshotter {
   #pendingError: unknown = null;
 
   #ioTail: Promise<void> = RESOLVED;
-  #syncRunning: Promise<void> | null = null;
-  #syncNext: Promise<void> | null = null;
+  /** The sync that will take the next snapshot of the buffer (not running yet), or null. */
+  #syncPending: Promise<void> | null = null;
+  /** The sync that is writing or fsyncing, and the append count its snapshot covers. */
+  #syncWriting: { promise: Promise<void>; coveredSeq: number } | null = null;
+  /** Appends staged since open (deferred clocks included): what a sync covers. */
+  #appendSeq = 0;
   #flushTimer: unknown = null;
   #syncTimer: unknown = null;
   #clockTimer: unknown = null;
@@ -531,6 +535,7 @@ export class Snapshotter {
       if (!codec.encode(record)) throw new BackpressureError(this.#path, codec.staged);
     }
     this.#appended++;
+    this.#appendSeq++;
     switch (record.type) {
       case "clock":
         this.#clocks[0] = record.value;
@@ -658,6 +663,7 @@ export class Snapshotter {
     // It is staged before the batch reaches the file, so it never precedes its data.
     this.#clocks[0] = seen;
     this.#pendingClock = seen;
+    this.#appendSeq++; // a sync from now on must stage it
     return this.#afterStage();
   }
 
@@ -687,27 +693,25 @@ export class Snapshotter {
   sync(): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError(this.#path, "sync"));
     if (this.#poison !== null) return Promise.reject(new PoisonedError(this.#path, "sync", this.#poison));
-    if (this.#syncNext !== null) return this.#syncNext;
-    if (this.#syncRunning !== null) {
-      const next = this.#syncRunning.then(noop, noop).then(() => {
-        this.#syncNext = null;
-        return this.#startSync();
-      });
-      this.#syncNext = next;
-      return next;
-    }
-    return this.#startSync();
-  }
-
-  #startSync(): Promise<void> {
-    const p = this.#exclusive(async () => {
+    // Group commit. A sync that has not taken its snapshot of the buffer yet covers every
+    // append made so far: join it. A sync that is already writing covers the appends made
+    // before it took its snapshot: join it if that includes all of ours. Otherwise start
+    // the next one, which runs after it (the exclusive I/O turn orders them).
+    if (this.#syncPending !== null) return this.#syncPending;
+    const writing = this.#syncWriting;
+    if (writing !== null && this.#appendSeq <= writing.coveredSeq) return writing.promise;
+    const p: Promise<void> = this.#exclusive(async () => {
+      this.#syncPending = null;
       this.#throwPending();
-      await this.#writeStaged();
+      this.#materializeClock();
+      this.#syncWriting = { promise: p, coveredSeq: this.#appendSeq };
+      await this.#writeStaged(); // takes the whole buffer before its first await
       await this.#datasync();
     });
-    this.#syncRunning = p;
+    this.#syncPending = p;
     p.then(noop, noop).then(() => {
-      if (this.#syncRunning === p) this.#syncRunning = null;
+      if (this.#syncWriting?.promise === p) this.#syncWriting = null;
+      if (this.#syncPending === p) this.#syncPending = null; // failed before it ran
     });
     return p;
   }

@@ -226,3 +226,43 @@ Deno.test({
     assert.ok(c.fileBytes > 0 && c.fileBytes < c.sourceBytes);
   },
 });
+
+Deno.test({
+  name: "serf replays a go-text snapshot written by snaplog's Snapshotter to the same state",
+  ignore: skip,
+  async fn() {
+    const { Snapshotter, replaySnapshot } = await import("../../mod.ts");
+    const bin = await harness();
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/snaplog.snapshot`;
+      let lamport = 1n;
+      const snap = await Snapshotter.open(path, { format: "go-text", lamportClock: () => lamport });
+      for (let i = 0; i < 300; i++) {
+        lamport++;
+        const name = `node-${i % 40}`;
+        if (i % 3 === 2) await snap.handleEvent({ type: "member-failed", members: [{ name }] });
+        else {
+          await snap.handleEvent({
+            type: "member-join",
+            members: [{ name, addr: i % 7 === 0 ? `[fd00::${i}]:7946` : `10.0.${i % 256}.1:7946` }],
+          });
+        }
+        if (i % 11 === 0) await snap.handleEvent({ type: "user", ltime: BigInt(i) });
+        if (i % 13 === 0) await snap.handleEvent({ type: "query", ltime: BigInt(i) });
+      }
+      await snap.compact(); // serf must read snaplog's compacted form too
+      await snap.handleEvent({ type: "member-join", members: [{ name: "late", addr: "10.9.9.9:7946" }] });
+      await snap.close();
+      const ours = await replaySnapshot(path);
+      const serf = await serfReplay(bin, path, { nodes: true });
+      assert.deepEqual(serf.aliveNodes, ours.aliveNodes);
+      assert.equal(serf.lastClock, String(ours.lastClock));
+      assert.equal(serf.lastEventClock, String(ours.lastEventClock));
+      assert.equal(serf.lastQueryClock, String(ours.lastQueryClock));
+      assert.equal(serf.serfLogCount, 0, `serf logged: ${JSON.stringify(serf.serfLog)}`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -230,7 +230,7 @@ Deno.test({
 Deno.test({
   name: "serf replays a go-text snapshot written by snaplog's Snapshotter to the same state",
   ignore: skip,
-  async fn() {
+  async fn(): Promise<void> {
     const { Snapshotter, replaySnapshot } = await import("../../mod.ts");
     const bin = await harness();
     const dir = await Deno.makeTempDir();

@@ -940,3 +940,14 @@ Deno.test("Snapshotter keeps a deferred member clock ordered against leave and e
   assert.equal(kept.aliveNodes.length, 2);
   await s.close();
 });
+
+Deno.test("Snapshotter reports the lines serf would skip when it opens a go-text file", async () => {
+  const mem = new MemFs();
+  mem.write(P, new TextEncoder().encode("alive: a 10.0.0.1:7946\nbogus line\nclock: x\nclock: 5\n"));
+  const s = await openMem(mem);
+  assert.equal(s.format, "go-text");
+  assert.deepEqual(s.openReport.skipped.map((w) => w.line), [2, 3]);
+  assert.match(s.openReport.skipped[0]!.reason, /Unrecognized snapshot line/);
+  assert.equal(s.lastClock, 5n);
+  await s.close();
+});

@@ -120,6 +120,11 @@ export class GoTextReplayer {
     return this.#state;
   }
 
+  /** Lines skipped so far, with serf's reason (a live view: do not modify). */
+  get warnings(): readonly ReplayWarning[] {
+    return this.#warnings;
+  }
+
   /** Complete lines applied so far. */
   get lines(): number {
     return this.#lines;

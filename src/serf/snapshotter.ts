@@ -112,7 +112,10 @@ export interface OpenReport {
   bytes: number;
   /** Bytes of a torn tail that were cut off (0 if none). */
   tornTailBytes: number;
-  /** Damaged regions skipped in salvage mode. */
+  /**
+   * What replay skipped: damaged regions in salvage mode (binary; `line` is the byte offset),
+   * or the lines serf's rules skip (go-text; `line` is the line number, with serf's reason).
+   */
   skipped: ReplayWarning[];
   /** Where the damaged file was copied before a repair, or null. */
   brokenCopy: string | null;
@@ -416,6 +419,7 @@ export class Snapshotter {
           },
         });
         report.records = replayer.lines;
+        report.skipped = [...replayer.warnings];
         report.tornTailBytes = size - end;
         codec = new GoTextCodec(replayer);
         if (size > end) {

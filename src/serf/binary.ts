@@ -388,4 +388,4 @@ export async function readFull(
   }
 }
 
-export { FILE_HEADER_BYTES, FileKind };
+export { FileKind };

@@ -5,7 +5,6 @@
 // never drops a record, never removes the old file before the compacted one replaces it,
 // and refuses to write after an fsync failure. README "Serf snapshots" and "Crash safety".
 import { type Clock, systemClock } from "../clock.ts";
-import { FILE_HEADER_BYTES } from "../core/frame.ts";
 import { BackpressureError, ClosedError, CorruptionError, LockedError, PoisonedError } from "../errors.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
@@ -1029,4 +1028,3 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
   return target;
 }
 
-export { FILE_HEADER_BYTES };

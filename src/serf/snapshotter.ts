@@ -1027,4 +1027,3 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
   }
   return target;
 }
-

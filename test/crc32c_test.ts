@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { crc32c } from "../mod.ts";
-import { crc32cBytewise, crc32cSlicing8 } from "../src/core/_crc32c_ref.ts";
+import { crc32cBytewise, crc32cSlicing8 } from "../src/core/_crc32c_js.ts";
 import { Rng, testSeed } from "./_rng.ts";
 
 const enc = new TextEncoder();

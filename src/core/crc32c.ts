@@ -1,4 +1,12 @@
 import { sharedCore } from "../_wasm/core.ts";
+import { crc32cSlicing8 } from "./_crc32c_js.ts";
+
+/**
+ * Inputs shorter than this are checksummed in TypeScript: the copy into Wasm memory and the
+ * call cost more than the Wasm loop saves (mitata, this machine: 64 B in TypeScript 367 MB/s,
+ * through Wasm 134 MB/s; at 4 KiB Wasm is 2x faster).
+ */
+const SMALL_INPUT_BYTES = 256;
 
 /** Input is copied into Wasm memory in chunks of this size: large enough that the per-call
  * overhead vanishes, small enough to stay in L2 next to the 8 KiB of tables. */
@@ -6,7 +14,8 @@ const CHUNK_BYTES = 256 * 1024;
 let scratch = -1;
 
 /**
- * Computes the CRC32C (Castagnoli) checksum of `data`, in WebAssembly.
+ * Computes the CRC32C (Castagnoli) checksum of `data`, in WebAssembly (inputs under 256
+ * bytes in TypeScript, where the copy into Wasm memory would cost more than it saves).
  *
  * Pass the result of an earlier call as `seed` to extend it:
  * `crc32c(b, crc32c(a))` equals `crc32c(a ++ b)`.
@@ -47,6 +56,7 @@ export function crc32c(data: Uint8Array, seed: number = 0): number {
   if (seed < 0 || seed > 0xffffffff) {
     throw new RangeError(`Cannot compute CRC32C: seed must be in 0..4294967295, got ${seed}`);
   }
+  if (data.length < SMALL_INPUT_BYTES) return crc32cSlicing8(data, seed);
   const core = sharedCore();
   if (scratch < 0) scratch = core.alloc(CHUNK_BYTES);
   const update = core.exports.crc32c_update;

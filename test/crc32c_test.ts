@@ -84,3 +84,23 @@ Deno.test("crc32c from two Wasm instances does not share state", async () => {
   assert.equal(b.exports.crc32c_update(0, pb, 32) >>> 0, 0x8a9136aa);
   assert.notEqual(a.exports.memory, b.exports.memory);
 });
+
+Deno.test("crc32c loads its Wasm without any permission", async () => {
+  // As a JSR import would: no --allow-* flags at all, so reading a .wasm file or fetching it
+  // would fail. The module is embedded in src/_wasm/wasm.generated.ts.
+  const code = `import { crc32c } from "${new URL("../mod.ts", import.meta.url).href}";
+console.log(crc32c(new TextEncoder().encode("123456789".repeat(40))).toString(16));`;
+  const dir = await Deno.makeTempDir();
+  const script = `${dir}/no_permissions.ts`;
+  await Deno.writeTextFile(script, code);
+  // `deno run` without --allow-* flags grants nothing (`deno eval` would grant everything).
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.remove(dir, { recursive: true });
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const want = crc32cBytewise(new TextEncoder().encode("123456789".repeat(40))).toString(16);
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), want);
+});

@@ -81,45 +81,10 @@ export function frames_scan(
   let count: u32 = 0;
   let status = SCAN_END;
   const wantIndex = indexCap != 0;
-  while (true) {
-    if (off == len) break;
-    if (len - off < 8) {
-      // Not even the type/length word is here; a zero byte still means "end of log".
-      status = load<u8>(ptr + off) == 0 ? SCAN_ZERO : SCAN_INCOMPLETE;
-      scanFrameEnd = len;
-      break;
-    }
-    const word = load<u64>(ptr + off);
-    const type = <u32> (word & 0xff);
-    if (type == 0) {
-      status = SCAN_ZERO;
-      break;
-    }
-    if ((word & 0xffffff00) != 0) {
-      status = SCAN_BAD_HEADER;
-      break;
-    }
-    if (type > 31 || ((typeMask >>> type) & 1) == 0) {
-      status = SCAN_BAD_TYPE;
-      break;
-    }
-    const length = <u32> (word >>> 32);
-    if (length > recordSizeMax) {
-      status = SCAN_BAD_LENGTH;
-      break;
-    }
-    const size = frame_size(length);
-    // 64-bit compare: off + size cannot overflow a u32 check this way.
-    if (<u64> off + <u64> size > <u64> len) {
-      // Never read past the bytes present: the length is not trusted yet.
-      status = SCAN_INCOMPLETE;
-      scanFrameEnd = off + size;
-      break;
-    }
-    const frame = ptr + off;
-    if (frameCrc(frame, length) != load<u32>(frame, 8)) {
-      status = SCAN_BAD_CRC;
-      scanFrameEnd = off + size;
+  while (off != len) {
+    const size = frame_check(ptr, off, len, typeMask, recordSizeMax);
+    if (size < 0) {
+      status = <u32> -size;
       break;
     }
     if (wantIndex) {
@@ -127,17 +92,59 @@ export function frames_scan(
         status = SCAN_INDEX_FULL;
         break;
       }
+      const word = load<u64>(ptr + off);
       const e = indexPtr + (<usize> count) * 12;
       store<u32>(e, off + FRAME_HEADER);
-      store<u32>(e, length, 4);
-      store<u32>(e, type, 8);
+      store<u32>(e, <u32> (word >>> 32), 4);
+      store<u32>(e, <u32> (word & 0xff), 8);
     }
     count++;
-    off += size;
+    off += <u32> size;
   }
   scanOffset = off;
   scanCount = count;
   return status;
+}
+
+/**
+ * Checks the frame at `ptr + off` (with `len - off` bytes present): header, type, length
+ * against the limit and the bytes present, then the CRC. Returns the frame's size, or the
+ * negated SCAN_* status (setting `scan_frame_end` where it applies). Shared by `frames_scan`
+ * and the fused scan-and-apply passes (assembly/serf_binary.ts), so there is one validator.
+ */
+// @ts-ignore: decorator
+@inline export function frame_check(ptr: usize, off: u32, len: u32, typeMask: u32, recordSizeMax: u32): i32 {
+  if (len - off < 8) {
+    // Not even the type/length word is here; a zero byte still means "end of log".
+    scanFrameEnd = len;
+    return load<u8>(ptr + off) == 0 ? -<i32> SCAN_ZERO : -<i32> SCAN_INCOMPLETE;
+  }
+  const word = load<u64>(ptr + off);
+  const type = <u32> (word & 0xff);
+  if (type == 0) return -<i32> SCAN_ZERO;
+  if ((word & 0xffffff00) != 0) return -<i32> SCAN_BAD_HEADER;
+  if (type > 31 || ((typeMask >>> type) & 1) == 0) return -<i32> SCAN_BAD_TYPE;
+  const length = <u32> (word >>> 32);
+  if (length > recordSizeMax) return -<i32> SCAN_BAD_LENGTH;
+  const size = frame_size(length);
+  // 64-bit compare: off + size cannot overflow a u32 check this way.
+  if (<u64> off + <u64> size > <u64> len) {
+    // Never read past the bytes present: the length is not trusted yet.
+    scanFrameEnd = off + size;
+    return -<i32> SCAN_INCOMPLETE;
+  }
+  const frame = ptr + off;
+  if (frameCrc(frame, length) != load<u32>(frame, 8)) {
+    scanFrameEnd = off + size;
+    return -<i32> SCAN_BAD_CRC;
+  }
+  return <i32> size;
+}
+
+/** Records where a fused scan (another module's loop over `frame_check`) stopped. */
+export function scan_set_result(offset: u32, count: u32): void {
+  scanOffset = offset;
+  scanCount = count;
 }
 
 /**

@@ -11,7 +11,7 @@
 //   type 7 coordinate   | opaque bytes, written and ignored on replay |
 //   type 8 comment      | UTF-8 text, ignored on replay             |
 
-import { frame_finish, FRAME_HEADER, frame_size } from "./frame";
+import { FRAME_HEADER, frame_check, frame_finish, frame_size, SCAN_END, scan_set_result } from "./frame";
 import {
   state_alive,
   state_clock,
@@ -63,49 +63,84 @@ export function serf_apply_frames(ptr: usize, len: u32): u32 {
   let status = APPLY_OK;
   while (off < len) {
     const f = ptr + off;
-    const word = load<u64>(f);
-    const type = <u32> (word & 0xff);
-    const length = <u32> (word >>> 32);
-    const p = f + FRAME_HEADER;
-    if (type == REC_ALIVE) {
-      if (length < 2) {
-        status = APPLY_MALFORMED;
-        break;
-      }
-      const nameLen = <u32> load<u16>(p);
-      if (nameLen + 2 > length) {
-        status = APPLY_MALFORMED;
-        break;
-      }
-      if (state_alive(p + 2, nameLen, p + 2 + nameLen, length - 2 - nameLen) != 0) {
-        status = APPLY_NO_MEMORY;
-        break;
-      }
-    } else if (type == REC_NOT_ALIVE) {
-      state_not_alive(p, length);
-    } else if (type >= REC_CLOCK && type <= REC_QUERY_CLOCK) {
-      if (length != 8) {
-        status = APPLY_MALFORMED;
-        break;
-      }
-      state_clock(type - REC_CLOCK, load<u64>(p));
-    } else if (type == REC_LEAVE) {
-      if (length != 0) {
-        status = APPLY_MALFORMED;
-        break;
-      }
-      state_leave();
-    } else if (type != REC_COORDINATE && type != REC_COMMENT) {
-      status = APPLY_MALFORMED;
-      break;
-    }
-    off += frame_size(length);
+    status = applyFrame(f);
+    if (status != APPLY_OK) break;
+    off += frame_size(<u32> (load<u64>(f) >>> 32));
     n++;
   }
   applyOffset = off;
   applyCount = n;
   return status;
 }
+
+/** Applies one frame (already validated) to the state. Returns an APPLY_* status. */
+// @ts-ignore: decorator
+@inline function applyFrame(f: usize): u32 {
+  const word = load<u64>(f);
+  const type = <u32> (word & 0xff);
+  const length = <u32> (word >>> 32);
+  const p = f + FRAME_HEADER;
+  if (type == REC_ALIVE) {
+    if (length < 2) return APPLY_MALFORMED;
+    const nameLen = <u32> load<u16>(p);
+    if (nameLen + 2 > length) return APPLY_MALFORMED;
+    if (state_alive(p + 2, nameLen, p + 2 + nameLen, length - 2 - nameLen) != 0) return APPLY_NO_MEMORY;
+  } else if (type == REC_NOT_ALIVE) {
+    state_not_alive(p, length);
+  } else if (type >= REC_CLOCK && type <= REC_QUERY_CLOCK) {
+    if (length != 8) return APPLY_MALFORMED;
+    state_clock(type - REC_CLOCK, load<u64>(p));
+  } else if (type == REC_LEAVE) {
+    if (length != 0) return APPLY_MALFORMED;
+    state_leave();
+  } else if (type != REC_COORDINATE && type != REC_COMMENT) {
+    return APPLY_MALFORMED;
+  }
+  return APPLY_OK;
+}
+
+/** SCAN_* status of the last `serf_scan_apply` when it stopped at a malformed or unappliable record. */
+export const SCAN_APPLY_FAILED: u32 = 100;
+
+/**
+ * Replay's hot loop: validates each frame in `[ptr, ptr + len)` (`frame_check`: header,
+ * limits, CRC) and applies it to the state at once, in one pass while the frame is in cache.
+ * Returns the SCAN_* status where it stopped, with `scan_offset()`/`scan_count()` set as
+ * `frames_scan` sets them; SCAN_APPLY_FAILED (with `serf_apply_status()`) when a frame with a
+ * good CRC could not be applied.
+ */
+export function serf_scan_apply(ptr: usize, len: u32, recordSizeMax: u32): u32 {
+  let off: u32 = 0;
+  let n: u32 = 0;
+  let status = SCAN_END;
+  while (off != len) {
+    const size = frame_check(ptr, off, len, SERF_TYPE_MASK, recordSizeMax);
+    if (size < 0) {
+      status = <u32> -size;
+      break;
+    }
+    const a = applyFrame(ptr + off);
+    if (a != APPLY_OK) {
+      lastApplyStatus = a;
+      status = SCAN_APPLY_FAILED;
+      break;
+    }
+    off += <u32> size;
+    n++;
+  }
+  scan_set_result(off, n);
+  return status;
+}
+
+let lastApplyStatus: u32 = APPLY_OK;
+
+/** Why the last `serf_scan_apply` returned SCAN_APPLY_FAILED (an APPLY_* status). */
+export function serf_apply_status(): u32 {
+  return lastApplyStatus;
+}
+
+/** Frame types 1..8. */
+const SERF_TYPE_MASK: u32 = 0b1_1111_1110;
 
 let compactPhase: u32 = 0; // 0 = alive entries, 1..3 = the clocks, 4 = done
 let compactPending: bool = false; // the iterator sits on an entry not yet written

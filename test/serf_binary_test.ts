@@ -65,3 +65,25 @@ Deno.test("replaySnapshot reads frames larger than its scan window and chunk edg
   assert.equal(st.aliveNodes[0]!.name, `${big}1`);
   assert.equal(st.tornTailBytes, 0);
 });
+
+Deno.test("replaySnapshot reports a frame with a good CRC but an impossible payload as corruption at its offset", async () => {
+  const { MemFs } = await import("../src/fs/mem_fs.ts");
+  const { replaySnapshot, CorruptionError } = await import("../mod.ts");
+  const { encodeFileHeader, FileKind } = await import("../src/core/frame.ts");
+  const core = new WasmCore();
+  const enc = new FrameEncoder(core, SERF_LIMITS, 1024);
+  assert.ok(encodeBinaryRecord(core, enc, { type: "alive", name: "a", addr: "10.0.0.1:7946" }));
+  const badAt = 24 + enc.length;
+  assert.ok(enc.append(1, new Uint8Array([7]))); // alive needs at least the 2-byte name length
+  assert.ok(enc.append(3, new Uint8Array(4))); // a clock needs 8 bytes (never reached)
+  const header = encodeFileHeader(FileKind.serfSnapshot);
+  const file = new Uint8Array(header.length + enc.length);
+  file.set(header);
+  file.set(enc.bytes(), header.length);
+  const fs = new MemFs();
+  fs.write("/d/s", file);
+  await assert.rejects(
+    replaySnapshot("/d/s", { fs }),
+    (e: unknown) => e instanceof CorruptionError && e.offset === badAt && /malformed/.test(e.reason),
+  );
+});

@@ -50,14 +50,20 @@ export const SERF_LIMITS = { typeMask: SERF_TYPE_MASK, recordSizeMax: SERF_RECOR
 /** The exports of assembly/serf_binary.ts. */
 export interface SerfBinaryExports {
   serf_apply_frames(ptr: number, len: number): number;
+  serf_scan_apply(ptr: number, len: number, recordSizeMax: number): number;
+  serf_apply_status(): number;
+  scan_offset(): number;
+  scan_count(): number;
+  scan_frame_end(): number;
   serf_apply_offset(): number;
   serf_apply_count(): number;
   serf_compact_begin(): void;
   serf_compact_next(out: number, cap: number): number;
 }
 
-const APPLY_MALFORMED = 1;
 const APPLY_NO_MEMORY = 2;
+/** Mirrors assembly/serf_binary.ts: a frame with a good CRC that could not be applied. */
+const SCAN_APPLY_FAILED = 100;
 
 const encoder = new TextEncoder();
 
@@ -217,8 +223,6 @@ export interface BinaryReplayResult {
 
 /** Default read size of a replay: big enough that per-call costs vanish. */
 export const REPLAY_CHUNK_BYTES = 1 << 20;
-/** Scan-then-apply window inside a chunk: small enough that the frames stay in L1/L2. */
-const SCAN_WINDOW_BYTES = 32 * 1024;
 
 /**
  * Replays a binary serf snapshot from `file` (of `size` bytes) into the serf state living in
@@ -280,30 +284,25 @@ export async function replayBinaryFile(
       have += Math.min(n, size - pos - have);
     }
     const eof = pos + have >= size;
-    // Scan and apply in windows of SCAN_WINDOW_BYTES, so the apply pass reads frames the
-    // scan has just pulled into cache. A window edge that cuts a frame is not the buffer
-    // edge: widen the window to that frame's end and go on.
-    let r: ScanResult;
-    let end = Math.min(have, start + SCAN_WINDOW_BYTES);
-    while (true) {
-      r = scanner.scan(start, end, false);
-      if (r.offset > start) {
-        const status = x.serf_apply_frames(scanner.pointer + start, r.offset - start);
-        result.records += x.serf_apply_count();
-        if (status === APPLY_MALFORMED) {
-          throw new CorruptionError(path, pos + start + x.serf_apply_offset(), "malformed record payload");
-        }
-        if (status === APPLY_NO_MEMORY) {
-          throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
-        }
+    // One Wasm pass validates each frame and applies it while it is in cache
+    // (serf_scan_apply); it stops where frames_scan would, for the same reasons.
+    const status = x.serf_scan_apply(scanner.pointer + start, have - start, SERF_RECORD_SIZE_MAX);
+    const applied = x.scan_count();
+    result.records += applied;
+    if (status === SCAN_APPLY_FAILED) {
+      const at = pos + start + x.scan_offset();
+      if (x.serf_apply_status() === APPLY_NO_MEMORY) {
+        throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
       }
-      start = r.offset;
-      if (end === have || (r.status !== ScanStatus.end && r.status !== ScanStatus.incomplete)) break;
-      end = Math.min(
-        have,
-        Math.max(start + SCAN_WINDOW_BYTES, r.status === ScanStatus.incomplete ? r.frameEnd : 0),
-      );
+      throw new CorruptionError(path, at, "malformed record payload");
     }
+    const r: ScanResult = {
+      status: status as ScanStatus,
+      offset: start + x.scan_offset(),
+      count: applied,
+      frameEnd: start + x.scan_frame_end(),
+    };
+    start = r.offset;
     if (r.status === ScanStatus.end || (r.status === ScanStatus.incomplete && !eof)) {
       if (r.status === ScanStatus.end && eof) {
         result.goodEnd = pos + start;

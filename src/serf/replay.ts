@@ -4,7 +4,7 @@ import { type RecoveryMode, replayBinaryFile } from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
-import { detectFormat } from "./snapshotter.ts";
+import { formatOf } from "./snapshotter.ts";
 import type { SnapshotState } from "./types.ts";
 
 /** Options of {@link replaySnapshot}. */
@@ -79,10 +79,11 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   }
   const info = await fs.stat(path);
   if (info === null) throw new Deno.errors.NotFound(`Cannot replay "${path}": no such file`);
-  const detected = await detectFormat(fs, path);
-  const format: SnapshotFormat = want === "auto" ? detected ?? "binary" : want;
   const file = await fs.open(path, { read: true });
   try {
+    const format: SnapshotFormat = want === "auto"
+      ? (await formatOf(file, info.size, path)) ?? "binary"
+      : want;
     if (format === "go-text") {
       const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
       let pos = 0;

@@ -219,15 +219,24 @@ function dirOf(path: string): string {
   return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
 }
 
-/** Detects a file's format from its first bytes: snaplog's magic (or a torn prefix of it) is binary. */
+/**
+ * Detects the format of an open file of `size` bytes from its first bytes: snaplog's magic
+ * (or a torn prefix of it) is binary, anything else serf's text; null for an empty file.
+ */
+export async function formatOf(file: FileHandle, size: number, path: string): Promise<SnapshotFormat | null> {
+  if (size === 0) return null;
+  const head = new Uint8Array(Math.min(4, size));
+  await readFull(file, head, 0, path);
+  return head.every((b, i) => b === MAGIC_BYTES[i]) ? "binary" : "go-text";
+}
+
+/** {@link formatOf} for a path: opens, reads the first bytes, closes. Null if missing or empty. */
 export async function detectFormat(fs: FileSystem, path: string): Promise<SnapshotFormat | null> {
   const info = await fs.stat(path);
   if (info === null || info.size === 0) return null;
   const h = await fs.open(path, { read: true });
   try {
-    const head = new Uint8Array(Math.min(4, info.size));
-    await readFull(h, head, 0, path);
-    return head.every((b, i) => b === MAGIC_BYTES[i]) ? "binary" : "go-text";
+    return await formatOf(h, info.size, path);
   } finally {
     await h.close();
   }
@@ -358,15 +367,15 @@ export class Snapshotter {
     // A crash during compaction can leave the temporary file; the snapshot itself is intact.
     await fs.remove(`${path}.compact`);
     const info = await fs.stat(path);
-    const detected = await detectFormat(fs, path);
-    const format: SnapshotFormat = detected ?? (o.format === "auto" ? "binary" : o.format);
-    if (detected !== null && o.format !== "auto" && o.format !== detected) {
-      throw new TypeError(`Cannot open "${path}": the file is in ${detected} format, not ${o.format}`);
-    }
     const created = info === null;
     const file = await fs.open(path, { read: true, write: true, create: true, mode: 0o644 });
     try {
       const size = info?.size ?? 0;
+      const detected = await formatOf(file, size, path);
+      const format: SnapshotFormat = detected ?? (o.format === "auto" ? "binary" : o.format);
+      if (detected !== null && o.format !== "auto" && o.format !== detected) {
+        throw new TypeError(`Cannot open "${path}": the file is in ${detected} format, not ${o.format}`);
+      }
       const report: OpenReport = {
         format,
         records: 0,

@@ -296,3 +296,42 @@ Deno.test("deno task cli convert round-trips a fixture through both formats", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli compact shrinks a churned snapshot offline, keeps its state, and refuses a locked file", async () => {
+  const { Snapshotter, replaySnapshot } = await import("../mod.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const format of ["binary", "go-text"] as const) {
+      const path = `${dir}/serf-${format}.snap`;
+      const snap = await Snapshotter.open(path, { format, minCompactSizeBytes: 1 << 30 });
+      for (let i = 0; i < 2000; i++) {
+        snap.append({ type: "alive", name: `node-${i % 20}`, addr: `10.0.${i % 7}.1:7946` });
+        if (i % 3 === 0) snap.append({ type: "not-alive", name: `node-${(i + 5) % 20}` });
+      }
+      snap.append({ type: "clock", value: 99n });
+      await snap.close();
+      const before = await replaySnapshot(path);
+      const size = (await Deno.stat(path)).size;
+
+      const r = await run(["compact", path]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        new RegExp(`${format}, ${size} -> \\d+ bytes, ${before.aliveNodes.length} alive nodes`),
+      );
+      const after = await replaySnapshot(path);
+      assert.ok((await Deno.stat(path)).size < size / 10);
+      assert.deepEqual(after.aliveNodes, before.aliveNodes);
+      assert.equal(after.lastClock, 99n);
+
+      const live = await Snapshotter.open(path);
+      const locked = await run(["compact", path]);
+      assert.equal(locked.code, 1);
+      assert.match(locked.stderr, /locked/);
+      await live.close();
+    }
+    assert.equal((await run(["compact"])).code, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

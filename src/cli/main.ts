@@ -6,6 +6,7 @@
 // conversion), 2 a usage error (unknown command or flag, a missing or bad argument).
 import { parseArgs } from "node:util";
 import { type ConvertProgress, convertSnapshot } from "../serf/convert.ts";
+import { compactSnapshot } from "../serf/compact.ts";
 import { replaySnapshot } from "../serf/replay.ts";
 import type { SnapshotState } from "../serf/types.ts";
 
@@ -36,6 +37,7 @@ const USAGE = `Usage: snaplog <command> [options]
 Commands:
   replay    Replay a serf snapshot, read-only, and print the state it recovers
   convert   Convert a serf snapshot between snaplog's binary format and serf's go-text format
+  compact   Compact a snapshot offline: keep only the live state (needs the file's writer lock)
 
 Options:
   -h, --help   Show this help
@@ -75,6 +77,49 @@ Options:
 
 Exit status: 0 converted, 1 the conversion failed (OUT is left as it was), 2 usage error.
 `;
+
+const COMPACT_USAGE = `Usage: snaplog compact [options] FILE
+
+Compacts FILE offline, as a live snapshotter does: the live state (alive records, then the
+clocks) is written beside it, fsynced, renamed over FILE, and the directory fsynced. A torn
+tail is cut off first (a copy goes to FILE.broken). Fails if a live writer holds FILE.
+
+Options:
+  --recovery truncate-tail|strict|salvage
+                                  How damage is handled (default: truncate-tail)
+  -h, --help                      Show this help
+
+Exit status: 0 compacted, 1 the file cannot be compacted (it is left as it was), 2 usage error.
+`;
+
+async function compactCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    recovery: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help === true) {
+    io.stdout(COMPACT_USAGE);
+    return 0;
+  }
+  const recovery = oneOf(
+    "--recovery",
+    values.recovery,
+    ["truncate-tail", "strict", "salvage"] as const,
+    "truncate-tail",
+  );
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0 ? "missing FILE" : `expected one FILE, got ${positionals.length}`,
+    );
+  }
+  const path = positionals[0]!;
+  const r = await compactSnapshot(path, { recovery });
+  io.stdout(
+    `${path}: ${r.format}, ${r.bytesBefore} -> ${r.bytesAfter} bytes, ${r.aliveNodes} alive nodes` +
+      (r.tornTailBytes > 0 ? `, torn tail of ${r.tornTailBytes} bytes cut off` : "") + "\n",
+  );
+  return 0;
+}
 
 /** A usage error: printed with the usage text, exit status 2. */
 class UsageError extends Error {}
@@ -117,6 +162,8 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
         return await replayCommand(rest, io);
       case "convert":
         return await convertCommand(rest, io);
+      case "compact":
+        return await compactCommand(rest, io);
       case "help":
       case "-h":
       case "--help":
@@ -130,7 +177,13 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      const usage = command === "replay" ? REPLAY_USAGE : command === "convert" ? CONVERT_USAGE : USAGE;
+      const usage = command === "replay"
+        ? REPLAY_USAGE
+        : command === "convert"
+        ? CONVERT_USAGE
+        : command === "compact"
+        ? COMPACT_USAGE
+        : USAGE;
       io.stderr(`snaplog: ${err.message}\n\n${usage}`);
       return 2;
     }

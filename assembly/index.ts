@@ -21,4 +21,4 @@ export { mem_alloc, mem_free, mem_used } from "./mem";
 export * from "./serf_state";
 export * from "./gotext";
 export * from "./serf_binary";
-export * from "./gotext_write";
+export * from "./compact";

@@ -1,6 +1,6 @@
 // The serf snapshot in snaplog's binary format: record payloads inside frames
 // (assembly/frame.ts), applied to the replay state (assembly/serf_state.ts), and the
-// compacted file written straight from that state. README "Serf snapshot records".
+// compacted file written by assembly/compact.ts. README "Serf snapshot records".
 //
 //   type 1 alive        | nameLen u16 LE | name | addr (the rest)   |
 //   type 2 not-alive    | name (whole payload)                      |
@@ -11,21 +11,8 @@
 //   type 7 coordinate   | opaque bytes, written and ignored on replay |
 //   type 8 comment      | UTF-8 text, ignored on replay             |
 
-import { FRAME_HEADER, frame_check, frame_finish, frame_size, SCAN_END, scan_set_result } from "./frame";
-import {
-  state_alive,
-  state_clock,
-  state_clock_value,
-  state_iter_addr_len,
-  state_iter_addr_ptr,
-  state_iter_name_len,
-  state_iter_name_ptr,
-  state_iter_next,
-  state_iter_reset_by_address,
-  state_leave,
-  state_not_alive,
-} from "./serf_state";
-import { copyBytes } from "./mem";
+import { FRAME_HEADER, frame_check, frame_size, SCAN_END, scan_set_result } from "./frame";
+import { state_alive, state_clock, state_leave, state_not_alive } from "./serf_state";
 
 export const REC_ALIVE: u32 = 1;
 export const REC_NOT_ALIVE: u32 = 2;
@@ -141,48 +128,3 @@ export function serf_apply_status(): u32 {
 
 /** Frame types 1..8. */
 const SERF_TYPE_MASK: u32 = 0b1_1111_1110;
-
-let compactPhase: u32 = 0; // 0 = alive entries, 1..3 = the clocks, 4 = done
-let compactPending: bool = false; // the iterator sits on an entry not yet written
-
-/** Starts writing the compacted snapshot: alive records (hash order), then the three clocks. */
-export function serf_compact_begin(): void {
-  state_iter_reset_by_address();
-  compactPhase = 0;
-  compactPending = false;
-}
-
-/**
- * Writes as many compacted records as fit in `[out, out + cap)` and returns the byte count;
- * 0 means done (or `cap` too small for the next record, which the host prevents by giving at
- * least one maximum record of room). Serf writes the clocks even when they are zero; so do we.
- */
-export function serf_compact_next(out: usize, cap: u32): u32 {
-  let off: u32 = 0;
-  while (compactPhase == 0) {
-    if (!compactPending) {
-      if (state_iter_next() == 0) {
-        compactPhase = 1;
-        break;
-      }
-      compactPending = true;
-    }
-    const nameLen = state_iter_name_len();
-    const addrLen = state_iter_addr_len();
-    const length = 2 + nameLen + addrLen;
-    if (<u64> off + <u64> frame_size(length) > <u64> cap) return off;
-    const p = out + off + FRAME_HEADER;
-    store<u16>(p, <u16> nameLen);
-    copyBytes(p + 2, state_iter_name_ptr(), nameLen);
-    copyBytes(p + 2 + nameLen, state_iter_addr_ptr(), addrLen);
-    off += frame_finish(out + off, REC_ALIVE, length);
-    compactPending = false;
-  }
-  while (compactPhase >= 1 && compactPhase <= 3) {
-    if (<u64> off + <u64> frame_size(8) > <u64> cap) return off;
-    store<u64>(out + off + FRAME_HEADER, state_clock_value(compactPhase - 1));
-    off += frame_finish(out + off, REC_CLOCK + compactPhase - 1, 8);
-    compactPhase++;
-  }
-  return off;
-}

@@ -101,18 +101,8 @@ async function compactCommand(args: string[], io: CliIo): Promise<number> {
     io.stdout(COMPACT_USAGE);
     return 0;
   }
-  const recovery = oneOf(
-    "--recovery",
-    values.recovery,
-    ["truncate-tail", "strict", "salvage"] as const,
-    "truncate-tail",
-  );
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0 ? "missing FILE" : `expected one FILE, got ${positionals.length}`,
-    );
-  }
-  const path = positionals[0]!;
+  const recovery = recoveryOption(values.recovery);
+  const path = singleFile(positionals);
   const r = await compactSnapshot(path, { recovery });
   io.stdout(
     `${path}: ${r.format}, ${r.bytesBefore} -> ${r.bytesAfter} bytes, ${r.aliveNodes} alive nodes` +
@@ -214,6 +204,21 @@ function parse(
   }
 }
 
+/** `--recovery`, shared by the commands that open a binary snapshot. */
+function recoveryOption(value: unknown): "truncate-tail" | "strict" | "salvage" {
+  return oneOf("--recovery", value, ["truncate-tail", "strict", "salvage"] as const, "truncate-tail");
+}
+
+/** The one FILE a command takes. */
+function singleFile(positionals: string[]): string {
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0 ? "missing FILE" : `expected one FILE, got ${positionals.length}`,
+    );
+  }
+  return positionals[0]!;
+}
+
 function oneOf<T extends string>(flag: string, value: unknown, allowed: readonly T[], def: T): T {
   if (value === undefined) return def;
   if (!allowed.includes(value as T)) {
@@ -235,18 +240,8 @@ async function replayCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const format = oneOf("--format", values.format, ["auto", "binary", "go-text"] as const, "auto");
-  const recovery = oneOf(
-    "--recovery",
-    values.recovery,
-    ["truncate-tail", "strict", "salvage"] as const,
-    "truncate-tail",
-  );
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0 ? "missing FILE" : `expected one FILE, got ${positionals.length}`,
-    );
-  }
-  const path = positionals[0]!;
+  const recovery = recoveryOption(values.recovery);
+  const path = singleFile(positionals);
   const start = performance.now();
   const state = await replaySnapshot(path, {
     format,

@@ -89,11 +89,10 @@ export class BinaryCodec implements Codec {
   }
   compacted(): Uint8Array {
     this.apply();
-    const x = this.#x;
     // Per alive node at most 2 (name length) + 12 (frame header) + 7 (padding) bytes besides
     // the name and address; then three 24-byte clock frames.
     const hint = this.state.liveBytes + this.state.count * 21 + 3 * 24;
-    return drainCompacted(this.#core, this.header(), () => x.serf_compact_begin(), x.serf_compact_next, hint);
+    return drainCompacted(this.#core, this.header(), false, hint);
   }
 }
 
@@ -160,35 +159,27 @@ export class GoTextCodec implements Codec {
     // Serf's compaction order: alive lines, then clock, event-clock, query-clock (zeros too),
     // written by Wasm straight from the state (assembly/gotext_write.ts).
     const core = this.state.core;
-    const x = core.exports as unknown as GoTextWriteExports;
     // "alive: " + " " + "\n" per node, then three clock lines of at most 34 bytes.
     const hint = this.state.liveBytes + this.state.count * 9 + 3 * 34;
-    return drainCompacted(
-      core,
-      new Uint8Array(0),
-      () => x.gotext_compact_begin(),
-      x.gotext_compact_next,
-      hint,
-    );
+    return drainCompacted(core, new Uint8Array(0), true, hint);
   }
 }
 
-/** The exports of assembly/gotext_write.ts. */
-interface GoTextWriteExports {
-  gotext_compact_begin(): void;
-  gotext_compact_next(out: number, cap: number): number;
+/** The exports of assembly/compact.ts. */
+interface CompactExports {
+  compact_begin(): void;
+  compact_next(out: number, cap: number, text: number): number;
 }
 
 /**
- * Runs a Wasm compaction writer (`begin`, then `next` until it returns 0) through a chunk
- * buffer and returns `header` followed by everything it wrote. Memory is one compacted
+ * Runs the Wasm compaction writer (assembly/compact.ts: frames, or serf's text lines when
+ * `text`) through a chunk buffer and returns `header` followed by everything it wrote. Memory is one compacted
  * image, which is proportional to the alive set.
  */
 function drainCompacted(
   core: WasmCore,
   header: Uint8Array,
-  begin: () => void,
-  next: (out: number, cap: number) => number,
+  text: boolean,
   sizeHint: number,
 ): Uint8Array {
   const chunkCap = Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX);
@@ -203,10 +194,11 @@ function drainCompacted(
   let len = header.length;
   const chunk = core.alloc(chunkCap);
   try {
-    begin();
+    const x = core.exports as unknown as CompactExports;
+    x.compact_begin();
     // Each call writes at least one record until done, so the loop ends.
     while (true) {
-      const n = next(chunk, chunkCap);
+      const n = x.compact_next(chunk, chunkCap, text ? 1 : 0);
       if (n === 0) break;
       if (len + n > out.length) {
         const bigger: Uint8Array = new Uint8Array(Math.max(out.length * 2, len + n));

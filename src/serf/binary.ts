@@ -57,8 +57,6 @@ export interface SerfBinaryExports {
   scan_frame_end(): number;
   serf_apply_offset(): number;
   serf_apply_count(): number;
-  serf_compact_begin(): void;
-  serf_compact_next(out: number, cap: number): number;
 }
 
 const APPLY_NO_MEMORY = 2;

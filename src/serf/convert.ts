@@ -505,9 +505,9 @@ function sameState(a: SerfState, b: SerfState): boolean {
 /** The alive set as raw bytes (names and addresses as replay stored them), sorted by name. */
 interface Nodes {
   bytes: Uint8Array;
-  /** Per node: name start, address start, address end. */
+  /** Per node, in name order: name start, address start, address end. */
   offsets: Uint32Array;
-  order: Uint32Array;
+  count: number;
 }
 
 type Check = (bytes: Uint8Array, nameStart: number, addrStart: number, addrEnd: number) => void;
@@ -554,51 +554,17 @@ const checkBinary: Check = (bytes, nameStart, addrStart, addrEnd) => {
   }
 };
 
-function compareBytes(b: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
-  const n = Math.min(aEnd - aStart, bEnd - bStart);
-  for (let i = 0; i < n; i++) {
-    const d = b[aStart + i]! - b[bStart + i]!;
-    if (d !== 0) return d;
-  }
-  return (aEnd - aStart) - (bEnd - bStart);
-}
-
 /**
- * Copies the alive set out of Wasm (one byte array plus offsets, no object per node), checks
- * every node against the target format, and sorts by name so the output is deterministic.
+ * The alive set sorted by name (so the output is deterministic), copied out of Wasm in one
+ * call (SerfState.exportSorted), with every node checked against the target format.
  */
 function collect(state: SerfState, check: Check): Nodes {
-  const x = state.exports;
-  const count = x.state_count();
-  const bytes = new Uint8Array(x.state_live_bytes());
-  const offsets = new Uint32Array(count * 3);
-  const u8 = state.core.u8;
-  let at = 0;
-  let i = 0;
-  x.state_iter_reset();
-  while (x.state_iter_next() === 1) {
-    if (i === count) throw new Error(`Cannot read alive set: more entries than its count ${count}`);
-    const np = x.state_iter_name_ptr();
-    const nl = x.state_iter_name_len();
-    const ap = x.state_iter_addr_ptr();
-    const al = x.state_iter_addr_len();
-    offsets[i * 3] = at;
-    bytes.set(u8.subarray(np, np + nl), at);
-    at += nl;
-    offsets[i * 3 + 1] = at;
-    bytes.set(u8.subarray(ap, ap + al), at);
-    at += al;
-    offsets[i * 3 + 2] = at;
-    check(bytes, offsets[i * 3]!, offsets[i * 3 + 1]!, at);
-    i++;
+  const nodes = state.exportSorted();
+  const { bytes, offsets } = nodes;
+  for (let k = 0; k < nodes.count; k++) {
+    check(bytes, offsets[k * 3]!, offsets[k * 3 + 1]!, offsets[k * 3 + 2]!);
   }
-  if (i !== count) throw new Error(`Cannot read alive set: ${i} entries, expected ${count}`);
-  const order = new Uint32Array(count);
-  for (let k = 0; k < count; k++) order[k] = k;
-  order.sort((a, b) =>
-    compareBytes(bytes, offsets[a * 3]!, offsets[a * 3 + 1]!, offsets[b * 3]!, offsets[b * 3 + 1]!)
-  );
-  return { bytes, offsets, order };
+  return nodes;
 }
 
 // ---- writing ---------------------------------------------------------------------------------
@@ -614,7 +580,7 @@ interface Sink {
 
 async function writeNodes(sink: Sink, nodes: Nodes): Promise<void> {
   const { bytes, offsets } = nodes;
-  for (const k of nodes.order) {
+  for (let k = 0; k < nodes.count; k++) {
     const n = offsets[k * 3]!;
     const a = offsets[k * 3 + 1]!;
     const e = offsets[k * 3 + 2]!;

@@ -6,42 +6,59 @@
 // One state per module instance (module globals): every replay or open log owns its own
 // WasmCore instance.
 //
-// Alive set: an open-addressing hash table with linear probing and backward-shift
-// deletion, so deletes leave no tombstones and a long churn does not degrade probes.
+// Alive set: an open-addressing hash table with linear probing over 64-byte slots, one
+// cache line each, holding the node itself:
 //
-//   slot (8 bytes): | hash u32 | entry pointer u32 (0 = empty) |
+//   0          4               8          12
+//   +----------+---------------+----------+------------------------------------------+
+//   | hash u32 | meta u32      | addrLen  | name ++ addr (52 bytes), or, with OUT,   |
+//   |          |               | u32      | a u32 pointer to a mem_alloc block       |
+//   +----------+---------------+----------+------------------------------------------+
+//   meta: bit 31 USED, bit 30 DEAD, bit 29 OUT (bytes out of line), bits 0..28 nameLen;
+//   meta 0 = an empty slot.
 //
-//   entry (one mem_alloc block, reused in place when a replacement fits its size class):
-//   0          4          8
-//   +----------+----------+------------ ... --+------------ ... --+
-//   | nameLen  | addrLen  | name bytes         | addr bytes        |
-//   +----------+----------+------------ ... --+------------ ... --+
+// A replay is bound by cache misses on this table (10k nodes touched at random), so a
+// lookup reads one line: the hash, the length and the name bytes are together. Names and
+// addresses that do not fit 52 bytes live in a block of their own (one more miss).
 //
-// The cached hash makes a probe compare names only on a full 32-bit match, and lets a
-// resize rehash without touching the entries.
+// `not-alive` does not remove a node: it sets DEAD. Serf clusters churn (a node fails, then
+// rejoins), so the next `alive` for that name finds its slot and revives it in place: no
+// backward shift of the probe run (that shift was 40 % of a churning replay), no name copy.
+// Dead slots are bounded: when they outnumber the alive ones (plus a little slack), or when
+// the table would grow, a rebuild drops them all.
 //
-// Memory follows the alive set, not the file: replaced and deleted entries go back to
-// mem.ts's free lists and are reused, the table doubles at 3/4 load and halves below 1/8
-// (the wide gap keeps a set hovering near one size from resizing back and forth), and
-// `leave` frees everything.
+// Memory follows the alive set, not the file: the table (alive + dead slots) stays below
+// 3/4 load, a rebuild sizes it to at most half full (so the next rebuild is at least half an
+// alive set of deletes away), out-of-line blocks and old tables go back to mem.ts's free
+// lists and are reused, and `leave` frees everything.
 
 import { copyBytes, mem_alloc, mem_free } from "./mem";
 
-const ENTRY_HEADER: u32 = 8;
-// 16 slots (128 bytes): small enough that an empty state costs nothing, large enough
-// that tiny sets never resize.
+const SLOT_SHIFT: u32 = 6;
+const SLOT_BYTES: usize = 1 << SLOT_SHIFT;
+/** Bytes of name ++ address a slot holds in line. */
+const INLINE_BYTES: u32 = 52;
+const USED: u32 = 1 << 31;
+const DEAD: u32 = 1 << 30;
+const OUT: u32 = 1 << 29;
+const LEN_MASK: u32 = OUT - 1;
+// 16 slots (1 KiB): small enough that an empty state costs little, large enough that tiny
+// sets never resize.
 const CAP_MIN: u32 = 16;
+/** Dead slots allowed beyond the alive count before a rebuild drops them. */
+const DEAD_SLACK: u32 = 8;
 
-let table: usize = 0; // slot array, `cap` slots of 8 bytes
+let table: usize = 0; // slot array, `cap` slots of 64 bytes, 64-byte aligned
 let cap: u32 = 0; //     power of two
-let count: u32 = 0;
+let count: u32 = 0; //   alive nodes
+let dead: u32 = 0; //    dead slots still in the table
 let liveBytes: u32 = 0;
 let rejoin: bool = false;
 let clockMember: u64 = 0;
 let clockEvent: u64 = 0;
 let clockQuery: u64 = 0;
 let iterSlot: u32 = 0;
-let iterEntry: usize = 0;
+let iterEntry: usize = 0; // the slot the iteration is on, 0 = none
 
 // ---- hashing and byte helpers -------------------------------------------------------
 // A 64-bit multiply-xorshift over 8-byte loads (in the spirit of wyhash/xxh3 without
@@ -101,8 +118,15 @@ function bytesEqual(a: usize, b: usize, len: u32): bool {
 
 // ---- table ---------------------------------------------------------------------------
 
-function entrySize(nameLen: u32, addrLen: u32): usize {
-  return <usize> ENTRY_HEADER + <usize> nameLen + <usize> addrLen;
+// @ts-ignore: decorator
+@inline function slotAt(i: u32): usize {
+  return table + (<usize> i << SLOT_SHIFT);
+}
+
+/** Where slot `s`'s name ++ address bytes are. */
+// @ts-ignore: decorator
+@inline function slotBytes(s: usize, meta: u32): usize {
+  return (meta & OUT) != 0 ? <usize> load<u32>(s, 12) : s + 12;
 }
 
 function sizeClass(size: usize): u32 {
@@ -110,13 +134,18 @@ function sizeClass(size: usize): u32 {
   return size <= 16 ? 4 : 32 - <u32> clz(<u32> size - 1);
 }
 
-function freeEntry(e: usize): void {
-  mem_free(e, entrySize(load<u32>(e), load<u32>(e, 4)));
+/** Frees slot `s`'s out-of-line block, if it has one. */
+function freeOut(s: usize): void {
+  const meta = load<u32>(s, 4);
+  if ((meta & OUT) != 0) mem_free(<usize> load<u32>(s, 12), <usize> (meta & LEN_MASK) + <usize> load<u32>(s, 8));
 }
 
-/** Allocates a zeroed slot array of `newCap` slots, moves every entry into it. 0 on OOM. */
+/**
+ * Allocates a zeroed table of `newCap` slots and moves every alive slot into it; dead slots
+ * are dropped. False on OOM (the state is unchanged).
+ */
 function resize(newCap: u32): bool {
-  const bytes = <usize> newCap << 3;
+  const bytes = <usize> newCap << SLOT_SHIFT;
   const fresh = mem_alloc(bytes);
   if (fresh == 0) return false;
   memory.fill(fresh, 0, bytes);
@@ -124,66 +153,89 @@ function resize(newCap: u32): bool {
   const old = table;
   const oldCap = cap;
   for (let i: u32 = 0; i < oldCap; i++) {
-    const s = old + (<usize> i << 3);
-    const e = load<u32>(s, 4);
-    if (e == 0) continue;
-    const h = load<u32>(s);
-    let j = h & mask;
-    while (load<u32>(fresh + (<usize> j << 3), 4) != 0) j = (j + 1) & mask;
-    store<u64>(fresh + (<usize> j << 3), load<u64>(s));
+    const s = old + (<usize> i << SLOT_SHIFT);
+    const meta = load<u32>(s, 4);
+    if (meta == 0) continue;
+    if ((meta & DEAD) != 0) {
+      freeOut(s);
+      continue;
+    }
+    let j = load<u32>(s) & mask;
+    while (load<u32>(fresh + (<usize> j << SLOT_SHIFT), 4) != 0) j = (j + 1) & mask;
+    const d = fresh + (<usize> j << SLOT_SHIFT);
+    for (let k: usize = 0; k < SLOT_BYTES; k += 8) store<u64>(d + k, load<u64>(s + k));
   }
-  if (old != 0) mem_free(old, <usize> oldCap << 3);
+  if (old != 0) mem_free(old, <usize> oldCap << SLOT_SHIFT);
   table = fresh;
   cap = newCap;
+  dead = 0;
   return true;
 }
 
+/** The table size a rebuild for `n` alive nodes picks: at most half full. */
+function capFor(n: u32): u32 {
+  let c = CAP_MIN;
+  while (<u64> n * 2 > <u64> c) c <<= 1;
+  return c;
+}
+
 /**
- * Slot index holding `name`, or `-1 - i` where `i` is the empty slot that ends its probe
- * run (where an insert goes), so an insert probes once, not twice. The table must exist.
+ * Slot index holding `name` (alive or dead: check its DEAD bit), or `-1 - i` where `i` is
+ * the empty slot that ends its probe run (where an insert goes), so an insert probes once,
+ * not twice. The table must exist.
  */
 function find(namePtr: usize, nameLen: u32, h: u32): i32 {
   const mask = cap - 1;
   let i = h & mask;
   while (true) {
-    const s = table + (<usize> i << 3);
-    const e = <usize> load<u32>(s, 4);
-    if (e == 0) return -1 - <i32> i;
-    if (load<u32>(s) == h && load<u32>(e) == nameLen && bytesEqual(e + ENTRY_HEADER, namePtr, nameLen)) {
+    const s = slotAt(i);
+    const meta = load<u32>(s, 4);
+    if (meta == 0) return -1 - <i32> i;
+    if (load<u32>(s) == h && (meta & LEN_MASK) == nameLen && bytesEqual(slotBytes(s, meta), namePtr, nameLen)) {
       return <i32> i;
     }
     i = (i + 1) & mask;
   }
 }
 
-/** Empties slot `i` and shifts later members of its probe run back (no tombstones). */
-function removeSlot(i: u32): void {
-  const mask = cap - 1;
-  let hole = i;
-  let j = i;
-  while (true) {
-    j = (j + 1) & mask;
-    const s = table + (<usize> j << 3);
-    if (load<u32>(s, 4) == 0) break;
-    const home = load<u32>(s) & mask;
-    // Move j into the hole unless its home lies cyclically in (hole, j].
-    if (((j - home) & mask) >= ((j - hole) & mask)) {
-      store<u64>(table + (<usize> hole << 3), load<u64>(s));
-      hole = j;
-    }
+/**
+ * Stores name ++ address into the empty or reused slot `s` (DEAD is cleared). `oldOut` /
+ * `oldOutSize`: the slot's previous out-of-line block (0 = none), reused when the new bytes
+ * fit its size class, else freed. False on OOM (the slot is unchanged).
+ */
+function fill(s: usize, h: u32, namePtr: usize, nameLen: u32, addrPtr: usize, addrLen: u32, oldOut: usize, oldOutSize: usize): bool {
+  const total = <usize> nameLen + <usize> addrLen;
+  if (total <= <usize> INLINE_BYTES) {
+    copyBytes(s + 12, namePtr, nameLen);
+    copyBytes(s + 12 + nameLen, addrPtr, addrLen);
+    if (oldOut != 0) mem_free(oldOut, oldOutSize);
+    store<u32>(s, h);
+    store<u32>(s, USED | nameLen, 4);
+    store<u32>(s, addrLen, 8);
+    return true;
   }
-  store<u64>(table + (<usize> hole << 3), 0);
+  let blk = oldOut;
+  if (blk == 0 || sizeClass(oldOutSize) != sizeClass(total)) {
+    blk = mem_alloc(total);
+    if (blk == 0) return false;
+    copyBytes(blk, namePtr, nameLen);
+    if (oldOut != 0) mem_free(oldOut, oldOutSize);
+  }
+  copyBytes(blk + nameLen, addrPtr, addrLen);
+  store<u32>(s, h);
+  store<u32>(s, USED | OUT | nameLen, 4);
+  store<u32>(s, addrLen, 8);
+  store<u32>(s, <u32> blk, 12);
+  return true;
 }
 
 function clearAll(): void {
-  for (let i: u32 = 0; i < cap; i++) {
-    const e = <usize> load<u32>(table + (<usize> i << 3), 4);
-    if (e != 0) freeEntry(e);
-  }
-  if (table != 0) mem_free(table, <usize> cap << 3);
+  for (let i: u32 = 0; i < cap; i++) freeOut(slotAt(i));
+  if (table != 0) mem_free(table, <usize> cap << SLOT_SHIFT);
   table = 0;
   cap = 0;
   count = 0;
+  dead = 0;
   liveBytes = 0;
   iterSlot = 0;
   iterEntry = 0;
@@ -206,58 +258,59 @@ export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLe
   const h = name_hash(namePtr, nameLen);
   let found = find(namePtr, nameLen, h);
   if (found >= 0) {
-    const s = table + (<usize> found << 3);
-    const e = <usize> load<u32>(s, 4);
-    const oldAddrLen = load<u32>(e, 4);
-    const oldSize = entrySize(nameLen, oldAddrLen);
-    const newSize = entrySize(nameLen, addrLen);
-    if (sizeClass(oldSize) == sizeClass(newSize)) {
-      store<u32>(e, addrLen, 4);
-      copyBytes(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
+    const s = slotAt(<u32> found);
+    const meta = load<u32>(s, 4);
+    const oldAddrLen = load<u32>(s, 8);
+    if ((meta & OUT) == 0 && nameLen + addrLen <= INLINE_BYTES) {
+      // The common case: the new address fits beside the name.
+      copyBytes(s + 12 + nameLen, addrPtr, addrLen);
+      store<u32>(s, addrLen, 8);
+      if ((meta & DEAD) != 0) store<u32>(s, meta & ~DEAD, 4);
     } else {
-      const n = mem_alloc(newSize);
-      if (n == 0) return 1;
-      store<u32>(n, nameLen);
-      store<u32>(n, addrLen, 4);
-      copyBytes(n + ENTRY_HEADER, namePtr, nameLen);
-      copyBytes(n + ENTRY_HEADER + nameLen, addrPtr, addrLen);
-      mem_free(e, oldSize);
-      store<u32>(s, <u32> n, 4);
+      // The bytes move in line or out of line. The caller's name equals the stored one (find
+      // compared them), so it is the source, wherever the stored copy lives.
+      const out = (meta & OUT) != 0 ? <usize> load<u32>(s, 12) : 0;
+      if (!fill(s, h, namePtr, nameLen, addrPtr, addrLen, out, <usize> nameLen + <usize> oldAddrLen)) return 1;
     }
-    liveBytes = liveBytes - oldAddrLen + addrLen;
+    if ((meta & DEAD) != 0) {
+      // Revived: its bytes left liveBytes when it died.
+      dead--;
+      count++;
+      liveBytes += nameLen + addrLen;
+    } else {
+      liveBytes = liveBytes - oldAddrLen + addrLen;
+    }
     return 0;
   }
-  // Grow at 3/4 load: linear probing's expected probe length stays short below that.
-  if ((<u64> count + 1) * 4 > <u64> cap * 3) {
-    if (!resize(cap << 1)) return 1;
+  // Keep alive + dead slots below 3/4 load (linear probing's runs stay short there). The
+  // rebuild drops the dead slots and at least doubles the room for alive ones.
+  if ((<u64> count + <u64> dead + 1) * 4 > <u64> cap * 3) {
+    let newCap = cap;
+    while ((<u64> count + 1) * 2 > <u64> newCap) newCap <<= 1;
+    if (!resize(newCap)) return 1;
     found = find(namePtr, nameLen, h);
   }
-  const size = entrySize(nameLen, addrLen);
-  const e = mem_alloc(size);
-  if (e == 0) return 1;
-  store<u32>(e, nameLen);
-  store<u32>(e, addrLen, 4);
-  copyBytes(e + ENTRY_HEADER, namePtr, nameLen);
-  copyBytes(e + ENTRY_HEADER + nameLen, addrPtr, addrLen);
-  store<u64>(table + (<usize> (-1 - found) << 3), (<u64> e << 32) | <u64> h);
+  if (!fill(slotAt(<u32> (-1 - found)), h, namePtr, nameLen, addrPtr, addrLen, 0, 0)) return 1;
   count++;
   liveBytes += nameLen + addrLen;
   return 0;
 }
 
-/** `not-alive: NAME`: removes the node if present. */
+/** `not-alive: NAME`: marks the node dead if it is alive. */
 export function state_not_alive(namePtr: usize, nameLen: u32): void {
   if (count == 0) return;
   const h = name_hash(namePtr, nameLen);
   const found = find(namePtr, nameLen, h);
   if (found < 0) return;
-  const e = <usize> load<u32>(table + (<usize> found << 3), 4);
-  liveBytes -= load<u32>(e) + load<u32>(e, 4);
-  freeEntry(e);
-  removeSlot(<u32> found);
+  const s = slotAt(<u32> found);
+  const meta = load<u32>(s, 4);
+  if ((meta & DEAD) != 0) return;
+  store<u32>(s, meta | DEAD, 4);
+  liveBytes -= (meta & LEN_MASK) + load<u32>(s, 8);
   count--;
-  // Shrink below 1/8 load; a failed allocation just keeps the bigger table.
-  if (cap > CAP_MIN && count * 8 < cap) resize(cap >> 1);
+  dead++;
+  // More dead than alive: drop them (a failed allocation just keeps them a while longer).
+  if (dead > count + DEAD_SLACK) resize(capFor(count));
 }
 
 /** Sets a clock: kind 0 = member clock, 1 = event clock, 2 = query clock. The last value wins (as serf). */
@@ -301,30 +354,29 @@ export function state_capacity(): u32 {
   return cap;
 }
 
-/** Starts an iteration over the alive set (any order). Any change to the state ends it. */
+/** Starts an iteration over the alive set (slot order). Any change to the state ends it. */
 export function state_iter_reset(): void {
-  iterDropOrder();
   iterSlot = 0;
   iterEntry = 0;
 }
-/** Moves to the next entry: 1 when positioned on one, 0 when done. */
+
+/**
+ * Same as `state_iter_reset`: slots hold the nodes in line, so slot order already walks
+ * memory sequentially (compaction calls this; before in-line slots it sorted entry
+ * pointers by address to avoid a cache miss per node).
+ */
+export function state_iter_reset_by_address(): void {
+  state_iter_reset();
+}
+
+/** Moves to the next alive node: 1 when positioned on one, 0 when done. */
 export function state_iter_next(): u32 {
-  if (iterOrder != 0) {
-    if (iterPos < iterOrderLen) {
-      iterEntry = <usize> load<u32>(iterOrder + (<usize> iterPos << 2));
-      iterPos++;
-      return 1;
-    }
-    iterDropOrder();
-    iterSlot = cap;
-    iterEntry = 0;
-    return 0;
-  }
   while (iterSlot < cap) {
-    const e = <usize> load<u32>(table + (<usize> iterSlot << 3), 4);
+    const s = slotAt(iterSlot);
     iterSlot++;
-    if (e != 0) {
-      iterEntry = e;
+    const meta = load<u32>(s, 4);
+    if (meta != 0 && (meta & DEAD) == 0) {
+      iterEntry = s;
       return 1;
     }
   }
@@ -332,93 +384,22 @@ export function state_iter_next(): u32 {
   return 0;
 }
 
-// ---- iteration in address order --------------------------------------------------------
-// Slot order is hash order, so walking a large table touches the entries at random: at 100k
-// nodes (6 MB of entries) nearly every entry is a cache miss, and compaction spent ~230 ns a
-// node on them. Sorting the entry pointers first (LSD radix, two 16-bit passes) turns that
-// into a sequential walk: entries come from a bump allocator, roughly in insertion order.
-
-let iterOrder: usize = 0; // u32 entry pointers, sorted by address; 0 = slot order
-let iterOrderLen: u32 = 0;
-let iterPos: u32 = 0;
-
-function iterDropOrder(): void {
-  if (iterOrder != 0) mem_free(iterOrder, <usize> iterOrderLen << 2);
-  iterOrder = 0;
-  iterOrderLen = 0;
-  iterPos = 0;
-}
-
-/**
- * Like `state_iter_reset`, but `state_iter_next` then visits entries in address order. Small
- * sets (which fit in cache) and a failed allocation fall back to slot order. The state must
- * not change until the iteration ends.
- */
-export function state_iter_reset_by_address(): void {
-  state_iter_reset();
-  const n = count;
-  if (n < 8192) return;
-  const arr = mem_alloc(<usize> n << 2);
-  const tmp = mem_alloc(<usize> n << 2);
-  const counts = mem_alloc(65536 << 2);
-  if (arr == 0 || tmp == 0 || counts == 0) {
-    mem_free(arr, <usize> n << 2);
-    mem_free(tmp, <usize> n << 2);
-    mem_free(counts, 65536 << 2);
-    return;
-  }
-  let k: u32 = 0;
-  for (let i: u32 = 0; i < cap; i++) {
-    const e = load<u32>(table + (<usize> i << 3), 4);
-    if (e != 0) {
-      store<u32>(arr + (<usize> k << 2), e);
-      k++;
-    }
-  }
-  radixPass(arr, tmp, n, counts, 0);
-  radixPass(tmp, arr, n, counts, 16);
-  mem_free(tmp, <usize> n << 2);
-  mem_free(counts, 65536 << 2);
-  iterOrder = arr;
-  iterOrderLen = n;
-  iterPos = 0;
-}
-
-/** One stable counting-sort pass over 16 bits of each u32, from `src` into `dst`. */
-function radixPass(src: usize, dst: usize, n: u32, counts: usize, shift: u32): void {
-  memory.fill(counts, 0, 65536 << 2);
-  for (let i: u32 = 0; i < n; i++) {
-    const b = counts + (<usize> ((load<u32>(src + (<usize> i << 2)) >>> shift) & 0xffff) << 2);
-    store<u32>(b, load<u32>(b) + 1);
-  }
-  let sum: u32 = 0;
-  for (let d: usize = 0; d < 65536; d++) {
-    const c = load<u32>(counts + (d << 2));
-    store<u32>(counts + (d << 2), sum);
-    sum += c;
-  }
-  for (let i: u32 = 0; i < n; i++) {
-    const v = load<u32>(src + (<usize> i << 2));
-    const b = counts + (<usize> ((v >>> shift) & 0xffff) << 2);
-    const at = load<u32>(b);
-    store<u32>(b, at + 1);
-    store<u32>(dst + (<usize> at << 2), v);
-  }
-}
 export function state_iter_name_ptr(): usize {
-  return iterEntry + ENTRY_HEADER;
+  return iterEntry == 0 ? 0 : slotBytes(iterEntry, load<u32>(iterEntry, 4));
 }
 
 export function state_iter_name_len(): u32 {
-  return iterEntry == 0 ? 0 : load<u32>(iterEntry);
+  return iterEntry == 0 ? 0 : load<u32>(iterEntry, 4) & LEN_MASK;
 }
 
 export function state_iter_addr_ptr(): usize {
-  return iterEntry == 0 ? 0 : iterEntry + ENTRY_HEADER + load<u32>(iterEntry);
+  if (iterEntry == 0) return 0;
+  const meta = load<u32>(iterEntry, 4);
+  return slotBytes(iterEntry, meta) + (meta & LEN_MASK);
 }
 
 export function state_iter_addr_len(): u32 {
-  return iterEntry == 0 ? 0 : load<u32>(iterEntry, 4);
+  return iterEntry == 0 ? 0 : load<u32>(iterEntry, 8);
 }
 
 /**
@@ -431,13 +412,14 @@ export function state_export(outBytes: usize, outOffsets: usize): u32 {
   let at: u32 = 0;
   let n: u32 = 0;
   for (let i: u32 = 0; i < cap; i++) {
-    const e = <usize>load<u32>(table + (<usize>i << 3), 4);
-    if (e == 0) continue;
-    const nl = load<u32>(e);
-    const al = load<u32>(e, 4);
+    const s = slotAt(i);
+    const meta = load<u32>(s, 4);
+    if (meta == 0 || (meta & DEAD) != 0) continue;
+    const nl = meta & LEN_MASK;
+    const al = load<u32>(s, 8);
     const o = outOffsets + (<usize>n) * 12;
     store<u32>(o, at);
-    copyBytes(outBytes + at, e + ENTRY_HEADER, nl + al);
+    copyBytes(outBytes + at, slotBytes(s, meta), nl + al);
     store<u32>(o, at + nl, 4);
     store<u32>(o, at + nl + al, 8);
     at += nl + al;

@@ -106,24 +106,35 @@ Deno.test("SerfState memory follows the alive set, not the number of operations"
   assert.equal(x.state_capacity(), peakCapacity);
 });
 
-Deno.test("SerfState reuses entries when an address is replaced", () => {
+Deno.test("SerfState reuses memory when addresses are replaced and nodes die and rejoin", () => {
   const core = new WasmCore();
   const state = new SerfState(core);
   state.reset(false);
-  // Entries move between the 32- and 64-byte size classes on every round: after the first
-  // two rounds every class has the blocks it needs on its free list.
-  const long = "[2001:db8:1234:5678::1]:7946";
+  // Three address sizes: in the slot beside the name, out of line in a 64-byte block, and
+  // out of line in a 128-byte block, so nodes move between all three on every round.
+  const short = "10.0.0.1:7946";
+  const mid = `[2001:db8:1234:5678:9abc:def0:1234:5678]:${"7".repeat(12)}`;
+  const long = `[2001:db8::1]:${"7946".repeat(20)}`;
   const replaceAll = (addr: string): void => {
     for (let i = 0; i < 1000; i++) state.alive(`node-${i}`, addr);
   };
-  replaceAll("10.0.0.1:7946");
-  replaceAll(long);
-  replaceAll("10.0.0.1:7946");
+  const cycle = [short, mid, long, short, long, mid];
+  for (const a of cycle) replaceAll(a);
   const settled = core.exports.mem_used();
-  for (let round = 0; round < 50; round++) replaceAll(round % 2 ? "10.0.0.1:7946" : long);
+  for (let round = 0; round < 30; round++) {
+    replaceAll(cycle[round % cycle.length]!);
+    // Half the nodes die and come back: a revived node keeps its slot.
+    for (let i = round % 2; i < 1000; i += 2) state.notAlive(`node-${i}`);
+    assert.equal(state.count, 500);
+  }
   assert.equal(core.exports.mem_used(), settled);
+  replaceAll(short);
   assert.equal(state.count, 1000);
-  assert.equal(state.aliveNodes()[0]!.addr, "10.0.0.1:7946");
+  assert.equal(
+    state.liveBytes,
+    1000 * short.length + [...Array(1000).keys()].reduce((n, i) => n + `node-${i}`.length, 0),
+  );
+  assert.deepEqual(new Set(state.aliveNodes().map((n) => n.addr)), new Set([short]));
 });
 
 Deno.test("SerfState leave clears nodes and clocks, unless rejoinAfterLeave", () => {

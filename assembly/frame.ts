@@ -11,8 +11,9 @@
 //
 // - type 0 is invalid: a zeroed or preallocated tail reads as the end of the log.
 // - flags and reserved are 0 in format version 1; anything else is a bad header.
-// - crc32c covers bytes 0..8 (type, flags, reserved, length) and the payload,
-//   so a flipped type or length is caught as well as flipped payload bytes.
+// - crc32c covers the whole frame, padding included, with its own field read as zero,
+//   so a flipped type, length or padding byte is caught as well as flipped payload bytes,
+//   and the checksum runs over whole 8-byte words: no byte-at-a-time tail per record.
 // - Every frame starts on an 8-byte boundary (as etcd's WAL): type and length
 //   share one aligned 8-byte word, which a torn sector write cannot split.
 
@@ -57,9 +58,12 @@ export function scan_frame_end(): u32 {
   return (FRAME_HEADER + length + 7) & ~7;
 }
 
+/** The checksum of the `frame_size(length)`-byte frame at `frame`, its CRC field read as zero. */
 // @ts-ignore: decorator
 @inline function frameCrc(frame: usize, length: u32): u32 {
-  return ~crcRaw(crcStep8(0xffffffff, load<u32>(frame), load<u32>(frame, 4)), frame + FRAME_HEADER, length);
+  const c = crcStep8(0xffffffff, load<u32>(frame), load<u32>(frame, 4));
+  // Bytes 8..16: the CRC field (as zero), then the first four bytes of payload or padding.
+  return ~crcRaw(crcStep8(c, 0, load<u32>(frame, 12)), frame + 16, frame_size(length) - 16);
 }
 
 /**

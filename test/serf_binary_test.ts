@@ -1,3 +1,4 @@
+import { crc32c } from "../src/core/crc32c.ts";
 import assert from "node:assert/strict";
 import { WasmCore } from "../src/_wasm/core.ts";
 import { FrameEncoder } from "../src/core/frame.ts";
@@ -11,11 +12,16 @@ Deno.test("encodeBinaryRecord writes the README's worked example byte for byte",
   const core = new WasmCore();
   const enc = new FrameEncoder(core, SERF_LIMITS, 1024);
   assert.ok(encodeBinaryRecord(core, enc, { type: "alive", name: "node-1", addr: "10.0.0.1:7946" }));
+  const frame = enc.bytes();
   assert.equal(
-    hex(enc.bytes()),
-    "01 00 00 00 15 00 00 00 90 c8 e5 29 06 00 6e 6f 64 65 2d 31 " +
+    hex(frame),
+    "01 00 00 00 15 00 00 00 32 22 3a 5a 06 00 6e 6f 64 65 2d 31 " +
       "31 30 2e 30 2e 30 2e 31 3a 37 39 34 36 00 00 00 00 00 00 00",
   );
+  // The checksum is crc32c of the whole 40-byte frame with its own field read as zero.
+  const zeroed = frame.slice();
+  zeroed.fill(0, 8, 12);
+  assert.equal(crc32c(zeroed), 0x5a3a2232);
 });
 
 Deno.test("encodeBinaryRecord takes the UTF-8 path for non-ASCII names and leaves no stray frame", () => {

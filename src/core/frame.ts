@@ -22,6 +22,8 @@
 //   +------+------+------+------+------ ... ------+----------+
 //   | ... payload              | zero padding to 8 bytes    |
 //   +------ ... ---------------+----------------------------+
+//
+// The crc32c covers the whole frame (padding included) with its own field read as zero.
 import type { WasmCore } from "../_wasm/core.ts";
 import { crc32c } from "./crc32c.ts";
 

@@ -204,6 +204,12 @@ async function snaplogAppendEvents(path: string, format: Format, events: Workloa
   return ms;
 }
 
+/**
+ * `appenders` concurrent clients, each appending one record and awaiting `sync()`, `rounds`
+ * times in a loop: a client's next append is issued as soon as its previous one is durable,
+ * so while one group fsync runs, the clients it released are already staging the next group
+ * (as the request handlers of a server would). No barrier between rounds.
+ */
 async function snaplogAppendSynced(
   path: string,
   format: Format,
@@ -213,20 +219,17 @@ async function snaplogAppendSynced(
 ): Promise<{ ms: number; records: number; fsyncs: number }> {
   const snap = await Snapshotter.open(path, { format, sync: "interval", minCompactSizeBytes: NO_COMPACTION });
   let next = 0;
-  const one = async (): Promise<void> => {
-    snap.append(records[next++ % records.length]!);
-    await snap.sync();
+  const client = async (): Promise<void> => {
+    for (let r = 0; r < rounds; r++) {
+      snap.append(records[next++ % records.length]!);
+      await snap.sync();
+    }
   };
   const fsyncs0 = snap.stats.fsyncs;
   const t0 = performance.now();
-  for (let r = 0; r < rounds; r++) {
-    if (appenders === 1) await one();
-    else {
-      const all: Promise<void>[] = [];
-      for (let i = 0; i < appenders; i++) all.push(one());
-      await Promise.all(all);
-    }
-  }
+  const all: Promise<void>[] = [];
+  for (let i = 0; i < appenders; i++) all.push(client());
+  await Promise.all(all);
   const ms = performance.now() - t0;
   const fsyncs = snap.stats.fsyncs - fsyncs0;
   await snap.close();
@@ -820,7 +823,7 @@ try {
     '- Buffered append: open, append every record (`sync: "interval"`, a `sync()` every 262,144 records to drain the buffer), `close()` (flush + fdatasync). ' +
       "Go serf: the harness's `append` (NewSnapshotter … Wait, events paced so serf drops none; serf writes the clock line only when its writer catches up, so its file has fewer lines). " +
       "SQLite: one INSERT per record plus the state-table upsert/delete, synchronous=NORMAL, a commit every 262,144 records.",
-    "- sync() per append: N concurrent async appenders each `append` then `await sync()`; concurrent syncs share one fdatasync. The fsync rate is a 64-byte append + fdatasync loop on the same file system.",
+    "- sync() per append: N concurrent clients, each a loop of `append` then `await sync()` (the next append as soon as the previous one is durable, no barrier between clients); concurrent syncs share one fdatasync, and clients released by one fsync stage the next group while it runs. The fsync rate is a 64-byte append + fdatasync loop on the same file system.",
     "- Replay: `replaySnapshot` (open + read + apply) inside this process; Go serf: `NewSnapshotter` on the file inside the Go process. SQLite: SELECT of every record replayed into a Map, or SELECT of the alive table.",
     "- Peak memory: the replay runs in a child process that reads VmHWM from /proc/self/status; growth is VmHWM − VmRSS before the replay (runtime and Wasm already loaded).",
     "- Compaction: `compact()` after a few appends (writes the live state, fdatasync, rename, directory fsync); Go serf: its `compact()` via the harness.",

@@ -32,8 +32,12 @@ export interface Codec {
   consume(n: number): void;
   /** The bytes a new, empty file starts with. */
   header(): Uint8Array;
-  /** The whole compacted file for the current state (applies staged records first). */
-  compacted(): Uint8Array;
+  /**
+   * Writes the compacted file for the current state (applies staged records first) as a
+   * series of chunks, passed to `emit` in file order, synchronously: the state cannot change
+   * between two chunks. Each chunk is a fresh copy the caller may keep. Returns the total size.
+   */
+  compactInto(emit: (chunk: Uint8Array) => void): number;
 }
 
 /** Staging starts at 1 MiB and doubles on demand up to the log's buffer limit. */
@@ -87,12 +91,9 @@ export class BinaryCodec implements Codec {
   header(): Uint8Array {
     return encodeFileHeader(FileKind.serfSnapshot);
   }
-  compacted(): Uint8Array {
+  compactInto(emit: (chunk: Uint8Array) => void): number {
     this.apply();
-    // Per alive node at most 2 (name length) + 12 (frame header) + 7 (padding) bytes besides
-    // the name and address; then three 24-byte clock frames.
-    const hint = this.state.liveBytes + this.state.count * 21 + 3 * 24;
-    return drainCompacted(this.#core, this.header(), false, hint);
+    return drainCompacted(this.#core, this.header(), false, emit);
   }
 }
 
@@ -154,14 +155,11 @@ export class GoTextCodec implements Codec {
   header(): Uint8Array {
     return new Uint8Array(0);
   }
-  compacted(): Uint8Array {
+  compactInto(emit: (chunk: Uint8Array) => void): number {
     this.apply();
     // Serf's compaction order: alive lines, then clock, event-clock, query-clock (zeros too),
-    // written by Wasm straight from the state (assembly/gotext_write.ts).
-    const core = this.state.core;
-    // "alive: " + " " + "\n" per node, then three clock lines of at most 34 bytes.
-    const hint = this.state.liveBytes + this.state.count * 9 + 3 * 34;
-    return drainCompacted(core, new Uint8Array(0), true, hint);
+    // written by Wasm straight from the state (assembly/compact.ts).
+    return drainCompacted(this.state.core, this.header(), true, emit);
   }
 }
 
@@ -171,52 +169,42 @@ interface CompactExports {
   compact_next(out: number, cap: number, text: number): number;
 }
 
+/** Bytes of each compacted chunk: small enough that writing one overlaps building the next. */
+const COMPACT_CHUNK_BYTES = Math.max(512 << 10, 2 * SERF_FRAME_SIZE_MAX);
+
 /**
  * Runs the Wasm compaction writer (assembly/compact.ts: frames, or serf's text lines when
- * `text`) through a chunk buffer and returns `header` followed by everything it wrote. Memory is one compacted
- * image, which is proportional to the alive set.
+ * `text`) chunk by chunk: `header` and then everything it writes, each chunk copied out and
+ * passed to `emit` before the next is built. Memory is one chunk plus what the caller keeps.
+ * Returns the total size.
  */
 function drainCompacted(
   core: WasmCore,
   header: Uint8Array,
   text: boolean,
-  sizeHint: number,
-): Uint8Array {
-  const chunkCap = Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX);
-  // Sized from the state up front, so the image is never copied to grow (it still can grow
-  // if the hint is short), and reused across compactions of the same log so a big alive set
-  // does not churn the garbage collector with a new multi-megabyte array every time.
-  const kept = reusable.get(core);
-  let out: Uint8Array = kept !== undefined && kept.length >= header.length + sizeHint
-    ? kept
-    : new Uint8Array(Math.max(1 << 16, header.length + sizeHint));
-  out.set(header);
-  let len = header.length;
-  const chunk = core.alloc(chunkCap);
+  emit: (chunk: Uint8Array) => void,
+): number {
+  const cap = COMPACT_CHUNK_BYTES;
+  const chunk = core.alloc(cap);
+  let total = 0;
   try {
     const x = core.exports as unknown as CompactExports;
     x.compact_begin();
-    // Each call writes at least one record until done, so the loop ends.
+    // The header leads the first chunk. Each call writes at least one record until done.
+    let lead = header.length;
+    core.u8.set(header, chunk);
     while (true) {
-      const n = x.compact_next(chunk, chunkCap, text ? 1 : 0);
+      const n = lead + x.compact_next(chunk + lead, cap - lead, text ? 1 : 0);
+      lead = 0;
       if (n === 0) break;
-      if (len + n > out.length) {
-        const bigger: Uint8Array = new Uint8Array(Math.max(out.length * 2, len + n));
-        bigger.set(out.subarray(0, len));
-        out = bigger;
-      }
-      out.set(core.u8.subarray(chunk, chunk + n), len);
-      len += n;
+      emit(core.u8.slice(chunk, chunk + n));
+      total += n;
     }
   } finally {
-    core.free(chunk, chunkCap);
+    core.free(chunk, cap);
   }
-  reusable.set(core, out);
-  return out.subarray(0, len);
+  return total;
 }
-
-/** The image buffer of each log's last compaction (see drainCompacted). */
-const reusable = new WeakMap<WasmCore, Uint8Array>();
 
 /** A binary codec with a fresh state in its own Wasm instance. */
 export function newBinaryCodec(rejoinAfterLeave: boolean): BinaryCodec {

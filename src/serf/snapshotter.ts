@@ -941,14 +941,23 @@ export class Snapshotter {
   async #compactLocked(): Promise<void> {
     const fs = this.#o.fs;
     this.#materializeClock();
-    const image = this.#codec.compacted(); // includes every staged record
-    const includedStaged = this.#codec.staged;
     const tmp = `${this.#path}.compact`;
     let h: FileHandle | null = null;
+    let size = 0;
+    let includedStaged = 0;
     try {
-      // 1. Write the live state to <path>.compact; the snapshot itself is untouched.
+      // 1. Write the live state to <path>.compact; the snapshot itself is untouched. Chunks
+      //    are built synchronously (the state cannot change in between) and each write is
+      //    issued at once, so the file system copies one chunk while Wasm builds the next.
       h = await fs.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
-      await h.write(image, 0);
+      const file = h;
+      const writes: Promise<void>[] = [];
+      size = this.#codec.compactInto((chunk) => {
+        writes.push(file.write(chunk, size));
+        size += chunk.length;
+      });
+      includedStaged = this.#codec.staged; // every staged record is in the image
+      for (const r of await Promise.allSettled(writes)) if (r.status === "rejected") throw r.reason;
       // 2. fdatasync it: the rename below must never expose a file whose data is not on disk.
       await h.datasync();
       await h.close();
@@ -973,11 +982,11 @@ export class Snapshotter {
       this.#poison = e;
       throw new PoisonedError(this.#path, "compact", e);
     }
-    this.#fileSize = image.length;
-    this.#durableSize = image.length;
+    this.#fileSize = size;
+    this.#durableSize = size;
     this.#codec.consume(includedStaged);
     this.#compactions++;
-    this.#compactedSize = image.length;
+    this.#compactedSize = size;
     this.#compactNotBefore = -Infinity;
   }
 

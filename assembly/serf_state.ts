@@ -502,10 +502,122 @@ function sortRange(base: usize, lo: i32, hi: i32): void {
   }
 }
 
+// Sorting by memcmp alone is slow when every name shares a prefix ("node-000123"): each of the
+// ~n log n comparisons walks the prefix first. So each node gets a 64-bit key, the 8 name
+// bytes after the prefix common to all names (big-endian, zero-padded), and records are sorted
+// by key, falling back to memcmp only when two keys are equal. Key order agrees with memcmp
+// order: bytes before the common prefix length are equal, and a name that ends inside the key
+// pads with zeros, which sort first; equal keys compare the whole names.
+
+/** 8 bytes of the name at `p` (`len` bytes) from byte `at`, big-endian, zero-padded. */
+function nameKey(p: usize, len: u32, at: u32): u64 {
+  if (at + 8 <= len) return bswap<u64>(load<u64>(p + at));
+  let k: u64 = 0;
+  for (let i: u32 = 0; i < 8; i++) {
+    k <<= 8;
+    if (at + i < len) k |= <u64> load<u8>(p + at + i);
+  }
+  return k;
+}
+
+// Records of the keyed sort: | key u64 | name start u32 | addr start u32 | addr end u32 | pad |
+const REC: usize = 24;
+
+function cmpRec(a: usize, b: usize): i32 {
+  const ka = load<u64>(a);
+  const kb = load<u64>(b);
+  if (ka != kb) return ka < kb ? -1 : 1;
+  return cmpName(a + 8, b + 8);
+}
+
+function swapRec(a: usize, b: usize): void {
+  const x0 = load<u64>(a);
+  const x1 = load<u64>(a, 8);
+  const x2 = load<u64>(a, 16);
+  store<u64>(a, load<u64>(b));
+  store<u64>(a, load<u64>(b, 8), 8);
+  store<u64>(a, load<u64>(b, 16), 16);
+  store<u64>(b, x0);
+  store<u64>(b, x1, 8);
+  store<u64>(b, x2, 16);
+}
+
+function sortRecs(base: usize, lo: i32, hi: i32): void {
+  // Recurse on the smaller side, loop on the larger: stack depth stays O(log n).
+  while (hi - lo > 16) {
+    const mid = lo + ((hi - lo) >> 1);
+    const pl = base + <usize>lo * REC;
+    const pm = base + <usize>mid * REC;
+    const ph = base + <usize>hi * REC;
+    if (cmpRec(pm, pl) < 0) swapRec(pm, pl);
+    if (cmpRec(ph, pl) < 0) swapRec(ph, pl);
+    if (cmpRec(ph, pm) < 0) swapRec(ph, pm);
+    swapRec(pm, ph - REC); // pivot at hi - 1
+    const pivot = ph - REC;
+    let i = lo;
+    let j = hi - 1;
+    while (true) {
+      do i++; while (cmpRec(base + <usize>i * REC, pivot) < 0);
+      do j--; while (j > lo && cmpRec(base + <usize>j * REC, pivot) > 0);
+      if (i >= j) break;
+      swapRec(base + <usize>i * REC, base + <usize>j * REC);
+    }
+    swapRec(base + <usize>i * REC, pivot);
+    if (i - lo < hi - i) {
+      sortRecs(base, lo, i - 1);
+      lo = i + 1;
+    } else {
+      sortRecs(base, i + 1, hi);
+      hi = i - 1;
+    }
+  }
+  for (let i = lo + 1; i <= hi; i++) {
+    for (let j = i; j > lo && cmpRec(base + <usize>j * REC, base + <usize>(j - 1) * REC) < 0; j--) {
+      swapRec(base + <usize>j * REC, base + <usize>(j - 1) * REC);
+    }
+  }
+}
+
 /** `state_export`, then the triples sorted by name bytes. Returns the number of entries. */
 export function state_export_sorted(outBytes: usize, outOffsets: usize): u32 {
   const n = state_export(outBytes, outOffsets);
   sortBytes = outBytes;
-  if (n > 1) sortRange(outOffsets, 0, <i32>n - 1);
+  if (n <= 1) return n;
+  const recs = mem_alloc(<usize>n * REC);
+  if (recs == 0) {
+    // No memory for the keys: the plain memcmp sort, in place.
+    sortRange(outOffsets, 0, <i32>n - 1);
+    return n;
+  }
+  // The prefix every name shares.
+  const first = outOffsets;
+  const p0 = outBytes + <usize>load<u32>(first);
+  let common = load<u32>(first, 4) - load<u32>(first);
+  for (let i: u32 = 1; i < n && common > 0; i++) {
+    const t = outOffsets + <usize>i * 12;
+    const p = outBytes + <usize>load<u32>(t);
+    const len = load<u32>(t, 4) - load<u32>(t);
+    const m = len < common ? len : common;
+    let k: u32 = 0;
+    while (k + 8 <= m && load<u64>(p0 + k) == load<u64>(p + k)) k += 8;
+    while (k < m && load<u8>(p0 + k) == load<u8>(p + k)) k++;
+    common = k;
+  }
+  for (let i: u32 = 0; i < n; i++) {
+    const t = outOffsets + <usize>i * 12;
+    const r = recs + <usize>i * REC;
+    const start = load<u32>(t);
+    store<u64>(r, nameKey(outBytes + <usize>start, load<u32>(t, 4) - start, common));
+    store<u64>(r + 8, load<u64>(t));
+    store<u32>(r + 16, load<u32>(t, 8));
+  }
+  sortRecs(recs, 0, <i32>n - 1);
+  for (let i: u32 = 0; i < n; i++) {
+    const t = outOffsets + <usize>i * 12;
+    const r = recs + <usize>i * REC;
+    store<u64>(t, load<u64>(r + 8));
+    store<u32>(t, load<u32>(r + 16), 8);
+  }
+  mem_free(recs, <usize>n * REC);
   return n;
 }

@@ -205,3 +205,24 @@ Deno.test("SerfState instances do not share state", () => {
   assert.equal(b.count, 0);
   assert.equal(a.clocks.lastClock, 0n);
 });
+
+Deno.test("SerfState sorts names that share a long prefix byte-wise, prefixes and zero bytes included", () => {
+  const seed = testSeed("SerfState shared-prefix sort");
+  const rand = new Rng(seed);
+  const state = new SerfState();
+  state.reset(false);
+  const model = new Map<string, string>();
+  const prefix = "dc1-rack07-node-";
+  const alphabet = ["\0", "0", "1", "9", "a", "z", "é", "\u00ff"];
+  for (let i = 0; i < 3000; i++) {
+    // Suffixes of 0..20 characters: some end inside the 8-byte sort key, some run past it,
+    // some are prefixes of others, some differ only after the key.
+    let suffix = "";
+    const len = Math.floor(rand.next() * 21);
+    for (let k = 0; k < len; k++) suffix += alphabet[Math.floor(rand.next() * alphabet.length)];
+    const name = prefix + suffix;
+    state.alive(name, `10.0.0.${i % 256}:7946`);
+    model.set(name, `10.0.0.${i % 256}:7946`);
+  }
+  assert.deepEqual(state.aliveNodes(), sortedNodes(model), `seed ${seed}`);
+});

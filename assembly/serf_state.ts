@@ -432,8 +432,8 @@ export function state_export(outBytes: usize, outOffsets: usize): u32 {
 
 // ---- sorted export -----------------------------------------------------------------------
 // Replay results list the alive set sorted by name, byte-wise. Sorting 10k names in JS costs
-// ~10 ms (string compares of sliced strings); here it is a quicksort over the 12-byte offset
-// triples that `state_export` wrote, comparing name bytes directly.
+// ~10 ms (string compares of sliced strings); here it is a quicksort over records built from
+// the offset triples that `state_export` wrote, comparing name bytes directly.
 
 let sortBytes: usize = 0;
 
@@ -455,51 +455,6 @@ function cmpName(a: usize, b: usize): i32 {
     if (x != y) return x - y;
   }
   return <i32>al - <i32>bl;
-}
-
-function swap12(a: usize, b: usize): void {
-  const x = load<u64>(a);
-  const y = load<u32>(a, 8);
-  store<u64>(a, load<u64>(b));
-  store<u32>(a, load<u32>(b, 8), 8);
-  store<u64>(b, x);
-  store<u32>(b, y, 8);
-}
-
-function sortRange(base: usize, lo: i32, hi: i32): void {
-  // Recurse on the smaller side, loop on the larger: stack depth stays O(log n).
-  while (hi - lo > 16) {
-    const mid = lo + ((hi - lo) >> 1);
-    const pl = base + <usize>lo * 12;
-    const pm = base + <usize>mid * 12;
-    const ph = base + <usize>hi * 12;
-    if (cmpName(pm, pl) < 0) swap12(pm, pl);
-    if (cmpName(ph, pl) < 0) swap12(ph, pl);
-    if (cmpName(ph, pm) < 0) swap12(ph, pm);
-    swap12(pm, ph - 12); // pivot at hi - 1
-    const pivot = ph - 12;
-    let i = lo;
-    let j = hi - 1;
-    while (true) {
-      do i++; while (cmpName(base + <usize>i * 12, pivot) < 0);
-      do j--; while (j > lo && cmpName(base + <usize>j * 12, pivot) > 0);
-      if (i >= j) break;
-      swap12(base + <usize>i * 12, base + <usize>j * 12);
-    }
-    swap12(base + <usize>i * 12, pivot);
-    if (i - lo < hi - i) {
-      sortRange(base, lo, i - 1);
-      lo = i + 1;
-    } else {
-      sortRange(base, i + 1, hi);
-      hi = i - 1;
-    }
-  }
-  for (let i = lo + 1; i <= hi; i++) {
-    for (let j = i; j > lo && cmpName(base + <usize>j * 12, base + <usize>(j - 1) * 12) < 0; j--) {
-      swap12(base + <usize>j * 12, base + <usize>(j - 1) * 12);
-    }
-  }
 }
 
 // Sorting by memcmp alone is slow when every name shares a prefix ("node-000123"): each of the
@@ -578,17 +533,16 @@ function sortRecs(base: usize, lo: i32, hi: i32): void {
   }
 }
 
-/** `state_export`, then the triples sorted by name bytes. Returns the number of entries. */
+/**
+ * `state_export`, then the triples sorted by name bytes. Returns the number of entries, or
+ * 0xffffffff (-1 in JS) when memory cannot grow for the sort keys (the triples are then unsorted).
+ */
 export function state_export_sorted(outBytes: usize, outOffsets: usize): u32 {
   const n = state_export(outBytes, outOffsets);
   sortBytes = outBytes;
   if (n <= 1) return n;
   const recs = mem_alloc(<usize>n * REC);
-  if (recs == 0) {
-    // No memory for the keys: the plain memcmp sort, in place.
-    sortRange(outOffsets, 0, <i32>n - 1);
-    return n;
-  }
+  if (recs == 0) return 0xffffffff;
   // The prefix every name shares.
   const first = outOffsets;
   const p0 = outBytes + <usize>load<u32>(first);

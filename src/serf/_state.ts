@@ -171,6 +171,7 @@ export class SerfState {
     const offsetsPtr = this.core.alloc(Math.max(count * 12, 1));
     try {
       const n = x.state_export_sorted(bytesPtr, offsetsPtr);
+      if (n === -1) throw new RangeError(`Cannot sort the alive set: Wasm memory cannot grow further`);
       if (n !== count) throw new Error(`Cannot read alive set: ${n} entries, expected ${count}`);
       const u8 = this.core.u8;
       return {

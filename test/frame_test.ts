@@ -129,6 +129,21 @@ Deno.test("FrameScanner catches a type changed to another allowed type by the ch
   assert.equal(r.count, 0);
 });
 
+Deno.test("FrameScanner catches every non-zero padding byte by the checksum", () => {
+  // A 3-byte payload: 12 + 3 = 15, padded to 16, so byte 15 is padding; a 1-byte payload has 7.
+  for (const len of [1, 3, 7]) {
+    const records: Array<[number, Uint8Array]> = [[1, new Uint8Array(len).fill(5)], [1, new Uint8Array(8)]];
+    const clean = encode(records);
+    for (let pad = 12 + len; pad < frameSize(len); pad++) {
+      const bytes = clean.slice();
+      bytes[pad] = 0x40;
+      const r = scan(bytes);
+      assert.equal(r.status, ScanStatus.badCrc, `payload ${len}, padding byte ${pad}`);
+      assert.equal(r.offset, 0);
+    }
+  }
+});
+
 Deno.test("FrameScanner stops with badType on a type outside the mask", () => {
   const bytes = encode([[1, new Uint8Array(4)], [1, new Uint8Array(4)]]);
   bytes[16] = 9; // second frame starts at 16

@@ -62,17 +62,20 @@ export function crc32c_update(crc: u32, ptr: usize, len: usize): u32 {
 }
 
 /**
- * One slicing-by-8 step over the 8 bytes `lo`, `hi` (little-endian words) on the raw
- * (inverted) CRC state. Frame checks use it for the 8-byte frame header, so a header and its
- * payload are checked in one pass without a second call.
+ * One slicing-by-16 step over 16 bytes whose third 4-byte word is zero (a frame's first 16
+ * bytes with its CRC field read as zero): `w0`, `w1`, `w3` are the other words. Every table
+ * maps byte 0 to 0, so the zero word costs no look-ups: 12 instead of 16.
  */
 // @ts-ignore: decorator
-@inline export function crcStep8(c: u32, lo: u32, hi: u32): u32 {
-  const a = lo ^ c;
-  return ((load<u32>(<usize> b0(a), 7168) ^ load<u32>(<usize> b1(a), 6144)) ^
-    (load<u32>(<usize> b2(a), 5120) ^ load<u32>(<usize> b3(a), 4096))) ^
-    ((load<u32>(<usize> b0(hi), 3072) ^ load<u32>(<usize> b1(hi), 2048)) ^
-      (load<u32>(<usize> b2(hi), 1024) ^ load<u32>(<usize> b3(hi), 0)));
+@inline export function crcStep16Z(c: u32, w0: u32, w1: u32, w3: u32): u32 {
+  const a = w0 ^ c;
+  const x0 = (load<u32>(<usize> b0(a), 15360) ^ load<u32>(<usize> b1(a), 14336)) ^
+    (load<u32>(<usize> b2(a), 13312) ^ load<u32>(<usize> b3(a), 12288));
+  const x1 = (load<u32>(<usize> b0(w1), 11264) ^ load<u32>(<usize> b1(w1), 10240)) ^
+    (load<u32>(<usize> b2(w1), 9216) ^ load<u32>(<usize> b3(w1), 8192));
+  const x3 = (load<u32>(<usize> b0(w3), 3072) ^ load<u32>(<usize> b1(w3), 2048)) ^
+    (load<u32>(<usize> b2(w3), 1024) ^ load<u32>(<usize> b3(w3), 0));
+  return (x0 ^ x1) ^ x3;
 }
 
 /** The CRC32C loop on the raw (inverted) state: no pre- or post-inversion. */

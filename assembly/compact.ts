@@ -1,5 +1,5 @@
 // Writes the compacted snapshot straight from the replay state, in either format, as serf's
-// compact() does: the alive records (entries walked in address order, see serf_state.ts),
+// compact() does: the alive records (the table's slots in memory order, see serf_state.ts),
 // then the member, event and query clocks, zeros included.
 //
 //   binary:  alive frames, then clock, event-clock, query-clock frames (assembly/serf_binary.ts)
@@ -15,7 +15,7 @@ import {
   state_iter_name_len,
   state_iter_name_ptr,
   state_iter_next,
-  state_iter_reset_by_address,
+  state_iter_reset,
 } from "./serf_state";
 
 let phase: u32 = 0; //      0 = alive entries, 1..3 = the clocks, 4 = done
@@ -23,7 +23,7 @@ let pending: bool = false; // the iterator sits on an entry not yet written
 
 /** Starts writing the compacted snapshot. */
 export function compact_begin(): void {
-  state_iter_reset_by_address();
+  state_iter_reset();
   phase = 0;
   pending = false;
 }

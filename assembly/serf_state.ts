@@ -356,19 +356,13 @@ export function state_capacity(): u32 {
   return cap;
 }
 
-/** Starts an iteration over the alive set (slot order). Any change to the state ends it. */
+/**
+ * Starts an iteration over the alive set in slot order, which walks the table's memory
+ * sequentially (the nodes live in their slots). Any change to the state ends it.
+ */
 export function state_iter_reset(): void {
   iterSlot = 0;
   iterEntry = 0;
-}
-
-/**
- * Same as `state_iter_reset`: slots hold the nodes in line, so slot order already walks
- * memory sequentially (compaction calls this; before in-line slots it sorted entry
- * pointers by address to avoid a cache miss per node).
- */
-export function state_iter_reset_by_address(): void {
-  state_iter_reset();
 }
 
 /** Moves to the next alive node: 1 when positioned on one, 0 when done. */

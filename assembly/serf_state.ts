@@ -252,8 +252,13 @@ export function state_reset(rejoinAfterLeave: u32): void {
   rejoin = rejoinAfterLeave != 0;
 }
 
-/** `alive: NAME ADDR`: inserts or replaces. Returns 0, or 1 when memory cannot grow (state unchanged). */
+/**
+ * `alive: NAME ADDR`: inserts or replaces. Returns 0, or 1 when memory cannot grow or the name
+ * is longer than a slot can record (512 MiB; only a Go text line can be that long). The state
+ * is unchanged then.
+ */
 export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLen: u32): u32 {
+  if (nameLen > LEN_MASK) return 1;
   if (cap == 0 && !resize(CAP_MIN)) return 1;
   const h = name_hash(namePtr, nameLen);
   let found = find(namePtr, nameLen, h);

@@ -945,16 +945,17 @@ export class Snapshotter {
     let h: FileHandle | null = null;
     let size = 0;
     let includedStaged = 0;
+    const writes: Promise<void>[] = [];
     try {
       // 1. Write the live state to <path>.compact; the snapshot itself is untouched. Chunks
       //    are built synchronously (the state cannot change in between) and each write is
       //    issued at once, so the file system copies one chunk while Wasm builds the next.
       h = await fs.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
       const file = h;
-      const writes: Promise<void>[] = [];
+      let at = 0;
       size = this.#codec.compactInto((chunk) => {
-        writes.push(file.write(chunk, size));
-        size += chunk.length;
+        writes.push(file.write(chunk, at));
+        at += chunk.length;
       });
       includedStaged = this.#codec.staged; // every staged record is in the image
       for (const r of await Promise.allSettled(writes)) if (r.status === "rejected") throw r.reason;
@@ -965,6 +966,8 @@ export class Snapshotter {
       // 3. Atomically replace the snapshot. Before this step a crash leaves the old file.
       await fs.rename(tmp, this.#path);
     } catch (e) {
+      // Writes already issued settle first (none is left to reject unobserved), then the file goes.
+      await Promise.allSettled(writes);
       if (h !== null) await h.close().catch(noop);
       await fs.remove(tmp).catch(noop);
       this.#compactNotBefore = this.#o.clock.now() + this.#o.compactRetryMs;

@@ -12,6 +12,7 @@ import {
   type ScanResult,
   ScanStatus,
 } from "../src/core/frame.ts";
+import { frameChecksumRef } from "../src/core/_frame_ref.ts";
 import { Rng, testSeed } from "./_rng.ts";
 
 const LIMITS = { typeMask: 0b1111_1110, recordSizeMax: 4096 }; // types 1..7
@@ -127,6 +128,27 @@ Deno.test("FrameScanner catches a type changed to another allowed type by the ch
   assert.equal(r.status, ScanStatus.badCrc);
   assert.equal(r.offset, 0);
   assert.equal(r.count, 0);
+});
+
+Deno.test("Wasm frame checksums equal the TypeScript reference for every payload length 0..300", () => {
+  const rng = new Rng(testSeed("frame checksum reference"));
+  const records: Array<[number, Uint8Array]> = [];
+  for (let len = 0; len <= 300; len++) records.push([1 + rng.int(7), rng.bytes(len)]);
+  // Both sealing paths: append (copy, then seal) and reserve + write in place + seal.
+  const bytes = encode(records);
+  const offs = frameOffsets(records);
+  for (let i = 0; i < records.length; i++) {
+    const size = frameSize(records[i]![1].length);
+    const stored = new DataView(bytes.buffer).getUint32(offs[i]! + 8, true);
+    assert.equal(stored, frameChecksumRef(bytes, offs[i]!, size), `payload ${records[i]![1].length}`);
+  }
+  const core = new WasmCore();
+  const enc = new FrameEncoder(core, LIMITS, 1 << 20);
+  for (const [type, payload] of records) {
+    const at = enc.reserve(type, payload.length);
+    core.u8.set(payload, at);
+  }
+  assert.deepEqual(enc.bytes().slice(), bytes);
 });
 
 Deno.test("FrameScanner catches every non-zero padding byte by the checksum", () => {

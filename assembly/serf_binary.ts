@@ -96,11 +96,12 @@ export const SCAN_APPLY_FAILED: u32 = 100;
  * `frames_scan` sets them; SCAN_APPLY_FAILED (with `serf_apply_status()`) when a frame with a
  * good CRC could not be applied.
  */
-export function serf_scan_apply(ptr: usize, len: u32, recordSizeMax: u32): u32 {
+export function serf_scan_apply(ptr: usize, len: u32, recordSizeMax: u32, limit: u32): u32 {
   let off: u32 = 0;
   let n: u32 = 0;
   let status = SCAN_END;
-  while (off != len) {
+  // `limit`: stop (SCAN_END) at the first frame boundary at or past it; 0xffffffff for none.
+  while (off != len && off < limit) {
     const size = frame_check(ptr, off, len, SERF_TYPE_MASK, recordSizeMax);
     if (size < 0) {
       status = <u32> -size;

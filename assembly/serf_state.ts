@@ -60,6 +60,15 @@ let clockQuery: u64 = 0;
 let iterSlot: u32 = 0;
 let iterEntry: usize = 0; // the slot the iteration is on, 0 = none
 
+// Delta mode (a parallel replay's second half, src/serf/_parallel.ts): the state records what
+// the records it saw do to ANY prior state. A `not-alive` of an unknown name is kept as a dead
+// slot (it deletes the node from the first half), dead slots are never dropped, a `leave`
+// marks the delta as clearing, and each clock remembers whether it was set.
+let delta: bool = false;
+let deltaCleared: bool = false;
+let deltaFailed: bool = false; // memory ran out: the delta is incomplete
+let clockSet: u32 = 0;
+
 // ---- hashing and byte helpers -------------------------------------------------------
 // A 64-bit multiply-xorshift over 8-byte loads (in the spirit of wyhash/xxh3 without
 // 128-bit multiplies, which Wasm lacks). Node names are 10..64 bytes, so this is two to
@@ -156,7 +165,7 @@ function resize(newCap: u32): bool {
     const s = old + (<usize> i << SLOT_SHIFT);
     const meta = load<u32>(s, 4);
     if (meta == 0) continue;
-    if ((meta & DEAD) != 0) {
+    if ((meta & DEAD) != 0 && !delta) {
       freeOut(s);
       continue;
     }
@@ -168,7 +177,7 @@ function resize(newCap: u32): bool {
   if (old != 0) mem_free(old, <usize> oldCap << SLOT_SHIFT);
   table = fresh;
   cap = newCap;
-  dead = 0;
+  if (!delta) dead = 0;
   return true;
 }
 
@@ -243,13 +252,20 @@ function clearAll(): void {
 
 // ---- API -----------------------------------------------------------------------------
 
-/** Empties the alive set, zeroes the clocks and sets the leave mode (1 = rejoinAfterLeave). */
-export function state_reset(rejoinAfterLeave: u32): void {
+/**
+ * Empties the alive set, zeroes the clocks and sets the mode: bit 0 rejoinAfterLeave, bit 1
+ * delta mode (see `delta`).
+ */
+export function state_reset(flags: u32): void {
   clearAll();
   clockMember = 0;
   clockEvent = 0;
   clockQuery = 0;
-  rejoin = rejoinAfterLeave != 0;
+  rejoin = (flags & 1) != 0;
+  delta = (flags & 2) != 0;
+  deltaCleared = false;
+  deltaFailed = false;
+  clockSet = 0;
 }
 
 /**
@@ -293,7 +309,8 @@ export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLe
   // doubles the room for alive ones.
   if ((<u64> count + <u64> dead + 1) * 5 > <u64> cap * 4) {
     let newCap = cap;
-    while ((<u64> count + 1) * 2 > <u64> newCap) newCap <<= 1;
+    const keep = <u64> count + (delta ? <u64> dead : 0);
+    while ((keep + 1) * 2 > <u64> newCap) newCap <<= 1;
     if (!resize(newCap)) return 1;
     found = find(namePtr, nameLen, h);
   }
@@ -305,6 +322,10 @@ export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLe
 
 /** `not-alive: NAME`: marks the node dead if it is alive. */
 export function state_not_alive(namePtr: usize, nameLen: u32): void {
+  if (delta) {
+    if (!deltaNotAlive(namePtr, nameLen)) deltaFailed = true;
+    return;
+  }
   if (count == 0) return;
   const h = name_hash(namePtr, nameLen);
   const found = find(namePtr, nameLen, h);
@@ -320,8 +341,37 @@ export function state_not_alive(namePtr: usize, nameLen: u32): void {
   if (dead > count + DEAD_SLACK) resize(capFor(count));
 }
 
+/** Delta mode's `not-alive`: marks the node dead, or records an unknown name as dead. False on OOM. */
+function deltaNotAlive(namePtr: usize, nameLen: u32): bool {
+  if (nameLen > LEN_MASK) return false;
+  if (cap == 0 && !resize(CAP_MIN)) return false;
+  const h = name_hash(namePtr, nameLen);
+  let found = find(namePtr, nameLen, h);
+  if (found >= 0) {
+    const s = slotAt(<u32> found);
+    const meta = load<u32>(s, 4);
+    if ((meta & DEAD) == 0) {
+      store<u32>(s, meta | DEAD, 4);
+      liveBytes -= (meta & LEN_MASK) + load<u32>(s, 8);
+      count--;
+      dead++;
+    }
+    return true;
+  }
+  if ((<u64> count + <u64> dead + 1) * 5 > <u64> cap * 4) {
+    if (!resize(cap << 1)) return false;
+    found = find(namePtr, nameLen, h);
+  }
+  const s = slotAt(<u32> (-1 - found));
+  if (!fill(s, h, namePtr, nameLen, namePtr, 0, 0, 0)) return false;
+  store<u32>(s, load<u32>(s, 4) | DEAD, 4);
+  dead++;
+  return true;
+}
+
 /** Sets a clock: kind 0 = member clock, 1 = event clock, 2 = query clock. The last value wins (as serf). */
 export function state_clock(kind: u32, value: u64): void {
+  if (kind < 3) clockSet |= 1 << kind;
   if (kind == 0) clockMember = value;
   else if (kind == 1) clockEvent = value;
   else if (kind == 2) clockQuery = value;
@@ -334,6 +384,10 @@ export function state_leave(): void {
   clockMember = 0;
   clockEvent = 0;
   clockQuery = 0;
+  if (delta) {
+    deltaCleared = true;
+    clockSet = 0;
+  }
 }
 
 /** 1 when `leave` is ignored (rejoinAfterLeave). */
@@ -573,4 +627,71 @@ export function state_export_sorted(outBytes: usize, outOffsets: usize): u32 {
   }
   mem_free(recs, <usize>n * REC);
   return n;
+}
+
+// ---- delta export and merge (parallel replay) ---------------------------------------------
+
+/** Delta flags: bit 0 a leave cleared the state, bits 1..3 clocks set, bit 4 memory ran out. */
+export function state_delta_flags(): u32 {
+  return (deltaCleared ? 1 : 0) | (clockSet << 1) | (deltaFailed ? 16 : 0);
+}
+
+/** Slots in use (alive and dead), and the name + address bytes they hold: the export's sizes. */
+export function state_delta_count(): u32 {
+  return count + dead;
+}
+export function state_delta_bytes(): u32 {
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < cap; i++) {
+    const s = slotAt(i);
+    const meta = load<u32>(s, 4);
+    if (meta != 0) n += (meta & LEN_MASK) + load<u32>(s, 8);
+  }
+  return n;
+}
+
+/**
+ * Writes every slot in use: names and addresses back to back at `outBytes`, and per slot
+ * three u32 at `outEntries`: name length, address length, 1 if dead. Returns the count.
+ */
+export function state_delta_export(outBytes: usize, outEntries: usize): u32 {
+  let at: usize = outBytes;
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < cap; i++) {
+    const s = slotAt(i);
+    const meta = load<u32>(s, 4);
+    if (meta == 0) continue;
+    const nl = meta & LEN_MASK;
+    const al = load<u32>(s, 8);
+    copyBytes(at, slotBytes(s, meta), nl + al);
+    const e = outEntries + <usize> n * 12;
+    store<u32>(e, nl);
+    store<u32>(e, al, 4);
+    store<u32>(e, (meta & DEAD) != 0 ? 1 : 0, 8);
+    at += nl + al;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Applies a delta exported by another instance (`state_delta_export`, `state_delta_flags`,
+ * clocks `c0`..`c2`) to this state, as if this state had replayed those records itself.
+ * Returns 0, or 1 when memory cannot grow.
+ */
+export function state_delta_merge(bytes: usize, entries: usize, n: u32, flags: u32, c0: u64, c1: u64, c2: u64): u32 {
+  if ((flags & 1) != 0) state_leave();
+  let p = bytes;
+  for (let i: u32 = 0; i < n; i++) {
+    const e = entries + <usize> i * 12;
+    const nl = load<u32>(e);
+    const al = load<u32>(e, 4);
+    if (load<u32>(e, 8) != 0) state_not_alive(p, nl);
+    else if (state_alive(p, nl, p + nl, al) != 0) return 1;
+    p += nl + al;
+  }
+  if ((flags & 2) != 0) state_clock(0, c0);
+  if ((flags & 4) != 0) state_clock(1, c1);
+  if ((flags & 8) != 0) state_clock(2, c2);
+  return 0;
 }

@@ -758,6 +758,7 @@ try {
     if (n === Math.max(...sizes) || n === 100_000) {
       rss[`${label}-binary`] = await measureReplayRss(pb);
       rss[`${label}-go-text`] = await measureReplayRss(pt);
+      rss[`${label}-binary-one-thread`] = await measureReplayRss(pb, { parallel: false });
     }
     data[`replay${label}`] = {
       binaryMs: rb.ms,
@@ -789,6 +790,7 @@ try {
   }
   const bigLabel = sizes[sizes.length - 1]! >= 1e6 ? `${sizes[sizes.length - 1]! / 1e6}M` : "";
   const rb = rss[`${bigLabel}-binary`], rt = rss[`${bigLabel}-go-text`], sb = rss["100k-binary"];
+  const r1 = rss[`${bigLabel}-binary-one-thread`];
   if (rb && rt && sb) {
     targets.push({
       what: `replay of a ${bigLabel}-record file: memory growth bounded by the alive set`,
@@ -802,7 +804,12 @@ try {
         } MiB; ` +
         `100k-record binary file (${fmtBytes(sb.bytes)}): growth ${
           (sb.growthKiB / 1024).toFixed(1)
-        } MiB; alive set ${rb.aliveNodes} nodes`,
+        } MiB; alive set ${rb.aliveNodes} nodes` +
+        (r1
+          ? `; the ${bigLabel} binary file on one thread (parallel: false): growth ${
+            (r1.growthKiB / 1024).toFixed(1)
+          } MiB (the difference is the replay Worker's runtime)`
+          : ""),
       ok: rb.growthKiB < 64 * 1024 && rt.growthKiB < 64 * 1024,
     });
   }

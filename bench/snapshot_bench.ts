@@ -317,10 +317,10 @@ export interface ReplayRss {
  * Replays `path` in a child process and reads its peak resident set (VmHWM in
  * /proc/self/status), so the number is the replay's own and not this process's history.
  */
-export async function measureReplayRss(path: string): Promise<ReplayRss> {
+export async function measureReplayRss(path: string, opts: { parallel?: boolean } = {}): Promise<ReplayRss> {
   const self = new URL(import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", self, "replay-rss", path],
+    args: ["run", "-A", self, "replay-rss", path, ...(opts.parallel === false ? ["sequential"] : [])],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -336,9 +336,9 @@ async function procStatusKiB(field: "VmHWM" | "VmRSS"): Promise<number> {
 }
 
 if (import.meta.main) {
-  const [cmd, path] = Deno.args;
+  const [cmd, path, mode] = Deno.args;
   if (cmd !== "replay-rss" || path === undefined) {
-    console.error("usage: deno run -A bench/snapshot_bench.ts replay-rss FILE");
+    console.error("usage: deno run -A bench/snapshot_bench.ts replay-rss FILE [sequential]");
     Deno.exit(2);
   }
   // Load and instantiate the Wasm module first, so "before" includes it.
@@ -347,7 +347,7 @@ if (import.meta.main) {
   await Deno.remove(warm);
   const rssBeforeKiB = await procStatusKiB("VmRSS");
   const t0 = performance.now();
-  const s = await replaySnapshot(path);
+  const s = await replaySnapshot(path, { parallel: mode !== "sequential" });
   const ms = performance.now() - t0;
   const peakKiB = await procStatusKiB("VmHWM");
   const result: ReplayRss = {

@@ -6,7 +6,20 @@ import type { AliveNode } from "./types.ts";
 
 /** The exports of assembly/serf_state.ts. u64 values cross as BigInt (signed i64). */
 export interface SerfStateExports {
-  state_reset(rejoinAfterLeave: number): void;
+  state_reset(flags: number): void;
+  state_delta_flags(): number;
+  state_delta_count(): number;
+  state_delta_bytes(): number;
+  state_delta_export(outBytes: number, outEntries: number): number;
+  state_delta_merge(
+    bytes: number,
+    entries: number,
+    n: number,
+    flags: number,
+    c0: bigint,
+    c1: bigint,
+    c2: bigint,
+  ): number;
   state_alive(namePtr: number, nameLen: number, addrPtr: number, addrLen: number): number;
   state_not_alive(namePtr: number, nameLen: number): void;
   state_clock(kind: number, value: bigint): void;
@@ -56,6 +69,18 @@ function isAscii(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** A delta-mode state as plain data: see {@link SerfState.exportDelta}. */
+export interface StateDelta {
+  /** Names and addresses back to back. */
+  bytes: Uint8Array;
+  /** Per name three u32 (little-endian): name length, address length, 1 if dead. */
+  entries: Uint8Array;
+  count: number;
+  /** Bit 0: a leave cleared the state before; bits 1..3: member, event, query clock set. */
+  flags: number;
+  clocks: [bigint, bigint, bigint];
+}
+
 /**
  * The serf replay state of one Wasm core instance: the alive set and the three clocks.
  * Only one per instance (the Wasm side keeps it in module globals).
@@ -77,9 +102,68 @@ export class SerfState {
     return this.#x;
   }
 
-  /** Empties the alive set, zeroes the clocks and sets the leave mode. */
-  reset(rejoinAfterLeave: boolean): void {
-    this.#x.state_reset(rejoinAfterLeave ? 1 : 0);
+  /**
+   * Empties the alive set, zeroes the clocks and sets the leave mode. With `delta`, the state
+   * records what the records it is given do to any prior state (a parallel replay's second
+   * half: see {@link SerfState.exportDelta}).
+   */
+  reset(rejoinAfterLeave: boolean, delta = false): void {
+    this.#x.state_reset((rejoinAfterLeave ? 1 : 0) | (delta ? 2 : 0));
+  }
+
+  /**
+   * A delta-mode state as plain data (transferable to another thread): every name it saw
+   * last as alive (with its address) or dead, whether a leave cleared what came before, and
+   * the clocks it set.
+   *
+   * @throws {RangeError} If the delta is incomplete (memory ran out while building it).
+   */
+  exportDelta(): StateDelta {
+    const x = this.#x;
+    const flags = x.state_delta_flags();
+    if ((flags & 16) !== 0) throw new RangeError(`Cannot export the replay delta: Wasm memory ran out`);
+    const count = x.state_delta_count();
+    const byteLen = x.state_delta_bytes();
+    const bytesPtr = this.core.alloc(Math.max(byteLen, 1));
+    const entriesPtr = this.core.alloc(Math.max(count * 12, 1));
+    try {
+      const n = x.state_delta_export(bytesPtr, entriesPtr);
+      const u8 = this.core.u8;
+      const c = this.clocks;
+      return {
+        bytes: u8.slice(bytesPtr, bytesPtr + byteLen),
+        entries: u8.slice(entriesPtr, entriesPtr + n * 12),
+        count: n,
+        flags,
+        clocks: [c.lastClock, c.lastEventClock, c.lastQueryClock],
+      };
+    } finally {
+      this.core.free(bytesPtr, Math.max(byteLen, 1));
+      this.core.free(entriesPtr, Math.max(count * 12, 1));
+    }
+  }
+
+  /**
+   * Applies a delta from {@link SerfState.exportDelta} to this state, as if this state had
+   * replayed the delta's records itself.
+   *
+   * @throws {RangeError} If Wasm memory cannot grow.
+   */
+  mergeDelta(d: StateDelta): void {
+    const bytesPtr = this.core.alloc(Math.max(d.bytes.length, 1));
+    const entriesPtr = this.core.alloc(Math.max(d.entries.length, 1));
+    try {
+      const u8 = this.core.u8;
+      u8.set(d.bytes, bytesPtr);
+      u8.set(d.entries, entriesPtr);
+      const [c0, c1, c2] = d.clocks.map((c) => BigInt.asIntN(64, c)) as [bigint, bigint, bigint];
+      if (this.#x.state_delta_merge(bytesPtr, entriesPtr, d.count, d.flags, c0, c1, c2) !== 0) {
+        throw new RangeError(`Cannot merge the replay delta: Wasm memory cannot grow further`);
+      }
+    } finally {
+      this.core.free(bytesPtr, Math.max(d.bytes.length, 1));
+      this.core.free(entriesPtr, Math.max(d.entries.length, 1));
+    }
   }
 
   /** Number of alive nodes. */

@@ -50,7 +50,7 @@ export const SERF_LIMITS = { typeMask: SERF_TYPE_MASK, recordSizeMax: SERF_RECOR
 /** The exports of assembly/serf_binary.ts. */
 export interface SerfBinaryExports {
   serf_apply_frames(ptr: number, len: number): number;
-  serf_scan_apply(ptr: number, len: number, recordSizeMax: number): number;
+  serf_scan_apply(ptr: number, len: number, recordSizeMax: number, limit: number): number;
   serf_apply_status(): number;
   scan_offset(): number;
   scan_count(): number;
@@ -217,6 +217,19 @@ export interface BinaryReplayResult {
   skipped: SkippedRegion[];
   /** True when the file is shorter than a header (an empty new file, or a torn header). */
   headerMissing: boolean;
+  /**
+   * With `until`: the frame boundary at or past it where the replay stopped (the rest of the
+   * file is not read); null when it read to the end (or stopped at damage first).
+   */
+  stoppedAt: number | null;
+}
+
+/** Where {@link replayBinaryFile} starts and stops (a parallel replay's two halves). */
+export interface ReplayRange {
+  /** Start at this frame boundary instead of after the file header (which is then not read). */
+  from?: number;
+  /** Stop at the first frame boundary at or past this offset. */
+  until?: number;
 }
 
 /** Default read size of a replay: big enough that per-call costs vanish. */
@@ -237,6 +250,7 @@ export async function replayBinaryFile(
   path: string,
   recovery: RecoveryMode,
   chunkBytes: number = REPLAY_CHUNK_BYTES,
+  range: ReplayRange = {},
 ): Promise<BinaryReplayResult> {
   const result: BinaryReplayResult = {
     records: 0,
@@ -246,8 +260,10 @@ export async function replayBinaryFile(
     tornReason: null,
     skipped: [],
     headerMissing: false,
+    stoppedAt: null,
   };
-  if (size < FILE_HEADER_BYTES) {
+  const until = range.until ?? Infinity;
+  if (range.from === undefined && size < FILE_HEADER_BYTES) {
     result.headerMissing = true;
     result.tornTailBytes = size;
     if (size > 0) {
@@ -256,12 +272,14 @@ export async function replayBinaryFile(
     }
     return result;
   }
-  const header = new Uint8Array(FILE_HEADER_BYTES);
-  await readFull(file, header, 0, path);
-  const decoded = decodeFileHeader(header);
-  if (typeof decoded === "string") throw new CorruptionError(path, 0, decoded);
-  if (decoded.kind !== FileKind.serfSnapshot) {
-    throw new CorruptionError(path, 0, `file kind ${decoded.kind} is not a serf snapshot`);
+  if (range.from === undefined) {
+    const header = new Uint8Array(FILE_HEADER_BYTES);
+    await readFull(file, header, 0, path);
+    const decoded = decodeFileHeader(header);
+    if (typeof decoded === "string") throw new CorruptionError(path, 0, decoded);
+    if (decoded.kind !== FileKind.serfSnapshot) {
+      throw new CorruptionError(path, 0, `file kind ${decoded.kind} is not a serf snapshot`);
+    }
   }
 
   // The buffer must hold two maximal frames, so a resync window always overlaps enough.
@@ -269,7 +287,7 @@ export async function replayBinaryFile(
   const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
   const x = core.exports as unknown as SerfBinaryExports;
 
-  let pos = FILE_HEADER_BYTES; // file offset of buffer byte 0 (always 8-aligned)
+  let pos = range.from ?? FILE_HEADER_BYTES; // file offset of buffer byte 0 (always 8-aligned)
   let have = 0; //                bytes in the buffer
   let start = 0; //               where the next frame starts in the buffer
   // Every pass either consumes bytes or reads more, so the loop is bounded by the file size.
@@ -284,7 +302,8 @@ export async function replayBinaryFile(
     const eof = pos + have >= size;
     // One Wasm pass validates each frame and applies it while it is in cache
     // (serf_scan_apply); it stops where frames_scan would, for the same reasons.
-    const status = x.serf_scan_apply(scanner.pointer + start, have - start, SERF_RECORD_SIZE_MAX);
+    const limit = until === Infinity ? 0xffffffff : Math.max(0, until - (pos + start));
+    const status = x.serf_scan_apply(scanner.pointer + start, have - start, SERF_RECORD_SIZE_MAX, limit);
     const applied = x.scan_count();
     result.records += applied;
     if (status === SCAN_APPLY_FAILED) {
@@ -301,6 +320,11 @@ export async function replayBinaryFile(
       frameEnd: start + x.scan_frame_end(),
     };
     start = r.offset;
+    if (r.status === ScanStatus.end && pos + start >= until && pos + start < size) {
+      result.goodEnd = pos + start;
+      result.stoppedAt = pos + start;
+      return result;
+    }
     if (r.status === ScanStatus.end || (r.status === ScanStatus.incomplete && !eof)) {
       if (r.status === ScanStatus.end && eof) {
         result.goodEnd = pos + start;
@@ -350,7 +374,7 @@ export async function replayBinaryFile(
  * The file offset of the first valid frame at or after `from` (8-aligned), or -1. Reads
  * windows that overlap by one maximal frame, so no candidate is missed at a window edge.
  */
-async function findNextFrame(
+export async function findNextFrame(
   scanner: FrameScanner,
   file: FileHandle,
   from: number,

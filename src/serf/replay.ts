@@ -1,8 +1,16 @@
 import { denoFs } from "../fs/deno_fs.ts";
-import type { FileSystem } from "../fs/types.ts";
-import { type RecoveryMode, replayBinaryFile } from "./binary.ts";
+import type { FileHandle, FileSystem } from "../fs/types.ts";
+import {
+  type BinaryReplayResult,
+  type RecoveryMode,
+  REPLAY_CHUNK_BYTES,
+  replayBinaryFile,
+} from "./binary.ts";
+import { FILE_HEADER_BYTES } from "../core/frame.ts";
+import { type DeltaJob, parallelReplayMinBytes, parallelStats, startDeltaReplay } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
+import type { SerfState } from "./_state.ts";
 import { typeName } from "./records.ts";
 import { formatOf } from "./snapshotter.ts";
 import type { SnapshotState } from "./types.ts";
@@ -28,6 +36,14 @@ export interface ReplayOptions {
   recovery?: RecoveryMode;
   /** The file system. @default {denoFs} */
   fs?: FileSystem;
+  /**
+   * Replay files of 64 MiB or more on two threads: a Worker replays the second half while
+   * the calling thread replays the first, and the result is merged (it is always the state
+   * a sequential replay gives; the Worker's half is redone on this thread if anything about
+   * it is off). Only with the default file system, and where a Worker can start.
+   * @default {true}
+   */
+  parallel?: boolean;
 }
 
 /**
@@ -84,33 +100,133 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
     const format: SnapshotFormat = want === "auto"
       ? (await formatOf(file, info.size, path)) ?? "binary"
       : want;
-    if (format === "go-text") {
-      const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
-      let pos = 0;
-      await replayer.readAll({
-        read: async (p: Uint8Array): Promise<number | null> => {
-          const n = await file.read(p, pos);
-          pos += n;
-          return n === 0 ? null : n;
-        },
-      });
-      return replayer.finish();
+    const par = options.parallel === false || fs !== denoFs
+      ? null
+      : startParallel(path, info.size, format, rejoin);
+    try {
+      if (format === "go-text") return await replayGoText(file, info.size, rejoin, par);
+      const codec = newBinaryCodec(rejoin);
+      let r = await replayBinaryFile(
+        codec.core,
+        file,
+        info.size,
+        path,
+        recovery,
+        REPLAY_CHUNK_BYTES,
+        par ? { until: par.split } : {},
+      );
+      if (par && r.stoppedAt !== null) {
+        r = await finishBinary(r, par.job, codec.state, file, info.size, path, recovery);
+      }
+      const clocks = codec.state.clocks;
+      return {
+        format: "binary",
+        aliveNodes: codec.state.aliveNodes(),
+        lastClock: clocks.lastClock,
+        lastEventClock: clocks.lastEventClock,
+        lastQueryClock: clocks.lastQueryClock,
+        records: r.records,
+        bytes: r.bytes,
+        tornTailBytes: r.tornTailBytes,
+        warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
+      };
+    } finally {
+      par?.job.cancel();
     }
-    const codec = newBinaryCodec(rejoin);
-    const r = await replayBinaryFile(codec.core, file, info.size, path, recovery);
-    const clocks = codec.state.clocks;
-    return {
-      format: "binary",
-      aliveNodes: codec.state.aliveNodes(),
-      lastClock: clocks.lastClock,
-      lastEventClock: clocks.lastEventClock,
-      lastQueryClock: clocks.lastQueryClock,
-      records: r.records,
-      bytes: r.bytes,
-      tornTailBytes: r.tornTailBytes,
-      warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
-    };
   } finally {
     await file.close();
   }
+}
+
+/** A parallel replay under way: the split point and the Worker replaying from there. */
+interface Parallel {
+  split: number;
+  job: DeltaJob;
+}
+
+function startParallel(path: string, size: number, format: SnapshotFormat, rejoin: boolean): Parallel | null {
+  if (size < parallelReplayMinBytes() || (navigator.hardwareConcurrency ?? 1) < 2) return null;
+  // The worker starts ~10-30 ms late (its runtime boots first), so it gets a little less.
+  let split = Math.floor(size * 0.55);
+  if (format === "binary") split = Math.max(FILE_HEADER_BYTES, split - (split % 8));
+  const job = startDeltaReplay({ path, format, from: split, rejoinAfterLeave: rejoin });
+  return job === null ? null : { split, job };
+}
+
+/**
+ * The binary replay stopped at frame boundary `first.stoppedAt`: merge the Worker's delta if
+ * it started exactly there, else replay the rest here.
+ */
+async function finishBinary(
+  first: BinaryReplayResult,
+  job: DeltaJob,
+  state: SerfState,
+  file: FileHandle,
+  size: number,
+  path: string,
+  recovery: RecoveryMode,
+): Promise<BinaryReplayResult> {
+  const at = first.stoppedAt!;
+  const d = await job.result;
+  if (d.ok && d.start === at) {
+    state.mergeDelta(d.delta);
+    parallelStats.merged++;
+    return { ...first, records: first.records + d.records, goodEnd: size, stoppedAt: null };
+  }
+  parallelStats.redone++;
+  const rest = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
+    from: at,
+  });
+  return { ...rest, records: first.records + rest.records, skipped: [...first.skipped, ...rest.skipped] };
+}
+
+/** Go text replay, with the second half on a Worker when `par` is given. */
+async function replayGoText(
+  file: FileHandle,
+  size: number,
+  rejoin: boolean,
+  par: Parallel | null,
+): Promise<SnapshotState> {
+  const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
+  let pos = 0;
+  const readTo = (end: number) => ({
+    read: async (p: Uint8Array): Promise<number | null> => {
+      const max = Math.min(p.length, end - pos);
+      if (max <= 0) return null;
+      const n = await file.read(p.subarray(0, max), pos);
+      pos += n;
+      return n === 0 ? null : n;
+    },
+  });
+  if (par !== null) {
+    await replayer.readAll(readTo(par.split));
+    // Complete the line that runs over the split point: the worker starts after its '\n'.
+    let boundary = replayer.pendingBytes === 0 ? pos : -1;
+    const piece = new Uint8Array(64 << 10);
+    while (boundary < 0 && pos < size) {
+      const n = await file.read(piece, pos);
+      if (n === 0) break;
+      const k = piece.subarray(0, n).indexOf(0x0a);
+      replayer.push(piece.subarray(0, k >= 0 ? k + 1 : n));
+      pos += k >= 0 ? k + 1 : n;
+      if (k >= 0) boundary = pos;
+    }
+    if (boundary >= 0 && boundary < size) {
+      const d = await par.job.result;
+      if (d.ok && d.start === boundary) {
+        parallelStats.merged++;
+        replayer.state.mergeDelta(d.delta);
+        const base = replayer.lines;
+        const result = replayer.finish();
+        result.records += d.records;
+        result.bytes = size;
+        result.tornTailBytes = d.tornTailBytes;
+        result.warnings.push(...d.warnings.map((w) => ({ line: w.line + base, reason: w.reason })));
+        return result;
+      }
+      parallelStats.redone++;
+    }
+  }
+  await replayer.readAll(readTo(Infinity));
+  return replayer.finish();
 }

@@ -1,0 +1,215 @@
+// Parallel replay (src/serf/_parallel.ts): with the size threshold lowered, every replay splits
+// at 55 % of the file, and must give exactly what a sequential replay gives: the state, the
+// counts, the warnings with their line numbers, torn tails and damage handling.
+import assert from "node:assert/strict";
+import { CorruptionError, replaySnapshot, type SnapshotRecord, Snapshotter } from "../mod.ts";
+import type { ReplayOptions } from "../src/serf/replay.ts";
+import { parallelStats, setParallelReplayMinBytes } from "../src/serf/_parallel.ts";
+import { fixtureNames, fixturePath } from "./_fixtures.ts";
+import { Rng, testSeed } from "./_rng.ts";
+
+/** Runs `f` with every replay split in two (the threshold lowered to 0). */
+async function splitting<T>(f: () => Promise<T>): Promise<T> {
+  const old = setParallelReplayMinBytes(0);
+  try {
+    return await f();
+  } finally {
+    setParallelReplayMinBytes(old);
+  }
+}
+
+/** Replays `path` both ways and checks that they agree; returns how the parallel one ended. */
+async function assertSameBothWays(
+  path: string,
+  options: ReplayOptions = {},
+  what = path,
+): Promise<"merged" | "redone" | "whole"> {
+  const sequential = await replaySnapshot(path, { ...options, parallel: false });
+  const merged0 = parallelStats.merged, redone0 = parallelStats.redone;
+  const parallel = await splitting(() => replaySnapshot(path, options));
+  assert.deepEqual(parallel, sequential, what);
+  // "whole": the file had no record boundary after the split point (tiny or torn files).
+  return parallelStats.merged > merged0 ? "merged" : parallelStats.redone > redone0 ? "redone" : "whole";
+}
+
+async function writeBinary(path: string, records: readonly SnapshotRecord[]): Promise<void> {
+  const snap = await Snapshotter.open(path, {
+    format: "binary",
+    sync: "never",
+    minCompactSizeBytes: 2 ** 52,
+  });
+  for (const r of records) snap.append(r);
+  await snap.close();
+  await Deno.remove(`${path}.lock`).catch(() => {});
+}
+
+/** A churning cluster with a leave, clocks set before and after it, and re-joins. */
+function churn(
+  rng: Rng,
+  n: number,
+  opts: { leaveAt?: number | undefined; nodes?: number } = {},
+): SnapshotRecord[] {
+  const nodes = opts.nodes ?? 300;
+  const out: SnapshotRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i === opts.leaveAt) out.push({ type: "leave" });
+    const k = rng.int(10);
+    const name = `node-${rng.int(nodes)}`;
+    if (k < 5) {
+      out.push({ type: "alive", name, addr: `10.0.${rng.int(256)}.${rng.int(256)}:${7946 + rng.int(3)}` });
+    } else if (k < 8) out.push({ type: "not-alive", name });
+    else if (k === 8) out.push({ type: "clock", value: BigInt(i) });
+    else out.push({ type: rng.int(2) === 0 ? "event-clock" : "query-clock", value: BigInt(rng.int(1000)) });
+  }
+  return out;
+}
+
+function goText(records: readonly SnapshotRecord[]): string {
+  return records.map((r) => {
+    switch (r.type) {
+      case "alive":
+        return `alive: ${r.name} ${r.addr}\n`;
+      case "not-alive":
+        return `not-alive: ${r.name}\n`;
+      case "leave":
+        return "leave\n";
+      case "clock":
+      case "event-clock":
+      case "query-clock":
+        return `${r.type}: ${r.value}\n`;
+      default:
+        return "";
+    }
+  }).join("");
+}
+
+Deno.test("parallel replay equals sequential replay on churning binary and Go text files, both leave modes", async () => {
+  const seed = testSeed("parallel replay churn");
+  const rng = new Rng(seed);
+  const dir = await Deno.makeTempDir();
+  try {
+    for (let round = 0; round < 6; round++) {
+      // A leave in the second half (round 0, 3), in the first half (1, 4), or none.
+      const n = 3000 + rng.int(3000);
+      const leaveAt = round % 3 === 0
+        ? Math.floor(n * 0.8)
+        : round % 3 === 1
+        ? Math.floor(n * 0.2)
+        : undefined;
+      const records = churn(rng, n, { leaveAt });
+      const bin = `${dir}/r${round}.snap`, txt = `${dir}/r${round}.txt`;
+      await writeBinary(bin, records);
+      // Go text with a malformed line and a comment in each half, and a torn last line.
+      const lines = goText(records).split("\n");
+      lines.splice(Math.floor(lines.length * 0.3), 0, "alive: nospace", "# a comment");
+      lines.splice(Math.floor(lines.length * 0.8), 0, "clock: 12x", "bogus line");
+      await Deno.writeTextFile(txt, lines.join("\n") + "alive: torn 10.0.0.1:7946");
+      for (const rejoinAfterLeave of [false, true]) {
+        const what = `seed ${seed} round ${round} rejoin ${rejoinAfterLeave}`;
+        assert.equal(await assertSameBothWays(bin, { rejoinAfterLeave }, `${what} binary`), "merged");
+        assert.equal(await assertSameBothWays(txt, { rejoinAfterLeave }, `${what} go-text`), "merged");
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parallel replay keeps the first half's clocks when the second half sets none", async () => {
+  const rng = new Rng(testSeed("parallel replay clocks"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const first = churn(rng, 2000);
+    const second = churn(rng, 3000).filter((r) => r.type === "alive" || r.type === "not-alive");
+    for (
+      const [label, records] of [["no clocks after", [...first, ...second]], [
+        "a leave, then no clocks",
+        [...first, ...second.slice(0, 100), { type: "leave" } as SnapshotRecord, ...second.slice(100)],
+      ]] as const
+    ) {
+      const bin = `${dir}/c.snap`, txt = `${dir}/c.txt`;
+      await Deno.remove(bin).catch(() => {});
+      await writeBinary(bin, records);
+      await Deno.writeTextFile(txt, goText(records));
+      for (const rejoinAfterLeave of [false, true]) {
+        assert.equal(await assertSameBothWays(bin, { rejoinAfterLeave }, `${label} binary`), "merged");
+        assert.equal(await assertSameBothWays(txt, { rejoinAfterLeave }, `${label} go-text`), "merged");
+      }
+      const state = await splitting(() => replaySnapshot(bin));
+      if (label === "no clocks after") assert.notEqual(state.lastClock, 0n);
+      else assert.equal(state.lastClock, 0n);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parallel replay equals sequential replay on every serf fixture", async () => {
+  let merged = 0;
+  for (const name of fixtureNames()) {
+    for (const rejoinAfterLeave of [false, true]) {
+      const how = await assertSameBothWays(
+        fixturePath(name),
+        { rejoinAfterLeave },
+        `${name} rejoin ${rejoinAfterLeave}`,
+      );
+      if (how === "merged") merged++;
+    }
+  }
+  assert.ok(merged > 0, "no fixture was replayed in two halves");
+});
+
+Deno.test("parallel replay redoes the second half itself on damage, a torn tail, or a fooled resync", async () => {
+  const rng = new Rng(testSeed("parallel replay damage"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const records = churn(rng, 4000);
+    const path = `${dir}/d.snap`;
+    await writeBinary(path, records);
+    const clean = await Deno.readFile(path);
+
+    // A torn tail: both ways report it.
+    await Deno.writeFile(path, clean.subarray(0, clean.length - 5));
+    assert.equal(await assertSameBothWays(path, {}, "torn tail"), "redone");
+
+    // A flipped byte at 80 %: truncate-tail and strict throw the same error, salvage skips alike.
+    const flipped = clean.slice();
+    flipped[Math.floor(flipped.length * 0.8)]! ^= 0x55;
+    await Deno.writeFile(path, flipped);
+    for (const recovery of ["truncate-tail", "strict"] as const) {
+      const seq = await replaySnapshot(path, { recovery, parallel: false }).catch((e) => e);
+      const par = await splitting(() => replaySnapshot(path, { recovery }).catch((e) => e));
+      assert.ok(seq instanceof CorruptionError && par instanceof CorruptionError, recovery);
+      assert.equal(par.message, seq.message);
+    }
+    assert.equal(await assertSameBothWays(path, { recovery: "salvage" }, "salvage"), "redone");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parallel replay is not fooled by a node name that contains a whole valid frame", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Build a frame for `alive: evil 6.6.6.6:1`, then use its bytes as a name, many times over, so
+    // that the worker's resync point is likely to land inside one of these names.
+    const probe = `${dir}/probe.snap`;
+    await writeBinary(probe, [{ type: "alive", name: "evil", addr: "6.6.6.6:1" }]);
+    const frame = (await Deno.readFile(probe)).subarray(24);
+    const sneaky = new TextDecoder("latin1").decode(frame);
+    const records: SnapshotRecord[] = [];
+    for (let i = 0; i < 2000; i++) {
+      // Prefixes of 0..7 bytes put the embedded frame at every alignment.
+      records.push({ type: "alive", name: "x".repeat(i % 8) + sneaky + i, addr: "10.0.0.1:7946" });
+      records.push({ type: "clock", value: BigInt(i) });
+    }
+    const path = `${dir}/sneaky.snap`;
+    await writeBinary(path, records);
+    await assertSameBothWays(path, {}, "embedded frames");
+    const state = await splitting(() => replaySnapshot(path));
+    assert.equal(state.aliveNodes.length, 2000);
+    assert.ok(!state.aliveNodes.some((n) => n.name === "evil"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

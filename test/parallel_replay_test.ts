@@ -213,3 +213,30 @@ Deno.test("parallel replay is not fooled by a node name that contains a whole va
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Snapshotter.open replays a binary file in two halves to the sequential state, and appends on", async () => {
+  const rng = new Rng(testSeed("parallel open"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/open.snap`;
+    await writeBinary(path, churn(rng, 5000, { leaveAt: 4000 }));
+    const want = await replaySnapshot(path, { parallel: false });
+    const merged0 = parallelStats.merged;
+    const snap = await splitting(() => Snapshotter.open(path, { minCompactSizeBytes: 2 ** 40 }));
+    assert.equal(parallelStats.merged, merged0 + 1, "open did not split the replay");
+    assert.deepEqual(snap.aliveNodes(), want.aliveNodes);
+    assert.deepEqual([snap.lastClock, snap.lastEventClock, snap.lastQueryClock], [
+      want.lastClock,
+      want.lastEventClock,
+      want.lastQueryClock,
+    ]);
+    assert.equal(snap.openReport.records, want.records);
+    snap.append({ type: "alive", name: "after-open", addr: "10.9.9.9:7946" });
+    await snap.close();
+    const after = await replaySnapshot(path, { parallel: false });
+    assert.equal(after.records, want.records + 1);
+    assert.ok(after.aliveNodes.some((n) => n.name === "after-open"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -12,20 +12,24 @@
 // at '\n', so both sides always agree there.
 //
 // `new Worker` blocks the calling thread for 11-33 ms in Deno 2.9.6 (the worker's runtime is
-// created before it returns), so only files above PARALLEL_MIN_BYTES are split.
+// created before it returns), so only files of parallelReplayMinBytes() or more are split.
 import { WasmCore } from "../_wasm/core.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import {
+  type BinaryReplayResult,
   findNextFrame,
+  type RecoveryMode,
   REPLAY_CHUNK_BYTES,
   replayBinaryFile,
   SERF_FRAME_SIZE_MAX,
   SERF_LIMITS,
 } from "./binary.ts";
-import { FrameScanner } from "../core/frame.ts";
+import { FILE_HEADER_BYTES, FrameScanner } from "../core/frame.ts";
+import type { FileHandle } from "../fs/types.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { SerfState, type StateDelta } from "./_state.ts";
 import type { ReplayWarning } from "./types.ts";
+import type { SnapshotFormat } from "./_codec.ts";
 
 let parallelMinBytes = 64 << 20;
 
@@ -183,4 +187,51 @@ export function startDeltaReplay(req: DeltaRequest): DeltaJob | null {
   });
   worker.postMessage(req);
   return { result, cancel };
+}
+
+/** A parallel replay under way: the split point and the Worker replaying from there. */
+export interface Parallel {
+  split: number;
+  job: DeltaJob;
+}
+
+export function startParallel(
+  path: string,
+  size: number,
+  format: SnapshotFormat,
+  rejoin: boolean,
+): Parallel | null {
+  if (size < parallelReplayMinBytes() || (navigator.hardwareConcurrency ?? 1) < 2) return null;
+  // The worker starts ~10-30 ms late (its runtime boots first), so it gets a little less.
+  let split = Math.floor(size * 0.55);
+  if (format === "binary") split = Math.max(FILE_HEADER_BYTES, split - (split % 8));
+  const job = startDeltaReplay({ path, format, from: split, rejoinAfterLeave: rejoin });
+  return job === null ? null : { split, job };
+}
+
+/**
+ * The binary replay stopped at frame boundary `first.stoppedAt`: merge the Worker's delta if
+ * it started exactly there, else replay the rest here.
+ */
+export async function finishBinary(
+  first: BinaryReplayResult,
+  job: DeltaJob,
+  state: SerfState,
+  file: FileHandle,
+  size: number,
+  path: string,
+  recovery: RecoveryMode,
+): Promise<BinaryReplayResult> {
+  const at = first.stoppedAt!;
+  const d = await job.result;
+  if (d.ok && d.start === at) {
+    state.mergeDelta(d.delta);
+    parallelStats.merged++;
+    return { ...first, records: first.records + d.records, goodEnd: size, stoppedAt: null };
+  }
+  parallelStats.redone++;
+  const rest = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
+    from: at,
+  });
+  return { ...rest, records: first.records + rest.records, skipped: [...first.skipped, ...rest.skipped] };
 }

@@ -1,16 +1,9 @@
 import { denoFs } from "../fs/deno_fs.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
-import {
-  type BinaryReplayResult,
-  type RecoveryMode,
-  REPLAY_CHUNK_BYTES,
-  replayBinaryFile,
-} from "./binary.ts";
-import { FILE_HEADER_BYTES } from "../core/frame.ts";
-import { type DeltaJob, parallelReplayMinBytes, parallelStats, startDeltaReplay } from "./_parallel.ts";
+import { type RecoveryMode, REPLAY_CHUNK_BYTES, replayBinaryFile } from "./binary.ts";
+import { finishBinary, type Parallel, parallelStats, startParallel } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
-import type { SerfState } from "./_state.ts";
 import { typeName } from "./records.ts";
 import { formatOf } from "./snapshotter.ts";
 import type { SnapshotState } from "./types.ts";
@@ -136,48 +129,6 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   } finally {
     await file.close();
   }
-}
-
-/** A parallel replay under way: the split point and the Worker replaying from there. */
-interface Parallel {
-  split: number;
-  job: DeltaJob;
-}
-
-function startParallel(path: string, size: number, format: SnapshotFormat, rejoin: boolean): Parallel | null {
-  if (size < parallelReplayMinBytes() || (navigator.hardwareConcurrency ?? 1) < 2) return null;
-  // The worker starts ~10-30 ms late (its runtime boots first), so it gets a little less.
-  let split = Math.floor(size * 0.55);
-  if (format === "binary") split = Math.max(FILE_HEADER_BYTES, split - (split % 8));
-  const job = startDeltaReplay({ path, format, from: split, rejoinAfterLeave: rejoin });
-  return job === null ? null : { split, job };
-}
-
-/**
- * The binary replay stopped at frame boundary `first.stoppedAt`: merge the Worker's delta if
- * it started exactly there, else replay the rest here.
- */
-async function finishBinary(
-  first: BinaryReplayResult,
-  job: DeltaJob,
-  state: SerfState,
-  file: FileHandle,
-  size: number,
-  path: string,
-  recovery: RecoveryMode,
-): Promise<BinaryReplayResult> {
-  const at = first.stoppedAt!;
-  const d = await job.result;
-  if (d.ok && d.start === at) {
-    state.mergeDelta(d.delta);
-    parallelStats.merged++;
-    return { ...first, records: first.records + d.records, goodEnd: size, stoppedAt: null };
-  }
-  parallelStats.redone++;
-  const rest = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
-    from: at,
-  });
-  return { ...rest, records: first.records + rest.records, skipped: [...first.skipped, ...rest.skipped] };
 }
 
 /** Go text replay, with the second half on a Worker when `par` is given. */

@@ -26,7 +26,7 @@ import {
 } from "./binary.ts";
 import { FILE_HEADER_BYTES, FrameScanner } from "../core/frame.ts";
 import type { FileHandle } from "../fs/types.ts";
-import { GoTextReplayer } from "./gotext.ts";
+import { GoTextReplayer, PositionalReader } from "./gotext.ts";
 import { SerfState, type StateDelta } from "./_state.ts";
 import type { ReplayWarning } from "./types.ts";
 import type { SnapshotFormat } from "./_codec.ts";
@@ -119,14 +119,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
     if (start < 0 || start >= size) return { ok: false, reason: "no line after the split point" };
     const replayer = new GoTextReplayer({ rejoinAfterLeave: req.rejoinAfterLeave });
     replayer.state.reset(req.rejoinAfterLeave, true);
-    let pos = start;
-    await replayer.readAll({
-      read: async (p: Uint8Array): Promise<number | null> => {
-        const n = await file.read(p, pos);
-        pos += n;
-        return n === 0 ? null : n;
-      },
-    });
+    await replayer.readAll(new PositionalReader(file, start));
     const tornTailBytes = replayer.pendingBytes;
     const records = replayer.lines;
     const warnings = [...replayer.warnings];

@@ -5,6 +5,7 @@
 // memory follows the alive set and the longest line, not the file.
 import { WasmCore } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
+import type { FileHandle } from "../fs/types.ts";
 import type { SnapshotRecord } from "./records.ts";
 import type { ReplayWarning, SnapshotState } from "./types.ts";
 
@@ -432,6 +433,34 @@ function checkOptions(options: GoTextReplayOptions): { rejoinAfterLeave: boolean
  * @throws {TypeError} If an option has the wrong type.
  * @throws {RangeError} If `chunkSizeBytes` is out of range or Wasm memory cannot grow.
  */
+/**
+ * A Deno-style reader over `[position, end)` of a file handle, for {@link GoTextReplayer.readAll}.
+ * Both bounds may move between reads (a parallel replay reads up to a split point, then on).
+ */
+export class PositionalReader {
+  readonly #file: FileHandle;
+  /** File offset of the next read. */
+  position: number;
+  /** Reads stop here. */
+  end: number;
+
+  constructor(file: FileHandle, position = 0, end = Infinity) {
+    this.#file = file;
+    this.position = position;
+    this.end = end;
+  }
+
+  /** Reads into `p` from `position` (at most up to `end`); null at the end. */
+  async read(p: Uint8Array): Promise<number | null> {
+    const max = Math.min(p.length, this.end - this.position);
+    if (max <= 0) return null;
+    const n = await this.#file.read(p.subarray(0, max), this.position);
+    if (n === 0) return null;
+    this.position += n;
+    return n;
+  }
+}
+
 export async function replayGoText(
   path: string | URL,
   options: GoTextReplayOptions = {},

@@ -3,7 +3,7 @@ import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { type RecoveryMode, REPLAY_CHUNK_BYTES, replayBinaryFile } from "./binary.ts";
 import { finishBinary, type Parallel, parallelStats, startParallel } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { GoTextReplayer } from "./gotext.ts";
+import { GoTextReplayer, PositionalReader } from "./gotext.ts";
 import { typeName } from "./records.ts";
 import { formatOf } from "./snapshotter.ts";
 import type { SnapshotState } from "./types.ts";
@@ -97,7 +97,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
       ? null
       : startParallel(path, info.size, format, rejoin);
     try {
-      if (format === "go-text") return await replayGoText(file, info.size, rejoin, par);
+      if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par);
       const codec = newBinaryCodec(rejoin);
       let r = await replayBinaryFile(
         codec.core,
@@ -132,35 +132,27 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
 }
 
 /** Go text replay, with the second half on a Worker when `par` is given. */
-async function replayGoText(
+async function replayGoTextFile(
   file: FileHandle,
   size: number,
   rejoin: boolean,
   par: Parallel | null,
 ): Promise<SnapshotState> {
   const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
-  let pos = 0;
-  const readTo = (end: number) => ({
-    read: async (p: Uint8Array): Promise<number | null> => {
-      const max = Math.min(p.length, end - pos);
-      if (max <= 0) return null;
-      const n = await file.read(p.subarray(0, max), pos);
-      pos += n;
-      return n === 0 ? null : n;
-    },
-  });
+  const reader = new PositionalReader(file);
   if (par !== null) {
-    await replayer.readAll(readTo(par.split));
+    reader.end = par.split;
+    await replayer.readAll(reader);
     // Complete the line that runs over the split point: the worker starts after its '\n'.
-    let boundary = replayer.pendingBytes === 0 ? pos : -1;
+    let boundary = replayer.pendingBytes === 0 ? reader.position : -1;
     const piece = new Uint8Array(64 << 10);
-    while (boundary < 0 && pos < size) {
-      const n = await file.read(piece, pos);
+    while (boundary < 0 && reader.position < size) {
+      const n = await file.read(piece, reader.position);
       if (n === 0) break;
       const k = piece.subarray(0, n).indexOf(0x0a);
       replayer.push(piece.subarray(0, k >= 0 ? k + 1 : n));
-      pos += k >= 0 ? k + 1 : n;
-      if (k >= 0) boundary = pos;
+      reader.position += k >= 0 ? k + 1 : n;
+      if (k >= 0) boundary = reader.position;
     }
     if (boundary >= 0 && boundary < size) {
       const d = await par.job.result;
@@ -178,6 +170,7 @@ async function replayGoText(
       parallelStats.redone++;
     }
   }
-  await replayer.readAll(readTo(Infinity));
+  reader.end = Infinity;
+  await replayer.readAll(reader);
   return replayer.finish();
 }

@@ -17,7 +17,7 @@ import {
 } from "./binary.ts";
 import { finishBinary, startParallel } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { GoTextReplayer } from "./gotext.ts";
+import { GoTextReplayer, PositionalReader } from "./gotext.ts";
 import { checkClock, checkString, type SnapshotRecord, typeName } from "./records.ts";
 import type { AliveNode, ReplayWarning } from "./types.ts";
 
@@ -443,17 +443,7 @@ export class Snapshotter {
       } else {
         const replayer = new GoTextReplayer({ rejoinAfterLeave: o.rejoinAfterLeave });
         end = await lastNewlineEnd(file, size, path);
-        let pos = 0;
-        await replayer.readAll({
-          read: async (p: Uint8Array): Promise<number | null> => {
-            const want = Math.min(p.length, end - pos);
-            if (want <= 0) return null;
-            const n = await file.read(p.subarray(0, want), pos);
-            if (n === 0) return null;
-            pos += n;
-            return n;
-          },
-        });
+        await replayer.readAll(new PositionalReader(file, 0, end));
         report.records = replayer.lines;
         report.skipped = [...replayer.warnings];
         report.tornTailBytes = size - end;

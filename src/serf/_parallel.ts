@@ -73,7 +73,7 @@ export type DeltaReply =
   }
   | { ok: false; reason: string };
 
-/** The worker's side: replays `[start, end)` of the file into a delta state. */
+/** The worker's side: replays the file from the first record boundary at or past `req.from` to its end into a delta state. */
 export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
   const file = await denoFs.open(req.path, { read: true });
   try {

@@ -24,6 +24,7 @@ import {
   type SerfReplayResult,
 } from "./go/serf_go.ts";
 import { measureFsyncRate, measurePageCache } from "./physical_bench.ts";
+import { parallelReplayMinBytes } from "../src/serf/_parallel.ts";
 import {
   BENCH_NODES,
   BENCH_SEED,
@@ -92,10 +93,10 @@ async function inTurns(rounds: number, timers: Array<() => Promise<number>>): Pr
 }
 
 /** A timer of snaplog's replay of `path`. */
-function snaplogReplayTimer(path: string): () => Promise<number> {
+function snaplogReplayTimer(path: string, opts: { parallel?: boolean } = {}): () => Promise<number> {
   return async () => {
     const t0 = performance.now();
-    await replaySnapshot(path);
+    await replaySnapshot(path, opts);
     return performance.now() - t0;
   };
 }
@@ -723,15 +724,22 @@ try {
     if (sr && (sr.aliveCount !== rt.value.aliveNodes.length || sr.lastClock !== String(rt.value.lastClock))) {
       throw new Error(`serf's replay of the ${label} go-text file differs from snaplog's`);
     }
+    // Files large enough for the two-thread replay are also timed on one thread, in turns.
+    const split = wb.bytes >= parallelReplayMinBytes();
+    let oneThread: { bin: number; txt: number } | null = null;
     if (sr && bin) {
-      const [b, t, s] = await inTurns(RUNS, [
+      const [b, t, s, b1, t1] = await inTurns(RUNS, [
         snaplogReplayTimer(pb),
         snaplogReplayTimer(pt),
         serfReplayTimer(bin, pt),
+        ...(split
+          ? [snaplogReplayTimer(pb, { parallel: false }), snaplogReplayTimer(pt, { parallel: false })]
+          : []),
       ]);
       rb.ms = Math.min(rb.ms, b!);
       rt.ms = Math.min(rt.ms, t!);
       sr.replayMs = Math.min(sr.replayMs, s!);
+      if (split) oneThread = { bin: b1!, txt: t1! };
     }
     rows.push({
       op: `replay ${label} records: snaplog binary (${fmtBytes(wb.bytes)}) / go-text (${fmtBytes(wt.bytes)})`,
@@ -744,7 +752,12 @@ try {
           vsSerf: sr.replayMs / rb.ms,
         }
         : {}),
-      note: sr ? `go-text vs serf on the same file: ${(sr.replayMs / rt.ms).toFixed(1)}×` : undefined,
+      note: (sr ? `go-text vs serf on the same file: ${(sr.replayMs / rt.ms).toFixed(1)}×` : "") +
+          (oneThread
+            ? `; two threads; on one thread: ${fmtMs(oneThread.bin)} / ${fmtMs(oneThread.txt)} (${
+              (oneThread.bin / rb.ms).toFixed(1)
+            }× / ${(oneThread.txt / rt.ms).toFixed(1)}× slower)`
+            : "") || undefined,
     });
     if (sr) {
       bigGoText.push({

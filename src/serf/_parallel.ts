@@ -26,7 +26,7 @@ import {
 } from "./binary.ts";
 import { FILE_HEADER_BYTES, FrameScanner } from "../core/frame.ts";
 import type { FileHandle } from "../fs/types.ts";
-import { GoTextReplayer, PositionalReader } from "./gotext.ts";
+import { GoTextReplayer, nextNewline, PositionalReader } from "./gotext.ts";
 import { SerfState, type StateDelta } from "./_state.ts";
 import type { ReplayWarning } from "./types.ts";
 import type { SnapshotFormat } from "./_codec.ts";
@@ -45,7 +45,7 @@ export function setParallelReplayMinBytes(n: number): number {
   return old;
 }
 
-/** How parallel replays ended, for tests: merged the Worker's half, or redid it here. */
+/** How parallel replays ended (tests read it): merged the Worker's half, or redid it here. */
 export const parallelStats = { merged: 0, redone: 0 };
 
 /** What the worker is asked to replay. */
@@ -106,17 +106,8 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
       };
     }
     // Go text: the worker's first line starts after the first '\n' at or past from - 1.
-    const probe = new Uint8Array(64 << 10);
-    let at = Math.max(0, req.from - 1);
-    let start = -1;
-    while (at < size && start < 0) {
-      const n = await file.read(probe, at);
-      if (n === 0) break;
-      const k = probe.subarray(0, n).indexOf(0x0a);
-      if (k >= 0) start = at + k + 1;
-      at += n;
-    }
-    if (start < 0 || start >= size) return { ok: false, reason: "no line after the split point" };
+    const start = (await nextNewline(file, Math.max(0, req.from - 1), size)) + 1;
+    if (start <= 0 || start >= size) return { ok: false, reason: "no line after the split point" };
     const replayer = new GoTextReplayer({ rejoinAfterLeave: req.rejoinAfterLeave });
     replayer.state.reset(req.rejoinAfterLeave, true);
     await replayer.readAll(new PositionalReader(file, start));

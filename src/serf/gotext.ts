@@ -461,6 +461,22 @@ export class PositionalReader {
   }
 }
 
+/**
+ * Offset of the first `\n` at or after `from` in the first `size` bytes of `file`, or -1.
+ * Reads 64 KiB at a time.
+ */
+export async function nextNewline(file: FileHandle, from: number, size: number): Promise<number> {
+  const piece = new Uint8Array(64 << 10);
+  for (let at = from; at < size;) {
+    const n = await file.read(piece.subarray(0, Math.min(piece.length, size - at)), at);
+    if (n === 0) break;
+    const k = piece.subarray(0, n).indexOf(0x0a);
+    if (k >= 0) return at + k;
+    at += n;
+  }
+  return -1;
+}
+
 export async function replayGoText(
   path: string | URL,
   options: GoTextReplayOptions = {},

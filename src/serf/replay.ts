@@ -3,7 +3,7 @@ import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { type RecoveryMode, REPLAY_CHUNK_BYTES, replayBinaryFile } from "./binary.ts";
 import { finishBinary, type Parallel, parallelStats, startParallel } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { GoTextReplayer, PositionalReader } from "./gotext.ts";
+import { GoTextReplayer, nextNewline, PositionalReader } from "./gotext.ts";
 import { typeName } from "./records.ts";
 import { formatOf } from "./snapshotter.ts";
 import type { SnapshotState } from "./types.ts";
@@ -144,17 +144,16 @@ async function replayGoTextFile(
     reader.end = par.split;
     await replayer.readAll(reader);
     // Complete the line that runs over the split point: the worker starts after its '\n'.
-    let boundary = replayer.pendingBytes === 0 ? reader.position : -1;
-    const piece = new Uint8Array(64 << 10);
-    while (boundary < 0 && reader.position < size) {
-      const n = await file.read(piece, reader.position);
-      if (n === 0) break;
-      const k = piece.subarray(0, n).indexOf(0x0a);
-      replayer.push(piece.subarray(0, k >= 0 ? k + 1 : n));
-      reader.position += k >= 0 ? k + 1 : n;
-      if (k >= 0) boundary = reader.position;
+    let boundary = reader.position;
+    if (replayer.pendingBytes !== 0) {
+      const nl = await nextNewline(file, reader.position, size);
+      boundary = nl + 1;
+      if (nl >= 0) {
+        reader.end = boundary;
+        await replayer.readAll(reader);
+      }
     }
-    if (boundary >= 0 && boundary < size) {
+    if (boundary > 0 && boundary < size) {
       const d = await par.job.result;
       if (d.ok && d.start === boundary) {
         parallelStats.merged++;

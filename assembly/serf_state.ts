@@ -329,16 +329,21 @@ export function state_not_alive(namePtr: usize, nameLen: u32): void {
   if (count == 0) return;
   const h = name_hash(namePtr, nameLen);
   const found = find(namePtr, nameLen, h);
-  if (found < 0) return;
-  const s = slotAt(<u32> found);
+  if (found < 0 || !markDead(slotAt(<u32> found))) return;
+  // More dead than alive: drop them (a failed allocation just keeps them a while longer).
+  if (dead > count + DEAD_SLACK) resize(capFor(count));
+}
+
+/** Sets slot `s`'s DEAD bit if it is alive; true if it was. */
+// @ts-ignore: decorator
+@inline function markDead(s: usize): bool {
   const meta = load<u32>(s, 4);
-  if ((meta & DEAD) != 0) return;
+  if ((meta & DEAD) != 0) return false;
   store<u32>(s, meta | DEAD, 4);
   liveBytes -= (meta & LEN_MASK) + load<u32>(s, 8);
   count--;
   dead++;
-  // More dead than alive: drop them (a failed allocation just keeps them a while longer).
-  if (dead > count + DEAD_SLACK) resize(capFor(count));
+  return true;
 }
 
 /** Delta mode's `not-alive`: marks the node dead, or records an unknown name as dead. False on OOM. */
@@ -348,14 +353,7 @@ function deltaNotAlive(namePtr: usize, nameLen: u32): bool {
   const h = name_hash(namePtr, nameLen);
   let found = find(namePtr, nameLen, h);
   if (found >= 0) {
-    const s = slotAt(<u32> found);
-    const meta = load<u32>(s, 4);
-    if ((meta & DEAD) == 0) {
-      store<u32>(s, meta | DEAD, 4);
-      liveBytes -= (meta & LEN_MASK) + load<u32>(s, 8);
-      count--;
-      dead++;
-    }
+    markDead(slotAt(<u32> found));
     return true;
   }
   if ((<u64> count + <u64> dead + 1) * 5 > <u64> cap * 4) {

@@ -24,7 +24,7 @@ import {
   type SerfReplayResult,
 } from "./go/serf_go.ts";
 import { measureFsyncRate, measurePageCache } from "./physical_bench.ts";
-import { parallelReplayMinBytes } from "../src/serf/_parallel.ts";
+import { mayReplayInParallel } from "../src/serf/_parallel.ts";
 import {
   BENCH_NODES,
   BENCH_SEED,
@@ -561,6 +561,11 @@ try {
   }
   let serfOwn: SerfReplayResult | null = null, serfOnSnaplog: SerfReplayResult | null = null;
   let snaplogOnSerf: { ms: number; value: SnapshotState } | null = null;
+  let histOneThread: { bin: number; txt: number; serfFile: number } | null = null;
+  const oneThreadNote = (one: number | undefined, ms: number): string | undefined =>
+    one === undefined
+      ? undefined
+      : `one thread (parallel: false): ${fmtMs(one)}, ${(one / ms).toFixed(2)}× the time`;
   const compat: string[] = [];
   if (bin && serfApp) {
     serfOwn = await serfReplay(bin, serfPath, { runs: RUNS + 2, nodes: true });
@@ -572,13 +577,19 @@ try {
     if (d2) throw new Error(`serf's replay of snaplog's go-text file differs from snaplog's: ${d2}`);
     // Then every replay of the history again, in turns, so snaplog and serf see the same machine.
     log("replay of the history, snaplog and serf in turns");
-    const [b, t, os, so, st] = await inTurns(RUNS + 2, [
+    // Also on one thread (`parallel: false`): what the measured split of src/serf/_parallel.ts
+    // gains on these ~30 MB files.
+    const [b, t, os, so, st, b1, t1, os1] = await inTurns(RUNS + 2, [
       snaplogReplayTimer(binPath),
       snaplogReplayTimer(txtPath),
       snaplogReplayTimer(serfPath),
       serfReplayTimer(bin, serfPath),
       serfReplayTimer(bin, txtPath),
+      snaplogReplayTimer(binPath, { parallel: false }),
+      snaplogReplayTimer(txtPath, { parallel: false }),
+      snaplogReplayTimer(serfPath, { parallel: false }),
     ]);
+    histOneThread = { bin: b1!, txt: t1!, serfFile: os1! };
     repBin.ms = Math.min(repBin.ms, b!);
     repTxt.ms = Math.min(repTxt.ms, t!);
     snaplogOnSerf.ms = Math.min(snaplogOnSerf.ms, os!);
@@ -623,6 +634,7 @@ try {
       : {}),
     sqlite: `${fmtMs(sqlAll.ms)} all records / ${fmtMs(sqlState.ms)} alive set`,
     vsSqlite: sqlAll.ms / repBin.ms,
+    note: oneThreadNote(histOneThread?.bin, repBin.ms),
   });
   rows.push({
     op: `replay ${histLabel}: snaplog go-text (${
@@ -637,6 +649,7 @@ try {
       : {}),
     sqlite: `${fmtMs(sqlAll.ms)} all records`,
     vsSqlite: sqlAll.ms / repTxt.ms,
+    note: oneThreadNote(histOneThread?.txt, repTxt.ms),
   });
   if (serfOwn && snaplogOnSerf) {
     rows.push({
@@ -646,6 +659,7 @@ try {
       snaplog: `${fmtMs(snaplogOnSerf.ms)} (${fmtRate(mbs(serfOwn.fileBytes, snaplogOnSerf.ms), "B/s")})`,
       serf: `${fmtMs(serfOwn.replayMs)} (${fmtRate(mbs(serfOwn.fileBytes, serfOwn.replayMs), "B/s")})`,
       vsSerf: serfOwn.replayMs / snaplogOnSerf.ms,
+      note: oneThreadNote(histOneThread?.serfFile, snaplogOnSerf.ms),
     });
   }
   rows.push({
@@ -698,6 +712,7 @@ try {
     txtBytes,
     // The alive lists were compared above; keep the JSON to the numbers.
     serfOwn: serfOwn && { ...serfOwn, aliveNodes: undefined },
+    oneThreadMs: histOneThread,
     serfOnSnaplog: serfOnSnaplog && { ...serfOnSnaplog, aliveNodes: undefined },
     snaplogOnSerfMs: snaplogOnSerf?.ms,
     sqliteAllMs: sqlAll.ms,
@@ -724,8 +739,8 @@ try {
     if (sr && (sr.aliveCount !== rt.value.aliveNodes.length || sr.lastClock !== String(rt.value.lastClock))) {
       throw new Error(`serf's replay of the ${label} go-text file differs from snaplog's`);
     }
-    // Files large enough for the two-thread replay are also timed on one thread, in turns.
-    const split = wb.bytes >= parallelReplayMinBytes();
+    // Files large enough that a replay may split are also timed on one thread, in turns.
+    const split = mayReplayInParallel(wt.bytes);
     let oneThread: { bin: number; txt: number } | null = null;
     if (sr && bin) {
       const [b, t, s, b1, t1] = await inTurns(RUNS, [
@@ -754,9 +769,9 @@ try {
         : {}),
       note: (sr ? `go-text vs serf on the same file: ${(sr.replayMs / rt.ms).toFixed(1)}×` : "") +
           (oneThread
-            ? `; two threads; on one thread: ${fmtMs(oneThread.bin)} / ${fmtMs(oneThread.txt)} (${
-              (oneThread.bin / rb.ms).toFixed(1)
-            }× / ${(oneThread.txt / rt.ms).toFixed(1)}× slower)`
+            ? `; one thread (parallel: false): ${fmtMs(oneThread.bin)} / ${fmtMs(oneThread.txt)} (${
+              (oneThread.bin / rb.ms).toFixed(2)
+            }× / ${(oneThread.txt / rt.ms).toFixed(2)}× the time)`
             : "") || undefined,
     });
     if (sr) {

@@ -1,23 +1,29 @@
-// Parallel replay (src/serf/_parallel.ts): with the size threshold lowered, every replay splits
+// Parallel replay (src/serf/_parallel.ts): in the "always" split mode, every replay splits
 // at 55 % of the file, and must give exactly what a sequential replay gives: the state, the
 // counts, the warnings with their line numbers, torn tails and damage handling.
 import assert from "node:assert/strict";
 import { CorruptionError, replaySnapshot, type SnapshotRecord, Snapshotter } from "../mod.ts";
 import type { ReplayOptions } from "../src/serf/replay.ts";
-import { parallelStats, setParallelReplayMinBytes } from "../src/serf/_parallel.ts";
+import {
+  mayReplayInParallel,
+  parallelStats,
+  setParallelReplayMode,
+  setWorkerCost,
+  splitPoint,
+} from "../src/serf/_parallel.ts";
 import { WasmCore } from "../src/_wasm/core.ts";
 import { FrameEncoder } from "../src/core/frame.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { fixtureNames, fixturePath } from "./_fixtures.ts";
 import { Rng, testSeed } from "./_rng.ts";
 
-/** Runs `f` with every replay split in two (the threshold lowered to 0). */
+/** Runs `f` with every replay split in two ("always" mode: at 55 % of the file). */
 async function splitting<T>(f: () => Promise<T>): Promise<T> {
-  const old = setParallelReplayMinBytes(0);
+  const old = setParallelReplayMode("always");
   try {
     return await f();
   } finally {
-    setParallelReplayMinBytes(old);
+    setParallelReplayMode(old);
   }
 }
 
@@ -250,6 +256,66 @@ Deno.test("Snapshotter.open replays a binary file in two halves to the sequentia
     const after = await replaySnapshot(path, { parallel: false });
     assert.equal(after.records, want.records + 1);
     assert.ok(after.aliveNodes.some((n) => n.name === "after-open"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("splitPoint splits only when a Worker saves time, where both threads finish together", () => {
+  const MiB = 1 << 20;
+  const base = { at: 2 * MiB, size: 40 * MiB, bytesPerMs: 250_000, blockMs: 20, startMs: 30 };
+  const split = splitPoint(base);
+  assert.ok(split !== null);
+  const rest = base.size - base.at, x = split - base.at;
+  const caller = base.blockMs + x / base.bytesPerMs;
+  const worker = base.startMs + (rest - x) / base.bytesPerMs;
+  assert.ok(Math.abs(caller - worker) < 0.01, `this thread done at ${caller} ms, the worker at ${worker} ms`);
+  // A worker that starts later gets less of the file.
+  assert.ok(splitPoint({ ...base, startMs: 60 })! > split);
+  // The saving is (rest/rate - blockMs - startMs) / 2: exactly the 15 ms minimum at 80 ms of rest.
+  assert.notEqual(splitPoint({ ...base, size: base.at + 80 * base.bytesPerMs }), null);
+  assert.equal(splitPoint({ ...base, size: base.at + 80 * base.bytesPerMs - 1 }), null);
+  // The same file on a machine 8x as fast is not worth a Worker.
+  assert.equal(splitPoint({ ...base, bytesPerMs: 8 * base.bytesPerMs }), null);
+});
+
+Deno.test("auto mode measures first, then splits a large file only when the cost model says it pays", async () => {
+  const rng = new Rng(testSeed("parallel auto"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const records = churn(rng, 320_000, { nodes: 5000, leaveAt: 250_000 });
+    const bin = `${dir}/auto.snap`, txt = `${dir}/auto.txt`;
+    await writeBinary(bin, records);
+    await Deno.writeTextFile(txt, goText(records));
+    for (const path of [bin, txt]) {
+      const size = (await Deno.stat(path)).size;
+      assert.ok(mayReplayInParallel(size), `${path}: ${size} bytes is too small to test the split`);
+      const want = await replaySnapshot(path, { parallel: false });
+      // Costs that make every split pay (negative), so the decision does not depend on this machine.
+      for (const [blockMs, splits] of [[-1e9, true], [60_000, false]] as const) {
+        const restore = setWorkerCost(blockMs, blockMs);
+        try {
+          const merged0 = parallelStats.merged, redone0 = parallelStats.redone;
+          assert.deepEqual(await replaySnapshot(path), want, `${path} with workers costing ${blockMs} ms`);
+          assert.equal(parallelStats.merged, merged0 + (splits ? 1 : 0), `${path}: merged`);
+          assert.equal(parallelStats.redone, redone0, `${path}: redone`);
+        } finally {
+          restore();
+        }
+      }
+    }
+    // A file below the minimum never starts a Worker, whatever the costs.
+    const small = `${dir}/small.snap`;
+    await writeBinary(small, records.slice(0, 2000));
+    assert.equal(mayReplayInParallel((await Deno.stat(small)).size), false);
+    const restore = setWorkerCost(-1e9, -1e9);
+    try {
+      const merged0 = parallelStats.merged;
+      assert.deepEqual(await replaySnapshot(small), await replaySnapshot(small, { parallel: false }));
+      assert.equal(parallelStats.merged, merged0);
+    } finally {
+      restore();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,8 +11,11 @@
 // contain a valid frame can fool that, which the boundary check catches. Go text lines split
 // at '\n', so both sides always agree there.
 //
-// `new Worker` blocks the calling thread for 11-33 ms in Deno 2.9.6 (the worker's runtime is
-// created before it returns), so only files of parallelReplayMinBytes() or more are split.
+// Whether to split is measured, not guessed: `new Worker` blocks the calling thread for 11-33
+// ms in Deno 2.9.6 (the worker's runtime is created before it returns) and the worker begins
+// ~10 ms after that, so a split pays only when the rest of the file takes longer than that to
+// replay, which depends on the machine and the moment as much as on the size. A replay runs
+// alone for PROBE_BYTES, then SplitPlanner divides what its speed so far says is left.
 import { WasmCore } from "../_wasm/core.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import {
@@ -31,22 +34,66 @@ import { SerfState, type StateDelta } from "./_state.ts";
 import type { ReplayWarning } from "./types.ts";
 import type { SnapshotFormat } from "./_codec.ts";
 
-let parallelMinBytes = 64 << 20;
+/** "auto": measure and split when it pays; "always": split every replay at 55 % (tests). */
+export type SplitMode = "auto" | "always";
+let splitMode: SplitMode = "auto";
 
-/** Files at least this large are replayed in two halves in parallel. Tests lower it. */
-export function parallelReplayMinBytes(): number {
-  return parallelMinBytes;
-}
-
-/** Sets {@link parallelReplayMinBytes} (tests only); returns the previous value. */
-export function setParallelReplayMinBytes(n: number): number {
-  const old = parallelMinBytes;
-  parallelMinBytes = n;
+/** Sets how replays decide to split (tests force "always"); returns the previous mode. */
+export function setParallelReplayMode(mode: SplitMode): SplitMode {
+  const old = splitMode;
+  splitMode = mode;
   return old;
 }
 
 /** How parallel replays ended (tests read it): merged the Worker's half, or redid it here. */
 export const parallelStats = { merged: 0, redone: 0 };
+
+/** Bytes a replay runs alone before it measures its speed and decides whether to split. */
+const PROBE_BYTES = 2 << 20;
+/** Files below this never split: replaying them takes about as long as starting a Worker. */
+const MIN_SPLIT_BYTES = 8 << 20;
+/** True if a replay of a file of `size` bytes may split (it still measures whether that pays). */
+export function mayReplayInParallel(size: number): boolean {
+  return size >= MIN_SPLIT_BYTES && (navigator.hardwareConcurrency ?? 1) >= 2;
+}
+
+/**
+ * The least time a split must promise to save before a Worker is started for it: the model
+ * below leaves out the merge, the delta's transfer and two threads sharing two cores with
+ * V8's own, which cost a split ~5-10 ms more than it predicts (A/B on 14-50 MiB files).
+ */
+const MIN_SAVING_MS = 15;
+
+/** The median of the last few values seen (one slow outlier must not turn splitting off). */
+class RecentMedian {
+  #values: number[];
+  constructor(first: number) {
+    this.#values = [first];
+  }
+  add(v: number): void {
+    this.#values.push(v);
+    if (this.#values.length > 5) this.#values.shift();
+  }
+  get value(): number {
+    const sorted = [...this.#values].sort((a, b) => a - b);
+    return sorted[sorted.length >> 1]!;
+  }
+}
+
+/**
+ * What a Worker costs here: how long `new Worker` blocks the caller, and how long after the
+ * call the worker begins to replay. Medians of the last five Workers; first guesses from the
+ * 2-core VM of the README.
+ */
+export const workerCost = { block: new RecentMedian(20), start: new RecentMedian(30) };
+
+/** Replaces the Worker cost model (tests); returns a function that restores the old one. */
+export function setWorkerCost(blockMs: number, startMs: number): () => void {
+  const old = { ...workerCost };
+  workerCost.block = new RecentMedian(blockMs);
+  workerCost.start = new RecentMedian(startMs);
+  return () => Object.assign(workerCost, old);
+}
 
 /** What the worker is asked to replay. */
 export interface DeltaRequest {
@@ -63,6 +110,8 @@ export type DeltaReply =
     ok: true;
     /** Where the worker's first record starts. */
     start: number;
+    /** When the worker began (`performance.timeOrigin + performance.now()`, comparable across threads). */
+    startedAt: number;
     /** Records (binary frames, or Go text lines) the worker applied. */
     records: number;
     /** Go text: warnings with line numbers counted from `start` (1 = its first line). */
@@ -75,6 +124,7 @@ export type DeltaReply =
 
 /** The worker's side: replays the file from the first record boundary at or past `req.from` to its end into a delta state. */
 export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
+  const startedAt = performance.timeOrigin + performance.now();
   const file = await denoFs.open(req.path, { read: true });
   try {
     const size = await file.size();
@@ -99,6 +149,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
       return {
         ok: true,
         start,
+        startedAt,
         records: r.records,
         warnings: [],
         tornTailBytes: 0,
@@ -115,7 +166,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
     const records = replayer.lines;
     const warnings = [...replayer.warnings];
     const delta = replayer.state.exportDelta();
-    return { ok: true, start, records, warnings, tornTailBytes, delta };
+    return { ok: true, start, startedAt, records, warnings, tornTailBytes, delta };
   } finally {
     await file.close();
   }
@@ -143,11 +194,13 @@ export function startDeltaReplay(req: DeltaRequest): DeltaJob | null {
     return null;
   }
   let worker: Worker;
+  const t0 = performance.now();
   try {
     worker = new Worker(url.href, { type: "module" });
   } catch {
     return null;
   }
+  workerCost.block.add(performance.now() - t0);
   let done = false;
   const cancel = (): void => {
     if (done) return;
@@ -156,6 +209,7 @@ export function startDeltaReplay(req: DeltaRequest): DeltaJob | null {
   };
   const result = new Promise<DeltaReply>((resolve) => {
     worker.onmessage = (e: MessageEvent<DeltaReply>) => {
+      if (e.data.ok) workerCost.start.add(e.data.startedAt - (performance.timeOrigin + t0));
       resolve(e.data);
       cancel();
     };
@@ -173,24 +227,103 @@ export function startDeltaReplay(req: DeltaRequest): DeltaJob | null {
   return { result, cancel };
 }
 
-/** A parallel replay under way: the split point and the Worker replaying from there. */
-export interface Parallel {
-  split: number;
-  job: DeltaJob;
+/** What {@link splitPoint} decides from. */
+export interface SplitInput {
+  /** Offset replayed so far. */
+  at: number;
+  /** File size. */
+  size: number;
+  /** Replay speed so far. */
+  bytesPerMs: number;
+  /** How long `new Worker` blocks the caller. */
+  blockMs: number;
+  /** How long after `new Worker` the worker begins to replay. */
+  startMs: number;
 }
 
-export function startParallel(
-  path: string,
-  size: number,
-  format: SnapshotFormat,
-  rejoin: boolean,
-): Parallel | null {
-  if (size < parallelReplayMinBytes() || (navigator.hardwareConcurrency ?? 1) < 2) return null;
-  // The worker starts ~10-30 ms late (its runtime boots first), so it gets a little less.
-  let split = Math.floor(size * 0.55);
-  if (format === "binary") split = Math.max(FILE_HEADER_BYTES, split - (split % 8));
-  const job = startDeltaReplay({ path, format, from: split, rejoinAfterLeave: rejoin });
-  return job === null ? null : { split, job };
+/**
+ * Where to split the rest of a replay at `at`, or null if a Worker would not save at least
+ * MIN_SAVING_MS. Alone, the rest takes rest/rate. Split at at + x: this thread is done at
+ * blockMs + x/rate, the Worker at startMs + (rest - x)/rate; they finish together at
+ * x = (rest + (startMs - blockMs) * rate) / 2, which saves (rest/rate - blockMs - startMs) / 2.
+ */
+export function splitPoint(input: SplitInput): number | null {
+  const { at, size, bytesPerMs: rate, blockMs, startMs } = input;
+  const rest = size - at;
+  if ((rest / rate - blockMs - startMs) / 2 < MIN_SAVING_MS) return null;
+  return at + Math.floor((rest + (startMs - blockMs) * rate) / 2);
+}
+
+/**
+ * Decides, while a replay runs, whether to hand the rest of the file to a Worker, and starts
+ * it. The replay calls {@link SplitPlanner.check} before each chunk and stops at the split
+ * point it returns.
+ */
+export class SplitPlanner {
+  /** The Worker replaying from {@link split}, once started. */
+  job: DeltaJob | null = null;
+  /** Where the Worker begins (its first record at or past this offset); -1 before. */
+  split = -1;
+  readonly #path: string;
+  readonly #size: number;
+  readonly #format: SnapshotFormat;
+  readonly #rejoin: boolean;
+  #from = -1;
+  #t0 = 0;
+  #decided = false;
+
+  private constructor(path: string, size: number, format: SnapshotFormat, rejoin: boolean) {
+    this.#path = path;
+    this.#size = size;
+    this.#format = format;
+    this.#rejoin = rejoin;
+  }
+
+  /** A planner for a replay of `path`, or null where a split can never pay (small file, one core). */
+  static create(path: string, size: number, format: SnapshotFormat, rejoin: boolean): SplitPlanner | null {
+    if ((navigator.hardwareConcurrency ?? 1) < 2) return null;
+    if (splitMode === "auto" && !mayReplayInParallel(size)) return null;
+    return new SplitPlanner(path, size, format, rejoin);
+  }
+
+  /**
+   * The replay has consumed the file up to offset `at`. Returns the split point if a Worker
+   * was just started for the rest, else null (also every time after the decision).
+   */
+  check(at: number): number | null {
+    if (this.#decided) return null;
+    if (this.#from < 0) {
+      this.#from = at;
+      this.#t0 = performance.now();
+    }
+    if (splitMode === "auto" && at - this.#from < PROBE_BYTES) return null;
+    this.#decided = true;
+    let split = splitMode === "always" ? Math.floor(this.#size * 0.55) : splitPoint({
+      at,
+      size: this.#size,
+      bytesPerMs: (at - this.#from) / Math.max(performance.now() - this.#t0, 0.001),
+      blockMs: workerCost.block.value,
+      startMs: workerCost.start.value,
+    });
+    if (split === null) return null;
+    if (this.#format === "binary") split = Math.max(FILE_HEADER_BYTES, split - (split % 8));
+    if (split <= at || split >= this.#size) return null;
+    const job = startDeltaReplay({
+      path: this.#path,
+      format: this.#format,
+      from: split,
+      rejoinAfterLeave: this.#rejoin,
+    });
+    if (job === null) return null;
+    this.job = job;
+    this.split = split;
+    return split;
+  }
+
+  /** Stops the Worker, if any. */
+  cancel(): void {
+    this.job?.cancel();
+  }
 }
 
 /**

@@ -230,6 +230,11 @@ export interface ReplayRange {
   from?: number;
   /** Stop at the first frame boundary at or past this offset. */
   until?: number;
+  /**
+   * Called before each chunk with the offset replayed so far, while no `until` is set; a
+   * number it returns becomes `until` (a parallel replay's split point, src/serf/_parallel.ts).
+   */
+  plan?: (offset: number) => number | null;
 }
 
 /** Default read size of a replay: big enough that per-call costs vanish. */
@@ -262,7 +267,7 @@ export async function replayBinaryFile(
     headerMissing: false,
     stoppedAt: null,
   };
-  const until = range.until ?? Infinity;
+  let until = range.until ?? Infinity;
   if (range.from === undefined && size < FILE_HEADER_BYTES) {
     result.headerMissing = true;
     result.tornTailBytes = size;
@@ -300,6 +305,7 @@ export async function replayBinaryFile(
       have += Math.min(n, size - pos - have);
     }
     const eof = pos + have >= size;
+    if (until === Infinity && range.plan) until = range.plan(pos + start) ?? Infinity;
     // One Wasm pass validates each frame and applies it while it is in cache
     // (serf_scan_apply); it stops where frames_scan would, for the same reasons.
     const limit = until === Infinity ? 0xffffffff : Math.max(0, until - (pos + start));

@@ -443,6 +443,8 @@ export class PositionalReader {
   position: number;
   /** Reads stop here. */
   end: number;
+  /** Called before each read with `position` (it may move `end`). */
+  beforeRead: ((position: number) => void) | null = null;
 
   constructor(file: FileHandle, position = 0, end = Infinity) {
     this.#file = file;
@@ -452,6 +454,7 @@ export class PositionalReader {
 
   /** Reads into `p` from `position` (at most up to `end`); null at the end. */
   async read(p: Uint8Array): Promise<number | null> {
+    this.beforeRead?.(this.position);
     const max = Math.min(p.length, this.end - this.position);
     if (max <= 0) return null;
     const n = await this.#file.read(p.subarray(0, max), this.position);

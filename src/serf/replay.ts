@@ -1,7 +1,7 @@
 import { denoFs } from "../fs/deno_fs.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { type RecoveryMode, REPLAY_CHUNK_BYTES, replayBinaryFile } from "./binary.ts";
-import { finishBinary, type Parallel, parallelStats, startParallel } from "./_parallel.ts";
+import { finishBinary, parallelStats, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer, nextNewline, PositionalReader } from "./gotext.ts";
 import { typeName } from "./records.ts";
@@ -95,7 +95,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
       : want;
     const par = options.parallel === false || fs !== denoFs
       ? null
-      : startParallel(path, info.size, format, rejoin);
+      : SplitPlanner.create(path, info.size, format, rejoin);
     try {
       if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par);
       const codec = newBinaryCodec(rejoin);
@@ -106,9 +106,9 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
         path,
         recovery,
         REPLAY_CHUNK_BYTES,
-        par ? { until: par.split } : {},
+        par ? { plan: (at) => par.check(at) } : {},
       );
-      if (par && r.stoppedAt !== null) {
+      if (par?.job && r.stoppedAt !== null) {
         r = await finishBinary(r, par.job, codec.state, file, info.size, path, recovery);
       }
       const clocks = codec.state.clocks;
@@ -124,25 +124,32 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
         warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
       };
     } finally {
-      par?.job.cancel();
+      par?.cancel();
     }
   } finally {
     await file.close();
   }
 }
 
-/** Go text replay, with the second half on a Worker when `par` is given. */
+/** Go text replay, with the rest of the file on a Worker if `par` decides to split. */
 async function replayGoTextFile(
   file: FileHandle,
   size: number,
   rejoin: boolean,
-  par: Parallel | null,
+  par: SplitPlanner | null,
 ): Promise<SnapshotState> {
   const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
   const reader = new PositionalReader(file);
   if (par !== null) {
-    reader.end = par.split;
-    await replayer.readAll(reader);
+    reader.beforeRead = (at) => {
+      const split = par.check(at);
+      if (split !== null) reader.end = split;
+    };
+  }
+  await replayer.readAll(reader);
+  reader.beforeRead = null;
+  const job = par?.job ?? null;
+  if (job !== null) {
     // Complete the line that runs over the split point: the worker starts after its '\n'.
     let boundary = reader.position;
     if (replayer.pendingBytes !== 0) {
@@ -154,7 +161,7 @@ async function replayGoTextFile(
       }
     }
     if (boundary > 0 && boundary < size) {
-      const d = await par.job.result;
+      const d = await job.result;
       if (d.ok && d.start === boundary) {
         parallelStats.merged++;
         replayer.state.mergeDelta(d.delta);
@@ -168,8 +175,8 @@ async function replayGoTextFile(
       }
       parallelStats.redone++;
     }
+    reader.end = Infinity;
+    await replayer.readAll(reader);
   }
-  reader.end = Infinity;
-  await replayer.readAll(reader);
   return replayer.finish();
 }

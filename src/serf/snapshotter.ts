@@ -15,7 +15,7 @@ import {
   REPLAY_CHUNK_BYTES,
   replayBinaryFile,
 } from "./binary.ts";
-import { finishBinary, startParallel } from "./_parallel.ts";
+import { finishBinary, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer, PositionalReader } from "./gotext.ts";
 import { checkClock, checkString, type SnapshotRecord, typeName } from "./records.ts";
@@ -408,18 +408,24 @@ export class Snapshotter {
         const binary = newBinaryCodec(o.rejoinAfterLeave);
         codec = binary;
         const par = o.parallel && fs === denoFs
-          ? startParallel(path, size, "binary", o.rejoinAfterLeave)
+          ? SplitPlanner.create(path, size, "binary", o.rejoinAfterLeave)
           : null;
         let r: BinaryReplayResult;
         try {
-          r = await replayBinaryFile(binary.core, file, size, path, o.recovery, REPLAY_CHUNK_BYTES, {
-            ...(par ? { until: par.split } : {}),
-          });
-          if (par && r.stoppedAt !== null) {
+          r = await replayBinaryFile(
+            binary.core,
+            file,
+            size,
+            path,
+            o.recovery,
+            REPLAY_CHUNK_BYTES,
+            par ? { plan: (at) => par.check(at) } : {},
+          );
+          if (par?.job && r.stoppedAt !== null) {
             r = await finishBinary(r, par.job, binary.state, file, size, path, o.recovery);
           }
         } finally {
-          par?.job.cancel();
+          par?.cancel();
         }
         report.records = r.records;
         report.tornTailBytes = r.tornTailBytes;

@@ -261,6 +261,42 @@ Deno.test("Snapshotter.open replays a binary file in two halves to the sequentia
   }
 });
 
+Deno.test("Snapshotter.open replays a Go text file in two halves: same state, warnings and torn tail, then appends", async () => {
+  const rng = new Rng(testSeed("parallel open go-text"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const lines = goText(churn(rng, 5000, { leaveAt: 1000 })).split("\n");
+    lines.splice(4000, 0, "alive: nospace", "clock: 99x");
+    const text = lines.join("\n") + "alive: torn-node 10.0.0.1:79";
+    const opened = async (parallel: boolean) => {
+      const path = `${dir}/${parallel ? "two" : "one"}.txt`;
+      await Deno.writeTextFile(path, text);
+      const merged0 = parallelStats.merged;
+      const snap = await splitting(() => Snapshotter.open(path, { minCompactSizeBytes: 2 ** 40, parallel }));
+      const split = parallelStats.merged > merged0;
+      const { records, skipped, tornTailBytes } = snap.openReport;
+      const state = [snap.aliveNodes(), snap.lastClock, snap.lastEventClock, snap.lastQueryClock];
+      snap.append({ type: "alive", name: "after-open", addr: "10.9.9.9:7946" });
+      await snap.close();
+      return { split, records, skipped, tornTailBytes, state, after: await replaySnapshot(path) };
+    };
+    const one = await opened(false), two = await opened(true);
+    assert.equal(one.split, false);
+    assert.equal(two.split, true, "open did not split the replay");
+    assert.deepEqual(two.state, one.state);
+    assert.equal(two.records, one.records);
+    assert.deepEqual(two.skipped, one.skipped);
+    assert.equal(two.skipped.length, 2);
+    assert.equal(two.tornTailBytes, "alive: torn-node 10.0.0.1:79".length);
+    // The torn line was cut off, so the appended record is a line of its own.
+    assert.deepEqual(two.after, one.after);
+    assert.ok(two.after.aliveNodes.some((n) => n.name === "after-open"));
+    assert.ok(!two.after.aliveNodes.some((n) => n.name.startsWith("torn-node")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("splitPoint splits only when a Worker saves time, where both threads finish together", () => {
   const MiB = 1 << 20;
   const base = { at: 2 * MiB, size: 40 * MiB, bytesPerMs: 250_000, blockMs: 20, startMs: 30 };

@@ -352,3 +352,64 @@ export async function finishBinary(
   });
   return { ...rest, records: first.records + rest.records, skipped: [...first.skipped, ...rest.skipped] };
 }
+
+/** What a Worker's part of a Go text replay adds to the caller's replayer. */
+export interface GoTextRest {
+  /** Lines the Worker applied. */
+  lines: number;
+  /** Its warnings, numbered from the start of the file. */
+  warnings: ReplayWarning[];
+  /** Bytes after the file's last newline (a torn last line). */
+  tornTailBytes: number;
+}
+
+/**
+ * Replays the Go text file's first `end` bytes into `replayer`, handing the part after a split
+ * to a Worker if `par` decides so. Returns what the Worker's part adds (its state is already
+ * merged into `replayer.state`), or null if every line was applied here.
+ */
+export async function readGoText(
+  replayer: GoTextReplayer,
+  file: FileHandle,
+  end: number,
+  par: SplitPlanner | null,
+): Promise<GoTextRest | null> {
+  const reader = new PositionalReader(file, 0, end);
+  if (par !== null) {
+    reader.beforeRead = (at) => {
+      const split = par.check(at);
+      if (split !== null) reader.end = split;
+    };
+  }
+  await replayer.readAll(reader);
+  reader.beforeRead = null;
+  const job = par?.job ?? null;
+  if (job === null) return null;
+  // Complete the line that runs over the split point: the worker starts after its '\n'.
+  let boundary = reader.position;
+  if (replayer.pendingBytes !== 0) {
+    const nl = await nextNewline(file, reader.position, end);
+    boundary = nl + 1;
+    if (nl >= 0) {
+      reader.end = boundary;
+      await replayer.readAll(reader);
+    }
+  }
+  if (boundary > 0 && boundary < end) {
+    const d = await job.result;
+    if (d.ok && d.start === boundary) {
+      parallelStats.merged++;
+      replayer.state.mergeDelta(d.delta);
+      const base = replayer.lines;
+      return {
+        lines: d.records,
+        warnings: d.warnings.map((w) => ({ line: w.line + base, reason: w.reason })),
+        tornTailBytes: d.tornTailBytes,
+      };
+    }
+    parallelStats.redone++;
+  }
+  reader.end = end;
+  await replayer.readAll(reader);
+  return null;
+}

@@ -1,9 +1,9 @@
 import { denoFs } from "../fs/deno_fs.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { type RecoveryMode, REPLAY_CHUNK_BYTES, replayBinaryFile } from "./binary.ts";
-import { finishBinary, parallelStats, SplitPlanner } from "./_parallel.ts";
+import { finishBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { GoTextReplayer, nextNewline, PositionalReader } from "./gotext.ts";
+import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
 import { formatOf } from "./snapshotter.ts";
 import type { SnapshotState } from "./types.ts";
@@ -30,10 +30,12 @@ export interface ReplayOptions {
   /** The file system. @default {denoFs} */
   fs?: FileSystem;
   /**
-   * Replay files of 64 MiB or more on two threads: a Worker replays the second half while
-   * the calling thread replays the first, and the result is merged (it is always the state
-   * a sequential replay gives; the Worker's half is redone on this thread if anything about
-   * it is off). Only with the default file system, and where a Worker can start.
+   * Replay large files on two threads when that pays: a replay of 8 MiB or more measures its
+   * speed over the first 2 MiB and, if a Worker would save time, the Worker replays the rest
+   * after a split point while the calling thread replays up to it; the result is merged (it
+   * is always the state a sequential replay gives; the Worker's part is redone on this thread
+   * if anything about it is off). Only with the default file system, and where a Worker can
+   * start.
    * @default {true}
    */
   parallel?: boolean;
@@ -139,44 +141,13 @@ async function replayGoTextFile(
   par: SplitPlanner | null,
 ): Promise<SnapshotState> {
   const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
-  const reader = new PositionalReader(file);
-  if (par !== null) {
-    reader.beforeRead = (at) => {
-      const split = par.check(at);
-      if (split !== null) reader.end = split;
-    };
+  const rest = await readGoText(replayer, file, size, par);
+  const result = replayer.finish();
+  if (rest !== null) {
+    result.records += rest.lines;
+    result.bytes = size;
+    result.tornTailBytes = rest.tornTailBytes;
+    result.warnings.push(...rest.warnings);
   }
-  await replayer.readAll(reader);
-  reader.beforeRead = null;
-  const job = par?.job ?? null;
-  if (job !== null) {
-    // Complete the line that runs over the split point: the worker starts after its '\n'.
-    let boundary = reader.position;
-    if (replayer.pendingBytes !== 0) {
-      const nl = await nextNewline(file, reader.position, size);
-      boundary = nl + 1;
-      if (nl >= 0) {
-        reader.end = boundary;
-        await replayer.readAll(reader);
-      }
-    }
-    if (boundary > 0 && boundary < size) {
-      const d = await job.result;
-      if (d.ok && d.start === boundary) {
-        parallelStats.merged++;
-        replayer.state.mergeDelta(d.delta);
-        const base = replayer.lines;
-        const result = replayer.finish();
-        result.records += d.records;
-        result.bytes = size;
-        result.tornTailBytes = d.tornTailBytes;
-        result.warnings.push(...d.warnings.map((w) => ({ line: w.line + base, reason: w.reason })));
-        return result;
-      }
-      parallelStats.redone++;
-    }
-    reader.end = Infinity;
-    await replayer.readAll(reader);
-  }
-  return replayer.finish();
+  return result;
 }

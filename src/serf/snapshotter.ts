@@ -15,9 +15,9 @@ import {
   REPLAY_CHUNK_BYTES,
   replayBinaryFile,
 } from "./binary.ts";
-import { finishBinary, SplitPlanner } from "./_parallel.ts";
+import { finishBinary, type GoTextRest, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { GoTextReplayer, PositionalReader } from "./gotext.ts";
+import { GoTextReplayer } from "./gotext.ts";
 import { checkClock, checkString, type SnapshotRecord, typeName } from "./records.ts";
 import type { AliveNode, ReplayWarning } from "./types.ts";
 
@@ -98,7 +98,7 @@ export interface SnapshotterOptions {
   /** The file system; inject a MemFs or FaultFs in tests. @default {denoFs} */
   fs?: FileSystem;
   /**
-   * Replay a binary file of 64 MiB or more on two threads when opening it (see
+   * Replay a large file on two threads when opening it, if that pays (see
    * `replaySnapshot`'s `parallel`); the state is the same either way.
    * @default {true}
    */
@@ -449,9 +449,17 @@ export class Snapshotter {
       } else {
         const replayer = new GoTextReplayer({ rejoinAfterLeave: o.rejoinAfterLeave });
         end = await lastNewlineEnd(file, size, path);
-        await replayer.readAll(new PositionalReader(file, 0, end));
-        report.records = replayer.lines;
-        report.skipped = [...replayer.warnings];
+        const par = o.parallel && fs === denoFs
+          ? SplitPlanner.create(path, end, "go-text", o.rejoinAfterLeave)
+          : null;
+        let rest: GoTextRest | null;
+        try {
+          rest = await readGoText(replayer, file, end, par);
+        } finally {
+          par?.cancel();
+        }
+        report.records = replayer.lines + (rest?.lines ?? 0);
+        report.skipped = [...replayer.warnings, ...(rest?.warnings ?? [])];
         report.tornTailBytes = size - end;
         codec = new GoTextCodec(replayer);
         if (size > end) {

@@ -27,6 +27,16 @@ function openMem(fs: MemFs | FaultFs, options: SnapshotterOptions = {}): Promise
   return Snapshotter.open(P, { fs, clock: new ManualClock(), ...options });
 }
 
+/** A Snapshotter (sync "never") on a FaultFs over a MemFs, with node "a" synced; `before` is the file then. */
+async function oneRecordSynced(): Promise<{ mem: MemFs; fs: FaultFs; s: Snapshotter; before: Uint8Array }> {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const s = await openMem(fs, { sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.sync();
+  return { mem, fs, s, before: mem.read(P) };
+}
+
 interface State {
   alive: { name: string; addr: string }[];
   clocks: bigint[];
@@ -70,12 +80,7 @@ Deno.test("Snapshotter refuses writes after a failed fsync until reopened", asyn
 });
 
 Deno.test("Snapshotter recovers from a failed write with the records still buffered", async () => {
-  const mem = new MemFs();
-  const fs = new FaultFs(mem);
-  const s = await openMem(fs, { sync: "never" });
-  s.append(alive("a", "10.0.0.1:7946"));
-  await s.sync();
-  const before = mem.read(P);
+  const { mem, fs, s, before } = await oneRecordSynced();
   s.append(alive("b", "10.0.0.2:7946"));
   fs.failNextWrite();
   await assert.rejects(s.sync(), /records stay buffered/);
@@ -90,12 +95,7 @@ Deno.test("Snapshotter recovers from a failed write with the records still buffe
 });
 
 Deno.test("Snapshotter cuts a partial write on a full disk back to the last good frame", async () => {
-  const mem = new MemFs();
-  const fs = new FaultFs(mem);
-  const s = await openMem(fs, { sync: "never" });
-  s.append(alive("a", "10.0.0.1:7946"));
-  await s.sync();
-  const before = mem.read(P);
+  const { mem, fs, s, before } = await oneRecordSynced();
   for (let i = 0; i < 10; i++) s.append(alive(`n${i}`, "10.0.0.9:7946"));
   fs.failAfterBytes(50); // one frame and a bit: a torn frame reaches the file
   await assert.rejects(s.sync(), (e: unknown) => e instanceof Error && /No space left/.test(e.message));

@@ -34,6 +34,23 @@ function harness(): Promise<string> {
   return binPromise;
 }
 
+/** A test that needs the harness binary and a temporary directory (removed afterwards); skipped without Go. */
+function serfTest(name: string, fn: (bin: string, dir: string) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: skip,
+    async fn(): Promise<void> {
+      const bin = await harness();
+      const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-" });
+      try {
+        await fn(bin, dir);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
 /** Expected replay outcome for one rejoinAfterLeave mode (see the fixtures README). */
 interface ExpectedMode {
   alive_nodes: SerfNode[];
@@ -148,121 +165,84 @@ function churnEvents(count: number, nodes: number, seed: number): string {
   return lines.join("\n") + "\n";
 }
 
-Deno.test({
-  name: "serf append of a small churn workload loses no event",
-  ignore: skip,
-  async fn(): Promise<void> {
-    const bin = await harness();
-    const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-append-" });
-    try {
-      const events = `${dir}/events.txt`;
-      await Deno.writeTextFile(events, churnEvents(600, 40, 42));
-      const r = await serfAppend(bin, events, `${dir}/serf.snapshot`);
-      assert.equal(r.events, 600);
-      assert.equal(r.dropped, 0);
-      assert.equal(r.lines, r.expectedLines);
-      assert.equal(r.dataLines, r.expectedDataLines);
-      assert.equal(r.linesByKind.alive, r.expectedByKind.alive);
-      assert.equal(r.linesByKind.notAlive, r.expectedByKind.notAlive);
-      assert.equal(r.linesByKind.eventClock, r.expectedByKind.eventClock);
-      assert.equal(r.linesByKind.queryClock, r.expectedByKind.queryClock);
-      assert.equal(r.lastClockLine, r.expectedLastClock);
-      assert.equal(r.expectedLastClock, String(r.memberEvents));
-      assert.ok(r.maxInFlight <= r.streamCap);
-      assert.equal(r.compacted, false);
-      assert.equal(r.stateVerified, true);
-      assert.equal((await Deno.stat(`${dir}/serf.snapshot`)).size, r.fileBytes);
+serfTest("serf append of a small churn workload loses no event", async (bin, dir) => {
+  const events = `${dir}/events.txt`;
+  await Deno.writeTextFile(events, churnEvents(600, 40, 42));
+  const r = await serfAppend(bin, events, `${dir}/serf.snapshot`);
+  assert.equal(r.events, 600);
+  assert.equal(r.dropped, 0);
+  assert.equal(r.lines, r.expectedLines);
+  assert.equal(r.dataLines, r.expectedDataLines);
+  assert.equal(r.linesByKind.alive, r.expectedByKind.alive);
+  assert.equal(r.linesByKind.notAlive, r.expectedByKind.notAlive);
+  assert.equal(r.linesByKind.eventClock, r.expectedByKind.eventClock);
+  assert.equal(r.linesByKind.queryClock, r.expectedByKind.queryClock);
+  assert.equal(r.lastClockLine, r.expectedLastClock);
+  assert.equal(r.expectedLastClock, String(r.memberEvents));
+  assert.ok(r.maxInFlight <= r.streamCap);
+  assert.equal(r.compacted, false);
+  assert.equal(r.stateVerified, true);
+  assert.equal((await Deno.stat(`${dir}/serf.snapshot`)).size, r.fileBytes);
 
-      // serf's own replay agrees with the harness's verification.
-      const rep = await serfReplay(bin, `${dir}/serf.snapshot`, { nodes: true });
-      assert.equal(rep.aliveCount, r.aliveAfter);
-      assert.equal(rep.lastClock, r.expectedLastClock);
-      assert.equal(rep.lines, r.lines);
-      assert.deepEqual(rep.serfLog, []);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  // serf's own replay agrees with the harness's verification.
+  const rep = await serfReplay(bin, `${dir}/serf.snapshot`, { nodes: true });
+  assert.equal(rep.aliveCount, r.aliveAfter);
+  assert.equal(rep.lastClock, r.expectedLastClock);
+  assert.equal(rep.lines, r.lines);
+  assert.deepEqual(rep.serfLog, []);
 });
 
-Deno.test({
-  name: "serf append with a small minCompactSize compacts and keeps the state",
-  ignore: skip,
-  async fn(): Promise<void> {
-    const bin = await harness();
-    const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-append-" });
-    try {
-      const events = `${dir}/events.txt`;
-      await Deno.writeTextFile(events, churnEvents(800, 30, 7));
-      const r = await serfAppend(bin, events, `${dir}/serf.snapshot`, { minCompactSizeBytes: 2048 });
-      assert.equal(r.compacted, true);
-      assert.equal(r.stateVerified, true);
-      assert.equal(r.expectedLines, null);
-      assert.equal(r.minCompactSize, "2048");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+serfTest("serf append with a small minCompactSize compacts and keeps the state", async (bin, dir) => {
+  const events = `${dir}/events.txt`;
+  await Deno.writeTextFile(events, churnEvents(800, 30, 7));
+  const r = await serfAppend(bin, events, `${dir}/serf.snapshot`, { minCompactSizeBytes: 2048 });
+  assert.equal(r.compacted, true);
+  assert.equal(r.stateVerified, true);
+  assert.equal(r.expectedLines, null);
+  assert.equal(r.minCompactSize, "2048");
 });
 
-Deno.test({
-  name: "serf harness rejects malformed events and times compaction",
-  ignore: skip,
-  async fn(): Promise<void> {
-    const bin = await harness();
-    const dir = await Deno.makeTempDir({ prefix: "snaplog-serf-append-" });
-    try {
-      const events = `${dir}/bad.txt`;
-      await Deno.writeTextFile(events, "join a 10.0.0.1:7946\nupdate a\n");
-      await assert.rejects(serfAppend(bin, events, `${dir}/x.snapshot`), /unknown event/);
-      await Deno.writeTextFile(events, "join a fe80::1:7946\n");
-      await assert.rejects(serfAppend(bin, events, `${dir}/x.snapshot`), /failed/);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-    const c = await serfCompact(bin, 500, { runs: 2 });
-    assert.equal(c.aliveNodes, 500);
-    assert.equal(c.runsMs.length, 2);
-    assert.ok(c.fileBytes > 0 && c.fileBytes < c.sourceBytes);
-  },
+serfTest("serf harness rejects malformed events and times compaction", async (bin, dir) => {
+  const events = `${dir}/bad.txt`;
+  await Deno.writeTextFile(events, "join a 10.0.0.1:7946\nupdate a\n");
+  await assert.rejects(serfAppend(bin, events, `${dir}/x.snapshot`), /unknown event/);
+  await Deno.writeTextFile(events, "join a fe80::1:7946\n");
+  await assert.rejects(serfAppend(bin, events, `${dir}/x.snapshot`), /failed/);
+  const c = await serfCompact(bin, 500, { runs: 2 });
+  assert.equal(c.aliveNodes, 500);
+  assert.equal(c.runsMs.length, 2);
+  assert.ok(c.fileBytes > 0 && c.fileBytes < c.sourceBytes);
 });
 
-Deno.test({
-  name: "serf replays a go-text snapshot written by snaplog's Snapshotter to the same state",
-  ignore: skip,
-  async fn(): Promise<void> {
+serfTest(
+  "serf replays a go-text snapshot written by snaplog's Snapshotter to the same state",
+  async (bin, dir) => {
     const { Snapshotter, replaySnapshot } = await import("../../mod.ts");
-    const bin = await harness();
-    const dir = await Deno.makeTempDir();
-    try {
-      const path = `${dir}/snaplog.snapshot`;
-      let lamport = 1n;
-      const snap = await Snapshotter.open(path, { format: "go-text", lamportClock: () => lamport });
-      for (let i = 0; i < 300; i++) {
-        lamport++;
-        const name = `node-${i % 40}`;
-        if (i % 3 === 2) await snap.handleEvent({ type: "member-failed", members: [{ name }] });
-        else {
-          await snap.handleEvent({
-            type: "member-join",
-            members: [{ name, addr: i % 7 === 0 ? `[fd00::${i}]:7946` : `10.0.${i % 256}.1:7946` }],
-          });
-        }
-        if (i % 11 === 0) await snap.handleEvent({ type: "user", ltime: BigInt(i) });
-        if (i % 13 === 0) await snap.handleEvent({ type: "query", ltime: BigInt(i) });
+    const path = `${dir}/snaplog.snapshot`;
+    let lamport = 1n;
+    const snap = await Snapshotter.open(path, { format: "go-text", lamportClock: () => lamport });
+    for (let i = 0; i < 300; i++) {
+      lamport++;
+      const name = `node-${i % 40}`;
+      if (i % 3 === 2) await snap.handleEvent({ type: "member-failed", members: [{ name }] });
+      else {
+        await snap.handleEvent({
+          type: "member-join",
+          members: [{ name, addr: i % 7 === 0 ? `[fd00::${i}]:7946` : `10.0.${i % 256}.1:7946` }],
+        });
       }
-      await snap.compact(); // serf must read snaplog's compacted form too
-      await snap.handleEvent({ type: "member-join", members: [{ name: "late", addr: "10.9.9.9:7946" }] });
-      await snap.close();
-      const ours = await replaySnapshot(path);
-      const serf = await serfReplay(bin, path, { nodes: true });
-      assert.deepEqual(serf.aliveNodes, ours.aliveNodes);
-      assert.equal(serf.lastClock, String(ours.lastClock));
-      assert.equal(serf.lastEventClock, String(ours.lastEventClock));
-      assert.equal(serf.lastQueryClock, String(ours.lastQueryClock));
-      assert.equal(serf.serfLogCount, 0, `serf logged: ${JSON.stringify(serf.serfLog)}`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+      if (i % 11 === 0) await snap.handleEvent({ type: "user", ltime: BigInt(i) });
+      if (i % 13 === 0) await snap.handleEvent({ type: "query", ltime: BigInt(i) });
     }
+    await snap.compact(); // serf must read snaplog's compacted form too
+    await snap.handleEvent({ type: "member-join", members: [{ name: "late", addr: "10.9.9.9:7946" }] });
+    await snap.close();
+    const ours = await replaySnapshot(path);
+    const serf = await serfReplay(bin, path, { nodes: true });
+    assert.deepEqual(serf.aliveNodes, ours.aliveNodes);
+    assert.equal(serf.lastClock, String(ours.lastClock));
+    assert.equal(serf.lastEventClock, String(ours.lastEventClock));
+    assert.equal(serf.lastQueryClock, String(ours.lastQueryClock));
+    assert.equal(serf.serfLogCount, 0, `serf logged: ${JSON.stringify(serf.serfLog)}`);
   },
-});
+);

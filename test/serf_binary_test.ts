@@ -2,7 +2,10 @@ import { crc32c } from "../src/core/crc32c.ts";
 import assert from "node:assert/strict";
 import { WasmCore } from "../src/_wasm/core.ts";
 import { FrameEncoder } from "../src/core/frame.ts";
-import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
+import { encodeBinaryRecord, replayBinaryFile, SERF_LIMITS } from "../src/serf/binary.ts";
+import { newBinaryCodec } from "../src/serf/_codec.ts";
+import { denoFs } from "../src/fs/deno_fs.ts";
+import { Snapshotter } from "../mod.ts";
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
@@ -92,4 +95,29 @@ Deno.test("replaySnapshot reports a frame with a good CRC but an impossible payl
     replaySnapshot("/d/s", { fs }),
     (e: unknown) => e instanceof CorruptionError && e.offset === badAt && /malformed/.test(e.reason),
   );
+});
+
+Deno.test("replayBinaryFile gives its scan buffer back: an open log's instance does not keep it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/s.snap`;
+    const snap = await Snapshotter.open(path, { format: "binary", sync: "never" });
+    for (let i = 0; i < 200; i++) snap.append({ type: "alive", name: `node-${i}`, addr: "10.0.0.1:7946" });
+    await snap.close();
+    const codec = newBinaryCodec(false);
+    const file = await denoFs.open(path, { read: true });
+    try {
+      const size = await file.size();
+      await replayBinaryFile(codec.core, file, size, path, "strict");
+      const used = codec.core.exports.mem_used();
+      // A second replay into the same instance reuses the first one's 1 MiB buffer.
+      const r = await replayBinaryFile(codec.core, file, size, path, "strict");
+      assert.equal(r.records, 200);
+      assert.equal(codec.core.exports.mem_used(), used);
+    } finally {
+      await file.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

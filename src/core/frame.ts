@@ -197,6 +197,18 @@ export class FrameScanner {
     this.#indexPtr = core.alloc(indexEntries * 12);
   }
 
+  /**
+   * Returns the buffers to the instance's allocator (an open log's instance outlives its
+   * replay's scanner). The scanner must not be used afterwards.
+   */
+  free(): void {
+    if (this.#bufPtr === 0) return;
+    this.#core.free(this.#bufPtr, this.#bufCap);
+    this.#core.free(this.#indexPtr, this.#indexCap * 12);
+    this.#bufPtr = 0;
+    this.#bufCap = 0;
+  }
+
   /** Capacity of the input buffer in bytes. */
   get capacity(): number {
     return this.#bufCap;

@@ -139,6 +139,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
         0,
       );
       const start = await findNextFrame(scanner, file, req.from, size);
+      scanner.free(); // the replay below allocates its own, reusing this block
       if (start < 0) return { ok: false, reason: "no frame after the split point" };
       // Strict: any damage in this half sends the caller back to the sequential path, which
       // applies the caller's recovery mode to it.

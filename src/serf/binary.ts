@@ -290,89 +290,93 @@ export async function replayBinaryFile(
   // The buffer must hold two maximal frames, so a resync window always overlaps enough.
   const cap = Math.max(chunkBytes, 2 * SERF_FRAME_SIZE_MAX);
   const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
-  const x = core.exports as unknown as SerfBinaryExports;
+  try {
+    const x = core.exports as unknown as SerfBinaryExports;
 
-  let pos = range.from ?? FILE_HEADER_BYTES; // file offset of buffer byte 0 (always 8-aligned)
-  let have = 0; //                bytes in the buffer
-  let start = 0; //               where the next frame starts in the buffer
-  // Every pass either consumes bytes or reads more, so the loop is bounded by the file size.
-  while (true) {
-    if (pos + have < size && have < scanner.capacity) {
-      const n = await file.read(scanner.buffer().subarray(have), pos + have);
-      if (n === 0) {
-        throw new Error(`Cannot read "${path}": file shrank during replay at offset ${pos + have}`);
+    let pos = range.from ?? FILE_HEADER_BYTES; // file offset of buffer byte 0 (always 8-aligned)
+    let have = 0; //                bytes in the buffer
+    let start = 0; //               where the next frame starts in the buffer
+    // Every pass either consumes bytes or reads more, so the loop is bounded by the file size.
+    while (true) {
+      if (pos + have < size && have < scanner.capacity) {
+        const n = await file.read(scanner.buffer().subarray(have), pos + have);
+        if (n === 0) {
+          throw new Error(`Cannot read "${path}": file shrank during replay at offset ${pos + have}`);
+        }
+        have += Math.min(n, size - pos - have);
       }
-      have += Math.min(n, size - pos - have);
-    }
-    const eof = pos + have >= size;
-    if (until === Infinity && range.plan) until = range.plan(pos + start) ?? Infinity;
-    // One Wasm pass validates each frame and applies it while it is in cache
-    // (serf_scan_apply); it stops where frames_scan would, for the same reasons.
-    const limit = until === Infinity ? 0xffffffff : Math.max(0, until - (pos + start));
-    const status = x.serf_scan_apply(scanner.pointer + start, have - start, SERF_RECORD_SIZE_MAX, limit);
-    const applied = x.scan_count();
-    result.records += applied;
-    if (status === SCAN_APPLY_FAILED) {
-      const at = pos + start + x.scan_offset();
-      if (x.serf_apply_status() === APPLY_NO_MEMORY) {
-        throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
+      const eof = pos + have >= size;
+      if (until === Infinity && range.plan) until = range.plan(pos + start) ?? Infinity;
+      // One Wasm pass validates each frame and applies it while it is in cache
+      // (serf_scan_apply); it stops where frames_scan would, for the same reasons.
+      const limit = until === Infinity ? 0xffffffff : Math.max(0, until - (pos + start));
+      const status = x.serf_scan_apply(scanner.pointer + start, have - start, SERF_RECORD_SIZE_MAX, limit);
+      const applied = x.scan_count();
+      result.records += applied;
+      if (status === SCAN_APPLY_FAILED) {
+        const at = pos + start + x.scan_offset();
+        if (x.serf_apply_status() === APPLY_NO_MEMORY) {
+          throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
+        }
+        throw new CorruptionError(path, at, "malformed record payload");
       }
-      throw new CorruptionError(path, at, "malformed record payload");
-    }
-    const r: ScanResult = {
-      status: status as ScanStatus,
-      offset: start + x.scan_offset(),
-      count: applied,
-      frameEnd: start + x.scan_frame_end(),
-    };
-    start = r.offset;
-    if (r.status === ScanStatus.end && pos + start >= until && pos + start < size) {
-      result.goodEnd = pos + start;
-      result.stoppedAt = pos + start;
-      return result;
-    }
-    if (r.status === ScanStatus.end || (r.status === ScanStatus.incomplete && !eof)) {
-      if (r.status === ScanStatus.end && eof) {
+      const r: ScanResult = {
+        status: status as ScanStatus,
+        offset: start + x.scan_offset(),
+        count: applied,
+        frameEnd: start + x.scan_frame_end(),
+      };
+      start = r.offset;
+      if (r.status === ScanStatus.end && pos + start >= until && pos + start < size) {
         result.goodEnd = pos + start;
+        result.stoppedAt = pos + start;
         return result;
       }
-      // Keep the unconsumed remainder (a frame cut by the chunk edge) and read on.
-      const rest = have - start;
-      scanner.compact(start, rest);
-      pos += start;
-      have = rest;
-      start = 0;
-      continue;
-    }
-    const damageAt = pos + start;
-    let reason = scanStatusReason(r.status);
-    if (r.status === ScanStatus.incomplete) {
-      // At end of file: the writer died while writing this frame.
-      result.goodEnd = damageAt;
-      result.tornTailBytes = size - damageAt;
-      result.tornReason = "incomplete last frame";
-      if (recovery === "strict") throw new CorruptionError(path, damageAt, "incomplete last frame");
-      return result;
-    }
-    if (r.status === ScanStatus.zero) reason = "zeroed bytes";
-    const next = await findNextFrame(scanner, file, damageAt + 8, size);
-    if (next < 0) {
-      result.goodEnd = damageAt;
-      result.tornTailBytes = size - damageAt;
-      result.tornReason = r.status === ScanStatus.zero ? "zeroed tail" : `torn last frame (${reason})`;
-      // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every mode.
-      if (recovery === "strict" && r.status !== ScanStatus.zero) {
-        throw new CorruptionError(path, damageAt, reason);
+      if (r.status === ScanStatus.end || (r.status === ScanStatus.incomplete && !eof)) {
+        if (r.status === ScanStatus.end && eof) {
+          result.goodEnd = pos + start;
+          return result;
+        }
+        // Keep the unconsumed remainder (a frame cut by the chunk edge) and read on.
+        const rest = have - start;
+        scanner.compact(start, rest);
+        pos += start;
+        have = rest;
+        start = 0;
+        continue;
       }
-      return result;
+      const damageAt = pos + start;
+      let reason = scanStatusReason(r.status);
+      if (r.status === ScanStatus.incomplete) {
+        // At end of file: the writer died while writing this frame.
+        result.goodEnd = damageAt;
+        result.tornTailBytes = size - damageAt;
+        result.tornReason = "incomplete last frame";
+        if (recovery === "strict") throw new CorruptionError(path, damageAt, "incomplete last frame");
+        return result;
+      }
+      if (r.status === ScanStatus.zero) reason = "zeroed bytes";
+      const next = await findNextFrame(scanner, file, damageAt + 8, size);
+      if (next < 0) {
+        result.goodEnd = damageAt;
+        result.tornTailBytes = size - damageAt;
+        result.tornReason = r.status === ScanStatus.zero ? "zeroed tail" : `torn last frame (${reason})`;
+        // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every mode.
+        if (recovery === "strict" && r.status !== ScanStatus.zero) {
+          throw new CorruptionError(path, damageAt, reason);
+        }
+        return result;
+      }
+      if (recovery !== "salvage") {
+        throw new CorruptionError(path, damageAt, `${reason} followed by valid records at offset ${next}`);
+      }
+      result.skipped.push({ offset: damageAt, bytes: next - damageAt, reason });
+      pos = next;
+      have = 0;
+      start = 0;
     }
-    if (recovery !== "salvage") {
-      throw new CorruptionError(path, damageAt, `${reason} followed by valid records at offset ${next}`);
-    }
-    result.skipped.push({ offset: damageAt, bytes: next - damageAt, reason });
-    pos = next;
-    have = 0;
-    start = 0;
+  } finally {
+    scanner.free();
   }
 }
 

@@ -308,9 +308,9 @@ Deno.test("splitPoint splits only when a Worker saves time, where both threads f
   assert.ok(Math.abs(caller - worker) < 0.01, `this thread done at ${caller} ms, the worker at ${worker} ms`);
   // A worker that starts later gets less of the file.
   assert.ok(splitPoint({ ...base, startMs: 60 })! > split);
-  // The saving is (rest/rate - blockMs - startMs) / 2: exactly the 15 ms minimum at 80 ms of rest.
-  assert.notEqual(splitPoint({ ...base, size: base.at + 80 * base.bytesPerMs }), null);
-  assert.equal(splitPoint({ ...base, size: base.at + 80 * base.bytesPerMs - 1 }), null);
+  // The saving is (rest/rate - blockMs - startMs) / 2: exactly the 25 ms minimum at 100 ms of rest.
+  assert.notEqual(splitPoint({ ...base, size: base.at + 100 * base.bytesPerMs }), null);
+  assert.equal(splitPoint({ ...base, size: base.at + 100 * base.bytesPerMs - 1 }), null);
   // The same file on a machine 8x as fast is not worth a Worker.
   assert.equal(splitPoint({ ...base, bytesPerMs: 8 * base.bytesPerMs }), null);
 });

@@ -58,11 +58,12 @@ export function mayReplayInParallel(size: number): boolean {
 }
 
 /**
- * The least time a split must promise to save before a Worker is started for it: the model
+ * The least time a split must promise to save before a Worker is started for it. The model
  * below leaves out the merge, the delta's transfer and two threads sharing two cores with
- * V8's own, which cost a split ~5-10 ms more than it predicts (A/B on 14-50 MiB files).
+ * V8's own: bench:compare measured a 21 MiB Go text file (75-90 ms on one thread) 13-17 %
+ * slower split with a 15 ms margin, so the margin is 25 ms (a rest of over ~100 ms here).
  */
-const MIN_SAVING_MS = 15;
+const MIN_SAVING_MS = 25;
 
 /** The median of the last few values seen (one slow outlier must not turn splitting off). */
 class RecentMedian {

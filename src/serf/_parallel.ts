@@ -48,7 +48,11 @@ export function setParallelReplayMode(mode: SplitMode): SplitMode {
 /** How parallel replays ended (tests read it): merged the Worker's half, or redid it here. */
 export const parallelStats = { merged: 0, redone: 0 };
 
-/** Bytes a replay runs alone before it measures its speed and decides whether to split. */
+/**
+ * A replay's first WARM_BYTES are not timed (the alive set grows there, and the first replay
+ * in a process runs in V8's baseline code); the next PROBE_BYTES give the speed it decides on.
+ */
+const WARM_BYTES = 1 << 20;
 const PROBE_BYTES = 2 << 20;
 /** Files below this never split: replaying them takes about as long as starting a Worker. */
 const MIN_SPLIT_BYTES = 8 << 20;
@@ -270,7 +274,8 @@ export class SplitPlanner {
   readonly #size: number;
   readonly #format: SnapshotFormat;
   readonly #rejoin: boolean;
-  #from = -1;
+  #start = -1; // where the replay began
+  #from = -1; //  where the timed probe began
   #t0 = 0;
   #decided = false;
 
@@ -294,11 +299,17 @@ export class SplitPlanner {
    */
   check(at: number): number | null {
     if (this.#decided) return null;
-    if (this.#from < 0) {
-      this.#from = at;
-      this.#t0 = performance.now();
+    if (this.#start < 0) this.#start = at;
+    if (splitMode === "auto") {
+      if (this.#from < 0) {
+        if (at - this.#start >= WARM_BYTES) {
+          this.#from = at;
+          this.#t0 = performance.now();
+        }
+        return null;
+      }
+      if (at - this.#from < PROBE_BYTES) return null;
     }
-    if (splitMode === "auto" && at - this.#from < PROBE_BYTES) return null;
     this.#decided = true;
     let split = splitMode === "always" ? Math.floor(this.#size * 0.55) : splitPoint({
       at,

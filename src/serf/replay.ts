@@ -31,7 +31,7 @@ export interface ReplayOptions {
   fs?: FileSystem;
   /**
    * Replay large files on two threads when that pays: a replay of 8 MiB or more measures its
-   * speed over the first 2 MiB and, if a Worker would save time, the Worker replays the rest
+   * speed over its second and third MiB and, if a Worker would save time, the Worker replays the rest
    * after a split point while the calling thread replays up to it; the result is merged (it
    * is always the state a sequential replay gives; the Worker's part is redone on this thread
    * if anything about it is off). Only with the default file system, and where a Worker can

@@ -340,10 +340,34 @@ export class SplitPlanner {
 }
 
 /**
+ * Replays a binary snapshot into `state`, handing the part after a split to a Worker if `par`
+ * decides so, and stops the Worker before it returns.
+ */
+export async function readBinary(
+  state: SerfState,
+  file: FileHandle,
+  size: number,
+  path: string,
+  recovery: RecoveryMode,
+  par: SplitPlanner | null,
+): Promise<BinaryReplayResult> {
+  try {
+    const plan = par ? { plan: (at: number) => par.check(at) } : {};
+    const r = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, plan);
+    if (par?.job && r.stoppedAt !== null) {
+      return await finishBinary(r, par.job, state, file, size, path, recovery);
+    }
+    return r;
+  } finally {
+    par?.cancel();
+  }
+}
+
+/**
  * The binary replay stopped at frame boundary `first.stoppedAt`: merge the Worker's delta if
  * it started exactly there, else replay the rest here.
  */
-export async function finishBinary(
+async function finishBinary(
   first: BinaryReplayResult,
   job: DeltaJob,
   state: SerfState,
@@ -378,10 +402,24 @@ export interface GoTextRest {
 
 /**
  * Replays the Go text file's first `end` bytes into `replayer`, handing the part after a split
- * to a Worker if `par` decides so. Returns what the Worker's part adds (its state is already
- * merged into `replayer.state`), or null if every line was applied here.
+ * to a Worker if `par` decides so, and stops the Worker before it returns. Returns what the
+ * Worker's part adds (its state is already merged into `replayer.state`), or null if every
+ * line was applied here.
  */
 export async function readGoText(
+  replayer: GoTextReplayer,
+  file: FileHandle,
+  end: number,
+  par: SplitPlanner | null,
+): Promise<GoTextRest | null> {
+  try {
+    return await readGoTextSplit(replayer, file, end, par);
+  } finally {
+    par?.cancel();
+  }
+}
+
+async function readGoTextSplit(
   replayer: GoTextReplayer,
   file: FileHandle,
   end: number,

@@ -1,7 +1,7 @@
 import { denoFs } from "../fs/deno_fs.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
-import { type RecoveryMode, REPLAY_CHUNK_BYTES, replayBinaryFile } from "./binary.ts";
-import { finishBinary, readGoText, SplitPlanner } from "./_parallel.ts";
+import type { RecoveryMode } from "./binary.ts";
+import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
@@ -30,12 +30,12 @@ export interface ReplayOptions {
   /** The file system. @default {denoFs} */
   fs?: FileSystem;
   /**
-   * Replay large files on two threads when that pays: a replay of 8 MiB or more measures its
-   * speed over its second and third MiB and, if a Worker would save time, the Worker replays the rest
-   * after a split point while the calling thread replays up to it; the result is merged (it
-   * is always the state a sequential replay gives; the Worker's part is redone on this thread
-   * if anything about it is off). Only with the default file system, and where a Worker can
-   * start.
+   * Replay large files on two threads when that pays: a replay of 8 MiB or more measures
+   * its speed over its second and third MiB and, if a Worker would save time, the Worker
+   * replays the rest after a split point while the calling thread replays up to it; the
+   * result is merged (it is always the state a sequential replay gives; the Worker's part is
+   * redone on this thread if anything about it is off). Only with the default file system,
+   * and where a Worker can start.
    * @default {true}
    */
   parallel?: boolean;
@@ -98,36 +98,21 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
     const par = options.parallel === false || fs !== denoFs
       ? null
       : SplitPlanner.create(path, info.size, format, rejoin);
-    try {
-      if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par);
-      const codec = newBinaryCodec(rejoin);
-      let r = await replayBinaryFile(
-        codec.core,
-        file,
-        info.size,
-        path,
-        recovery,
-        REPLAY_CHUNK_BYTES,
-        par ? { plan: (at) => par.check(at) } : {},
-      );
-      if (par?.job && r.stoppedAt !== null) {
-        r = await finishBinary(r, par.job, codec.state, file, info.size, path, recovery);
-      }
-      const clocks = codec.state.clocks;
-      return {
-        format: "binary",
-        aliveNodes: codec.state.aliveNodes(),
-        lastClock: clocks.lastClock,
-        lastEventClock: clocks.lastEventClock,
-        lastQueryClock: clocks.lastQueryClock,
-        records: r.records,
-        bytes: r.bytes,
-        tornTailBytes: r.tornTailBytes,
-        warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
-      };
-    } finally {
-      par?.cancel();
-    }
+    if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par);
+    const codec = newBinaryCodec(rejoin);
+    const r = await readBinary(codec.state, file, info.size, path, recovery, par);
+    const clocks = codec.state.clocks;
+    return {
+      format: "binary",
+      aliveNodes: codec.state.aliveNodes(),
+      lastClock: clocks.lastClock,
+      lastEventClock: clocks.lastEventClock,
+      lastQueryClock: clocks.lastQueryClock,
+      records: r.records,
+      bytes: r.bytes,
+      tornTailBytes: r.tornTailBytes,
+      warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
+    };
   } finally {
     await file.close();
   }

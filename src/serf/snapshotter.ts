@@ -8,14 +8,8 @@ import { type Clock, systemClock } from "../clock.ts";
 import { BackpressureError, ClosedError, CorruptionError, LockedError, PoisonedError } from "../errors.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
-import {
-  type BinaryReplayResult,
-  readFull,
-  type RecoveryMode,
-  REPLAY_CHUNK_BYTES,
-  replayBinaryFile,
-} from "./binary.ts";
-import { finishBinary, type GoTextRest, readGoText, SplitPlanner } from "./_parallel.ts";
+import { readFull, type RecoveryMode } from "./binary.ts";
+import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { checkClock, checkString, type SnapshotRecord, typeName } from "./records.ts";
@@ -410,23 +404,7 @@ export class Snapshotter {
         const par = o.parallel && fs === denoFs
           ? SplitPlanner.create(path, size, "binary", o.rejoinAfterLeave)
           : null;
-        let r: BinaryReplayResult;
-        try {
-          r = await replayBinaryFile(
-            binary.core,
-            file,
-            size,
-            path,
-            o.recovery,
-            REPLAY_CHUNK_BYTES,
-            par ? { plan: (at) => par.check(at) } : {},
-          );
-          if (par?.job && r.stoppedAt !== null) {
-            r = await finishBinary(r, par.job, binary.state, file, size, path, o.recovery);
-          }
-        } finally {
-          par?.cancel();
-        }
+        const r = await readBinary(binary.state, file, size, path, o.recovery, par);
         report.records = r.records;
         report.tornTailBytes = r.tornTailBytes;
         report.skipped = r.skipped.map((s) => ({
@@ -452,12 +430,7 @@ export class Snapshotter {
         const par = o.parallel && fs === denoFs
           ? SplitPlanner.create(path, end, "go-text", o.rejoinAfterLeave)
           : null;
-        let rest: GoTextRest | null;
-        try {
-          rest = await readGoText(replayer, file, end, par);
-        } finally {
-          par?.cancel();
-        }
+        const rest = await readGoText(replayer, file, end, par);
         report.records = replayer.lines + (rest?.lines ?? 0);
         report.skipped = [...replayer.warnings, ...(rest?.warnings ?? [])];
         report.tornTailBytes = size - end;

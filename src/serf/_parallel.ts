@@ -28,7 +28,7 @@ import {
   SERF_LIMITS,
 } from "./binary.ts";
 import { FILE_HEADER_BYTES, FrameScanner } from "../core/frame.ts";
-import type { FileHandle } from "../fs/types.ts";
+import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { GoTextReplayer, nextNewline, PositionalReader } from "./gotext.ts";
 import { SerfState, type StateDelta } from "./_state.ts";
 import type { ReplayWarning } from "./types.ts";
@@ -286,8 +286,19 @@ export class SplitPlanner {
     this.#rejoin = rejoin;
   }
 
-  /** A planner for a replay of `path`, or null where a split can never pay (small file, one core). */
-  static create(path: string, size: number, format: SnapshotFormat, rejoin: boolean): SplitPlanner | null {
+  /**
+   * A planner for a replay of `path` (its first `size` bytes), or null where there will be no
+   * split: the caller said `parallel: false`, the file system is not the real one a Worker
+   * reads (a MemFs or FaultFs in tests), the file is small, or there is one core.
+   */
+  static create(
+    path: string,
+    size: number,
+    format: SnapshotFormat,
+    rejoin: boolean,
+    where: { parallel: boolean; fs: FileSystem },
+  ): SplitPlanner | null {
+    if (!where.parallel || where.fs !== denoFs) return null;
     if ((navigator.hardwareConcurrency ?? 1) < 2) return null;
     if (splitMode === "auto" && !mayReplayInParallel(size)) return null;
     return new SplitPlanner(path, size, format, rejoin);

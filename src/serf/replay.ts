@@ -95,9 +95,10 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
     const format: SnapshotFormat = want === "auto"
       ? (await formatOf(file, info.size, path)) ?? "binary"
       : want;
-    const par = options.parallel === false || fs !== denoFs
-      ? null
-      : SplitPlanner.create(path, info.size, format, rejoin);
+    const par = SplitPlanner.create(path, info.size, format, rejoin, {
+      parallel: options.parallel !== false,
+      fs,
+    });
     if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par);
     const codec = newBinaryCodec(rejoin);
     const r = await readBinary(codec.state, file, info.size, path, recovery, par);

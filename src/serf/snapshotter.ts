@@ -401,9 +401,10 @@ export class Snapshotter {
       if (format === "binary") {
         const binary = newBinaryCodec(o.rejoinAfterLeave);
         codec = binary;
-        const par = o.parallel && fs === denoFs
-          ? SplitPlanner.create(path, size, "binary", o.rejoinAfterLeave)
-          : null;
+        const par = SplitPlanner.create(path, size, "binary", o.rejoinAfterLeave, {
+          parallel: o.parallel,
+          fs,
+        });
         const r = await readBinary(binary.state, file, size, path, o.recovery, par);
         report.records = r.records;
         report.tornTailBytes = r.tornTailBytes;
@@ -427,9 +428,10 @@ export class Snapshotter {
       } else {
         const replayer = new GoTextReplayer({ rejoinAfterLeave: o.rejoinAfterLeave });
         end = await lastNewlineEnd(file, size, path);
-        const par = o.parallel && fs === denoFs
-          ? SplitPlanner.create(path, end, "go-text", o.rejoinAfterLeave)
-          : null;
+        const par = SplitPlanner.create(path, end, "go-text", o.rejoinAfterLeave, {
+          parallel: o.parallel,
+          fs,
+        });
         const rest = await readGoText(replayer, file, end, par);
         report.records = replayer.lines + (rest?.lines ?? 0);
         report.skipped = [...replayer.warnings, ...(rest?.warnings ?? [])];

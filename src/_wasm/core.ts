@@ -49,6 +49,15 @@ function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * Makes `module` (the core module compiled by another thread, sent with postMessage) this
+ * thread's: V8 shares its compiled code, optimized functions included, so a Worker neither
+ * compiles the module again nor starts in the baseline tier.
+ */
+export function adoptCoreModule(module: WebAssembly.Module): void {
+  compiled ??= module;
+}
+
 /** The compiled core module, compiled on first use and then shared by the process. */
 export function coreModule(): WebAssembly.Module {
   compiled ??= new WebAssembly.Module(decodeBase64(WASM_BASE64));

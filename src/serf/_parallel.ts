@@ -16,7 +16,7 @@
 // ~10 ms after that, so a split pays only when the rest of the file takes longer than that to
 // replay, which depends on the machine and the moment as much as on the size. A replay runs
 // alone for PROBE_BYTES, then SplitPlanner divides what its speed so far says is left.
-import { WasmCore } from "../_wasm/core.ts";
+import { adoptCoreModule, coreModule, WasmCore } from "../_wasm/core.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import {
   type BinaryReplayResult,
@@ -107,6 +107,8 @@ export interface DeltaRequest {
   /** Split point: the worker starts at the first record boundary at or past it. */
   from: number;
   rejoinAfterLeave: boolean;
+  /** The caller's compiled core module (its code is shared, already optimized). */
+  module?: WebAssembly.Module;
 }
 
 /** The worker's answer. */
@@ -130,6 +132,7 @@ export type DeltaReply =
 /** The worker's side: replays the file from the first record boundary at or past `req.from` to its end into a delta state. */
 export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
   const startedAt = performance.timeOrigin + performance.now();
+  if (req.module) adoptCoreModule(req.module);
   const file = await denoFs.open(req.path, { read: true });
   try {
     const size = await file.size();
@@ -229,7 +232,7 @@ export function startDeltaReplay(req: DeltaRequest): DeltaJob | null {
       cancel();
     };
   });
-  worker.postMessage(req);
+  worker.postMessage({ ...req, module: coreModule() });
   return { result, cancel };
 }
 

@@ -7,6 +7,7 @@ import type { ReplayOptions } from "../src/serf/replay.ts";
 import {
   mayReplayInParallel,
   parallelStats,
+  replayDelta,
   setParallelReplayMode,
   setWorkerCost,
   splitPoint,
@@ -351,6 +352,38 @@ Deno.test("auto mode measures first, then splits a large file only when the cost
       assert.equal(parallelStats.merged, merged0);
     } finally {
       restore();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the replay Worker reads no further than the caller's end, even if the file has grown", async () => {
+  const rng = new Rng(testSeed("parallel end"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const first = churn(rng, 3000), more = churn(rng, 1000);
+    const bin = `${dir}/grow.snap`, txt = `${dir}/grow.txt`;
+    await writeBinary(bin, first);
+    await Deno.writeTextFile(txt, goText(first));
+    const binEnd = (await Deno.stat(bin)).size, txtEnd = (await Deno.stat(txt)).size;
+    // Copies as they were when the caller looked, then the originals grow.
+    await Deno.copyFile(bin, `${bin}.then`);
+    await Deno.copyFile(txt, `${txt}.then`);
+    const snap = await Snapshotter.open(bin, { sync: "never", minCompactSizeBytes: 2 ** 52 });
+    for (const r of more) snap.append(r);
+    await snap.close();
+    await Deno.writeTextFile(txt, goText(more), { append: true });
+    for (const [format, path, end] of [["binary", bin, binEnd], ["go-text", txt, txtEnd]] as const) {
+      const from = Math.floor(end / 2) & ~7;
+      const req = { format, from, end, rejoinAfterLeave: false };
+      const grown = await replayDelta({ ...req, path });
+      const then = await replayDelta({ ...req, path: `${path}.then` });
+      assert.ok(grown.ok && then.ok, format);
+      assert.deepEqual({ ...grown, startedAt: 0 }, { ...then, startedAt: 0 }, format);
+      // Without the bound the Worker would have read the new records too.
+      const unbounded = await replayDelta({ ...req, path, end: Infinity });
+      assert.ok(unbounded.ok && unbounded.records > then.records, format);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -106,6 +106,8 @@ export interface DeltaRequest {
   format: "binary" | "go-text";
   /** Split point: the worker starts at the first record boundary at or past it. */
   from: number;
+  /** Where the caller's replay ends (its view of the file's size): a file that grows meanwhile is read no further. */
+  end: number;
   rejoinAfterLeave: boolean;
   /** The caller's compiled core module (its code is shared, already optimized). */
   module?: WebAssembly.Module;
@@ -135,7 +137,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
   if (req.module) adoptCoreModule(req.module);
   const file = await denoFs.open(req.path, { read: true });
   try {
-    const size = await file.size();
+    const size = Math.min(req.end, await file.size());
     if (req.format === "binary") {
       const core = new WasmCore();
       const state = new SerfState(core);
@@ -170,7 +172,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
     if (start <= 0 || start >= size) return { ok: false, reason: "no line after the split point" };
     const replayer = new GoTextReplayer({ rejoinAfterLeave: req.rejoinAfterLeave });
     replayer.state.reset(req.rejoinAfterLeave, true);
-    await replayer.readAll(new PositionalReader(file, start));
+    await replayer.readAll(new PositionalReader(file, start, size));
     const tornTailBytes = replayer.pendingBytes;
     const records = replayer.lines;
     const warnings = [...replayer.warnings];
@@ -339,6 +341,7 @@ export class SplitPlanner {
       path: this.#path,
       format: this.#format,
       from: split,
+      end: this.#size,
       rejoinAfterLeave: this.#rejoin,
     });
     if (job === null) return null;

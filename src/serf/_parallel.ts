@@ -11,11 +11,12 @@
 // contain a valid frame can fool that, which the boundary check catches. Go text lines split
 // at '\n', so both sides always agree there.
 //
-// Whether to split is measured, not guessed: `new Worker` blocks the calling thread for 11-33
+// Whether to split is measured, not guessed: `new Worker` blocks the calling thread for 20-50
 // ms in Deno 2.9.6 (the worker's runtime is created before it returns) and the worker begins
-// ~10 ms after that, so a split pays only when the rest of the file takes longer than that to
-// replay, which depends on the machine and the moment as much as on the size. A replay runs
-// alone for PROBE_BYTES, then SplitPlanner divides what its speed so far says is left.
+// to replay ~10-20 ms after that, so a split pays only when the rest of the file takes well
+// longer than that to replay, which depends on the machine and the moment as much as on the
+// size. A replay runs alone for WARM_BYTES + PROBE_BYTES, then SplitPlanner divides what its
+// speed over the probe says is left (or does not split).
 import { adoptCoreModule, coreModule, WasmCore } from "../_wasm/core.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { type CliIo, main } from "../src/cli/main.ts";
 import { fixtureNames, fixturePath, FIXTURES } from "./_fixtures.ts";
+import { withTempDir } from "./_tmp.ts";
 
 const REPO = new URL("../", import.meta.url);
 
@@ -171,16 +172,13 @@ Deno.test("main replay prints a human summary without --json", async () => {
 });
 
 Deno.test("main replay of a missing file exits 1 with one line on stderr", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const r = await run(["replay", "--json", `${dir}/missing.snapshot`]);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, "");
     assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, /missing\.snapshot/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("main exits 2 with usage on stderr for bad flags, values and commands", async () => {
@@ -221,8 +219,7 @@ Deno.test("main --help prints usage on stdout and exits 0", async () => {
 });
 
 Deno.test("deno task cli exits 1 for a missing file and 2 for a bad flag", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const missing = await runTask(["replay", "--json", `${dir}/missing.snapshot`]);
     assert.equal(missing.code, 1);
     assert.equal(missing.stdout, "");
@@ -231,14 +228,11 @@ Deno.test("deno task cli exits 1 for a missing file and 2 for a bad flag", async
     const bad = await runTask(["replay", "--no-such-flag", `${dir}/missing.snapshot`]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Unknown option '--no-such-flag'/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("main convert writes OUT, prints one summary line, and refuses OUT == IN", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const src = fixturePath("02-serf-churn.snapshot");
     const r = await run(["convert", "--to", "binary", src, `${dir}/a.snap`]);
     assert.equal(r.code, 0, r.stderr);
@@ -262,14 +256,11 @@ Deno.test("main convert writes OUT, prints one summary line, and refuses OUT == 
     assert.match(same.stderr, /is the input file/);
     assert.deepEqual(await Deno.readFile(`${dir}/a.snap`), before);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.snap"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("deno task cli convert round-trips a fixture through both formats", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const src = fixturePath("05-serf-leave-then-restart.snapshot");
     const toBin = await runTask(["convert", "--to", "binary", src, `${dir}/a.snap`]);
     assert.equal(toBin.code, 0, toBin.stderr);
@@ -292,15 +283,12 @@ Deno.test("deno task cli convert round-trips a fixture through both formats", as
         w.last_query_clock_str,
       ]);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("cli compact shrinks a churned snapshot offline, keeps its state, and refuses a locked file", async () => {
   const { Snapshotter, replaySnapshot } = await import("../mod.ts");
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     for (const format of ["binary", "go-text"] as const) {
       const path = `${dir}/serf-${format}.snap`;
       const snap = await Snapshotter.open(path, { format, minCompactSizeBytes: 1 << 30 });
@@ -331,7 +319,5 @@ Deno.test("cli compact shrinks a churned snapshot offline, keeps its state, and 
       await live.close();
     }
     assert.equal((await run(["compact"])).code, 2);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

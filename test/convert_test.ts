@@ -7,6 +7,7 @@ import { MemFs } from "../src/fs/mem_fs.ts";
 import type { FileSystem } from "../src/fs/types.ts";
 import { Rng, testSeed } from "./_rng.ts";
 import { fixtureNames, fixturePath } from "./_fixtures.ts";
+import { withTempDir } from "./_tmp.ts";
 
 const fixtures: string[] = fixtureNames();
 
@@ -27,12 +28,9 @@ async function assertSameState(a: string, b: string, what: string, fs?: FileSyst
 }
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 function names(dir: string): string[] {

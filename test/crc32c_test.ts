@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { crc32c } from "../mod.ts";
 import { crc32cBytewise, crc32cSlicing8 } from "../src/core/_crc32c_js.ts";
 import { Rng, testSeed } from "./_rng.ts";
+import { withTempDir } from "./_tmp.ts";
 
 const enc = new TextEncoder();
 
@@ -90,16 +91,16 @@ Deno.test("crc32c loads its Wasm without any permission", async () => {
   // would fail. The module is embedded in src/_wasm/wasm.generated.ts.
   const code = `import { crc32c } from "${new URL("../mod.ts", import.meta.url).href}";
 console.log(crc32c(new TextEncoder().encode("123456789".repeat(40))).toString(16));`;
-  const dir = await Deno.makeTempDir();
-  const script = `${dir}/no_permissions.ts`;
-  await Deno.writeTextFile(script, code);
-  // `deno run` without --allow-* flags grants nothing (`deno eval` would grant everything).
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", script],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  await Deno.remove(dir, { recursive: true });
+  const out = await withTempDir(async (dir) => {
+    const script = `${dir}/no_permissions.ts`;
+    await Deno.writeTextFile(script, code);
+    // `deno run` without --allow-* flags grants nothing (`deno eval` would grant everything).
+    return await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  });
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   const want = crc32cBytewise(new TextEncoder().encode("123456789".repeat(40))).toString(16);
   assert.equal(new TextDecoder().decode(out.stdout).trim(), want);

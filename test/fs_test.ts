@@ -4,18 +4,9 @@ import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import type { FileHandle, FileSystem } from "../src/fs/types.ts";
 import { Rng, testSeed } from "./_rng.ts";
+import { withTempDir } from "./_tmp.ts";
 
 const isWindows = Deno.build.os === "windows";
-
-/** Runs `fn` with a fresh temporary directory, removed afterwards. */
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "snaplog_fs_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 function bytes(...values: number[]): Uint8Array {
   return new Uint8Array(values);

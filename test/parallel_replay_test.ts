@@ -17,6 +17,7 @@ import { FrameEncoder } from "../src/core/frame.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { fixtureNames, fixturePath } from "./_fixtures.ts";
 import { Rng, testSeed } from "./_rng.ts";
+import { withTempDir } from "./_tmp.ts";
 
 /** Runs `f` with every replay split in two ("always" mode: at 55 % of the file). */
 async function splitting<T>(f: () => Promise<T>): Promise<T> {
@@ -96,8 +97,7 @@ function goText(records: readonly SnapshotRecord[]): string {
 Deno.test("parallel replay equals sequential replay on churning binary and Go text files, both leave modes", async () => {
   const seed = testSeed("parallel replay churn");
   const rng = new Rng(seed);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     for (let round = 0; round < 6; round++) {
       // A leave in the second half (round 0, 3), in the first half (1, 4), or none.
       const n = 3000 + rng.int(3000);
@@ -120,15 +120,12 @@ Deno.test("parallel replay equals sequential replay on churning binary and Go te
         assert.equal(await assertSameBothWays(txt, { rejoinAfterLeave }, `${what} go-text`), "merged");
       }
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("parallel replay keeps the first half's clocks when the second half sets none", async () => {
   const rng = new Rng(testSeed("parallel replay clocks"));
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const first = churn(rng, 2000);
     const second = churn(rng, 3000).filter((r) => r.type === "alive" || r.type === "not-alive");
     for (
@@ -149,9 +146,7 @@ Deno.test("parallel replay keeps the first half's clocks when the second half se
       if (label === "no clocks after") assert.notEqual(state.lastClock, 0n);
       else assert.equal(state.lastClock, 0n);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("parallel replay equals sequential replay on every serf fixture", async () => {
@@ -171,8 +166,7 @@ Deno.test("parallel replay equals sequential replay on every serf fixture", asyn
 
 Deno.test("parallel replay redoes the second half itself on damage or a torn tail", async () => {
   const rng = new Rng(testSeed("parallel replay damage"));
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const records = churn(rng, 4000);
     const path = `${dir}/d.snap`;
     await writeBinary(path, records);
@@ -193,9 +187,7 @@ Deno.test("parallel replay redoes the second half itself on damage or a torn tai
       assert.equal(par.message, seq.message);
     }
     assert.equal(await assertSameBothWays(path, { recovery: "salvage" }, "salvage"), "redone");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("parallel replay is not fooled by a node name that contains a whole valid frame", async () => {
@@ -210,8 +202,7 @@ Deno.test("parallel replay is not fooled by a node name that contains a whole va
     if (bytes.every((b) => b < 0x80)) fake = String.fromCharCode(...bytes);
   }
   assert.notEqual(fake, "", "no all-ASCII frame found");
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     // A name starts 14 bytes into its frame, so two bytes of prefix put the fake frame on an
     // 8-byte boundary, where the worker's resync looks. Files of different lengths move the
     // split point across records, so some splits resync into a fake frame and some do not.
@@ -230,15 +221,12 @@ Deno.test("parallel replay is not fooled by a node name that contains a whole va
     }
     // The fooled resync happened and was caught (the caller redid the second half).
     assert.ok(how.includes("redone"), how.join(", "));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("Snapshotter.open replays a binary file in two halves to the sequential state, and appends on", async () => {
   const rng = new Rng(testSeed("parallel open"));
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const path = `${dir}/open.snap`;
     await writeBinary(path, churn(rng, 5000, { leaveAt: 4000 }));
     const want = await replaySnapshot(path, { parallel: false });
@@ -257,15 +245,12 @@ Deno.test("Snapshotter.open replays a binary file in two halves to the sequentia
     const after = await replaySnapshot(path, { parallel: false });
     assert.equal(after.records, want.records + 1);
     assert.ok(after.aliveNodes.some((n) => n.name === "after-open"));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("Snapshotter.open replays a Go text file in two halves: same state, warnings and torn tail, then appends", async () => {
   const rng = new Rng(testSeed("parallel open go-text"));
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const lines = goText(churn(rng, 5000, { leaveAt: 1000 })).split("\n");
     lines.splice(4000, 0, "alive: nospace", "clock: 99x");
     const text = lines.join("\n") + "alive: torn-node 10.0.0.1:79";
@@ -293,9 +278,7 @@ Deno.test("Snapshotter.open replays a Go text file in two halves: same state, wa
     assert.deepEqual(two.after, one.after);
     assert.ok(two.after.aliveNodes.some((n) => n.name === "after-open"));
     assert.ok(!two.after.aliveNodes.some((n) => n.name.startsWith("torn-node")));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("splitPoint splits only when a Worker saves time, where both threads finish together", () => {
@@ -318,8 +301,7 @@ Deno.test("splitPoint splits only when a Worker saves time, where both threads f
 
 Deno.test("auto mode measures first, then splits a large file only when the cost model says it pays", async () => {
   const rng = new Rng(testSeed("parallel auto"));
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const records = churn(rng, 320_000, { nodes: 5000, leaveAt: 250_000 });
     const bin = `${dir}/auto.snap`, txt = `${dir}/auto.txt`;
     await writeBinary(bin, records);
@@ -353,15 +335,12 @@ Deno.test("auto mode measures first, then splits a large file only when the cost
     } finally {
       restore();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("the replay Worker reads no further than the caller's end, even if the file has grown", async () => {
   const rng = new Rng(testSeed("parallel end"));
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const first = churn(rng, 3000), more = churn(rng, 1000);
     const bin = `${dir}/grow.snap`, txt = `${dir}/grow.txt`;
     await writeBinary(bin, first);
@@ -385,7 +364,5 @@ Deno.test("the replay Worker reads no further than the caller's end, even if the
       const unbounded = await replayDelta({ ...req, path, end: Infinity });
       assert.ok(unbounded.ok && unbounded.records > then.records, format);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

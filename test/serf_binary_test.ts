@@ -6,6 +6,7 @@ import { encodeBinaryRecord, replayBinaryFile, SERF_LIMITS } from "../src/serf/b
 import { newBinaryCodec } from "../src/serf/_codec.ts";
 import { denoFs } from "../src/fs/deno_fs.ts";
 import { Snapshotter } from "../mod.ts";
+import { withTempDir } from "./_tmp.ts";
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
@@ -98,8 +99,7 @@ Deno.test("replaySnapshot reports a frame with a good CRC but an impossible payl
 });
 
 Deno.test("replayBinaryFile gives its scan buffer back: an open log's instance does not keep it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const path = `${dir}/s.snap`;
     const snap = await Snapshotter.open(path, { format: "binary", sync: "never" });
     for (let i = 0; i < 200; i++) snap.append({ type: "alive", name: `node-${i}`, addr: "10.0.0.1:7946" });
@@ -117,7 +117,5 @@ Deno.test("replayBinaryFile gives its scan buffer back: an open log's instance d
     } finally {
       await file.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -16,6 +16,7 @@ import {
 import { denoFs } from "../src/fs/deno_fs.ts";
 import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
+import { withTempDir } from "./_tmp.ts";
 
 /** A path with a directory, so the snapshotter's syncDir and MemFs's parent agree ("d"). */
 const P = "d/s.snap";
@@ -41,16 +42,6 @@ async function reopenState(
     return { alive: s.aliveNodes(), clocks: [s.lastClock, s.lastEventClock, s.lastQueryClock] };
   } finally {
     await s.close();
-  }
-}
-
-/** Runs `fn` with a fresh temporary directory, removed afterwards. */
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "snaplog_snap_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 }
 
@@ -540,8 +531,7 @@ Deno.test("Snapshotter with sync never fsyncs only on sync() and close()", async
 });
 
 Deno.test("Snapshotter on systemClock does not keep the process alive", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "snaplog_snap_" });
-  try {
+  await withTempDir(async (dir) => {
     const mod = new URL("../mod.ts", import.meta.url).href;
     // Hour-long timers: if any of them were ref'd, the child would outlive the guard below.
     const code = `
@@ -562,9 +552,7 @@ Deno.test("Snapshotter on systemClock does not keep the process alive", async ()
     assert.equal(out.signal, null, "the child had to be killed: a timer kept it alive");
     assert.equal(out.code, 0, text.decode(out.stderr));
     assert.equal(text.decode(out.stdout).trim(), "appended");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import {
 } from "../bench/workload.ts";
 import type { SnapshotRecord } from "../src/serf/records.ts";
 import { replayGoText } from "../src/serf/gotext.ts";
+import { withTempDir } from "./_tmp.ts";
 
 const OPTS: WorkloadOptions = { seed: 7, nodes: 200, events: 20_000 };
 
@@ -153,8 +154,7 @@ Deno.test("Workload streams once", () => {
 });
 
 Deno.test("writeEventsFile writes lines that parse by the events-file format", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const path = `${dir}/events.txt`;
     const totals = await writeEventsFile(path, OPTS);
     const text = await Deno.readTextFile(path);
@@ -164,14 +164,11 @@ Deno.test("writeEventsFile writes lines that parse by the events-file format", a
     const lines = text.slice(0, -1).split("\n");
     assert.equal(lines.length, totals.events);
     for (const line of lines) parseEventLine(line);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("writeGoTextSnapshot writes what eventsToRecords gives, and snaplog replays it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const path = `${dir}/serf.snapshot`;
     const out = await writeGoTextSnapshot(path, OPTS);
     const state = await replayGoText(path);
@@ -198,7 +195,5 @@ Deno.test("writeGoTextSnapshot writes what eventsToRecords gives, and snaplog re
         : `${r.type}: ${(r as { value: bigint }).value}\n`;
     }
     assert.equal(await Deno.readTextFile(path), text);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

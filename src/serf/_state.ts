@@ -124,18 +124,29 @@ export class SerfState {
     if ((flags & 16) !== 0) throw new RangeError(`Cannot export the replay delta: Wasm memory ran out`);
     const count = x.state_delta_count();
     const byteLen = x.state_delta_bytes();
+    const { bytes, entries, n } = this.#export(byteLen, count, (b, e) => x.state_delta_export(b, e));
+    const c = this.clocks;
+    return { bytes, entries, count: n, flags, clocks: [c.lastClock, c.lastEventClock, c.lastQueryClock] };
+  }
+
+  /**
+   * Runs a Wasm export that writes up to `byteLen` bytes and `count` 12-byte entries into two
+   * fresh blocks and returns how many entries it wrote (or -1); returns copies of both.
+   */
+  #export(
+    byteLen: number,
+    count: number,
+    run: (bytesPtr: number, entriesPtr: number) => number,
+  ): { bytes: Uint8Array<ArrayBuffer>; entries: Uint8Array<ArrayBuffer>; n: number } {
     const bytesPtr = this.core.alloc(Math.max(byteLen, 1));
     const entriesPtr = this.core.alloc(Math.max(count * 12, 1));
     try {
-      const n = x.state_delta_export(bytesPtr, entriesPtr);
+      const n = run(bytesPtr, entriesPtr);
       const u8 = this.core.u8;
-      const c = this.clocks;
       return {
         bytes: u8.slice(bytesPtr, bytesPtr + byteLen),
-        entries: u8.slice(entriesPtr, entriesPtr + n * 12),
-        count: n,
-        flags,
-        clocks: [c.lastClock, c.lastEventClock, c.lastQueryClock],
+        entries: u8.slice(entriesPtr, entriesPtr + Math.max(n, 0) * 12),
+        n,
       };
     } finally {
       this.core.free(bytesPtr, Math.max(byteLen, 1));
@@ -251,22 +262,10 @@ export class SerfState {
     const x = this.#x;
     const count = x.state_count();
     const liveBytes = x.state_live_bytes();
-    const bytesPtr = this.core.alloc(Math.max(liveBytes, 1));
-    const offsetsPtr = this.core.alloc(Math.max(count * 12, 1));
-    try {
-      const n = x.state_export_sorted(bytesPtr, offsetsPtr);
-      if (n === -1) throw new RangeError(`Cannot sort the alive set: Wasm memory cannot grow further`);
-      if (n !== count) throw new Error(`Cannot read alive set: ${n} entries, expected ${count}`);
-      const u8 = this.core.u8;
-      return {
-        bytes: u8.slice(bytesPtr, bytesPtr + liveBytes),
-        offsets: new Uint32Array(u8.slice(offsetsPtr, offsetsPtr + count * 12).buffer),
-        count,
-      };
-    } finally {
-      this.core.free(bytesPtr, Math.max(liveBytes, 1));
-      this.core.free(offsetsPtr, Math.max(count * 12, 1));
-    }
+    const { bytes, entries, n } = this.#export(liveBytes, count, (b, e) => x.state_export_sorted(b, e));
+    if (n === -1) throw new RangeError(`Cannot sort the alive set: Wasm memory cannot grow further`);
+    if (n !== count) throw new Error(`Cannot read alive set: ${n} entries, expected ${count}`);
+    return { bytes, offsets: new Uint32Array(entries.buffer), count };
   }
 
   /** A scratch block of at least `bytes` bytes in Wasm memory, reused between calls. */

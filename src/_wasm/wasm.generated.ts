@@ -4,7 +4,7 @@
 // deno-fmt-ignore-file
 
 /** SHA-256 of the compiler version, flags and every file in assembly/. */
-export const SOURCE_HASH = "45bf35b7f703de27edc6e6160471964b93a207f33817514971a2936b93260b02";
+export const SOURCE_HASH = "a543aec0551e28ab51178637c076dd40cc219d4a7edeb80e049b234a5c6091d8";
 
 /** The compiled module (13277 bytes), base64. */
 export const WASM_BASE64 =

@@ -25,7 +25,8 @@ export interface CompactReport {
  * import { compactSnapshot, Snapshotter } from "@snaplog/snaplog";
  * import assert from "node:assert/strict";
  *
- * const path = `${await Deno.makeTempDir()}/serf.snap`;
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/serf.snap`;
  * const snap = await Snapshotter.open(path, { minCompactSizeBytes: 1 << 30 });
  * for (let i = 0; i < 1000; i++) snap.append({ type: "alive", name: "node-1", addr: `10.0.0.${i % 250}:7946` });
  * await snap.close();
@@ -33,6 +34,7 @@ export interface CompactReport {
  * const report = await compactSnapshot(path);
  * assert.equal(report.aliveNodes, 1);
  * assert.ok(report.bytesAfter < report.bytesBefore);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param path The snapshot file (binary or go-text, detected).

@@ -321,3 +321,18 @@ Deno.test("cli compact shrinks a churned snapshot offline, keeps its state, and 
     assert.equal((await run(["compact"])).code, 2);
   });
 });
+
+Deno.test("main replay --json lists the first 10,000 warnings and counts the rest", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/garbage.snapshot`;
+    await Deno.writeTextFile(path, "alive: a 10.0.0.1:7946\n" + "x\n".repeat(10_005));
+    const { code, stdout } = await run(["replay", "--json", path]);
+    assert.equal(code, 0);
+    const got = JSON.parse(stdout);
+    assert.equal(got.warnings.length, 10_000);
+    assert.deepEqual(got.warnings.at(-1), { line: 10_001, reason: "Unrecognized snapshot line: x" });
+    assert.equal(got.warningsOmitted, 5);
+    assert.equal(got.records, 10_006);
+    assert.deepEqual(got.aliveNodes, [{ name: "a", addr: "10.0.0.1:7946" }]);
+  });
+});

@@ -505,3 +505,16 @@ Deno.test("formatGoTextRecord output replays to the state the records describe",
     assert.equal(state.tornTailBytes, 0);
   }
 });
+
+Deno.test("GoTextReplayer lists the first maxWarnings warnings and counts the rest", () => {
+  const replayer = new GoTextReplayer({ maxWarnings: 3 });
+  // More than one scan's worth (1024 per Wasm call), pushed in pieces.
+  const text = Array.from({ length: 2500 }, (_, i) => `bogus ${i}\n`).join("");
+  replayer.push(encoder.encode(text.slice(0, 7000)));
+  replayer.push(encoder.encode(text.slice(7000)));
+  const state = replayer.finish();
+  assert.deepEqual(state.warnings.map((w) => w.line), [1, 2, 3]);
+  assert.equal(state.warningsOmitted, 2497);
+  assert.throws(() => new GoTextReplayer({ maxWarnings: 1.5 }), TypeError);
+  assert.throws(() => new GoTextReplayer({ maxWarnings: -1 }), RangeError);
+});

@@ -366,3 +366,31 @@ Deno.test("the replay Worker reads no further than the caller's end, even if the
     }
   });
 });
+
+Deno.test("a Go text file of garbage replays on two threads with a bounded warning list", async () => {
+  await withTempDir(async (dir) => {
+    // 300,000 unrecognized lines, and a few good ones: the Worker's half alone has
+    // ~135,000 warnings (a spread of them into push() overflowed the call stack).
+    const path = `${dir}/garbage.snapshot`;
+    const lines: string[] = [];
+    for (let i = 0; i < 300_000; i++) lines.push(i % 1000 === 0 ? `alive: n${i} 10.0.0.1:7946` : `x${i}`);
+    await Deno.writeTextFile(path, lines.join("\n") + "\n");
+    const good = 300;
+    const bad = lines.length - good;
+    for (const maxWarnings of [10_000, 7, 0]) {
+      const sequential = await replaySnapshot(path, { parallel: false, maxWarnings });
+      const merged0 = parallelStats.merged;
+      const parallel = await splitting(() => replaySnapshot(path, { maxWarnings }));
+      assert.equal(parallelStats.merged, merged0 + 1, "the split was merged");
+      assert.deepEqual(parallel, sequential);
+      assert.equal(parallel.warnings.length, maxWarnings);
+      assert.equal(parallel.warningsOmitted, bad - maxWarnings);
+      assert.equal(parallel.aliveNodes.length, good);
+      // The listed warnings are the first ones, in file order, with their line numbers.
+      parallel.warnings.forEach((w, k) => {
+        const line = k + 2 + Math.floor(k / 999);
+        assert.deepEqual(w, { line, reason: `Unrecognized snapshot line: x${line - 1}` });
+      });
+    }
+  });
+});

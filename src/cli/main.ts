@@ -57,7 +57,9 @@ Options:
                                   Binary format: how damage is handled (default: truncate-tail)
   --json                          Print one JSON object: format, aliveNodes (sorted by name),
                                   lastClock, lastEventClock, lastQueryClock (decimal strings),
-                                  records, bytes, warnings, tornTailBytes, replayMs
+                                  records, bytes, warnings (the first 10,000; past that
+                                  also warningsOmitted, the rest counted), tornTailBytes,
+                                  replayMs
   -h, --help                      Show this help
 
 Exit status: 0 replayed, 1 the file cannot be read or replayed, 2 usage error.
@@ -268,6 +270,8 @@ function replayJson(state: SnapshotState, replayMs: number): Record<string, unkn
     records: state.records,
     bytes: state.bytes,
     warnings: state.warnings.map((w) => ({ line: w.line, reason: w.reason })),
+    // Only past the 10,000th warning: the contract's object keeps its fields otherwise.
+    ...(state.warningsOmitted > 0 ? { warningsOmitted: state.warningsOmitted } : {}),
     tornTailBytes: state.tornTailBytes,
     replayMs: Math.round(replayMs * 1000) / 1000,
   };
@@ -294,13 +298,12 @@ function replaySummary(path: string, state: SnapshotState, replayMs: number): st
     lines.push(`  ... and ${state.aliveNodes.length - SUMMARY_NODES_MAX} more`);
   }
   if (state.tornTailBytes > 0) lines.push(`torn tail: ${state.tornTailBytes} bytes (ignored)`);
-  lines.push(`warnings: ${state.warnings.length}`);
+  const warnings = state.warnings.length + state.warningsOmitted;
+  lines.push(`warnings: ${warnings}`);
   for (const w of state.warnings.slice(0, SUMMARY_WARNINGS_MAX)) {
     lines.push(`  ${where} ${w.line}: ${w.reason}`);
   }
-  if (state.warnings.length > SUMMARY_WARNINGS_MAX) {
-    lines.push(`  ... and ${state.warnings.length - SUMMARY_WARNINGS_MAX} more`);
-  }
+  if (warnings > SUMMARY_WARNINGS_MAX) lines.push(`  ... and ${warnings - SUMMARY_WARNINGS_MAX} more`);
   return lines.join("\n") + "\n";
 }
 
@@ -349,15 +352,16 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
   for (const w of r.warnings.slice(0, SUMMARY_WARNINGS_MAX)) {
     io.stderr(`snaplog convert: skipped ${where} ${w.line} of the input: ${w.reason}\n`);
   }
-  if (r.warnings.length > SUMMARY_WARNINGS_MAX) {
-    io.stderr(`snaplog convert: ... and ${r.warnings.length - SUMMARY_WARNINGS_MAX} more skipped\n`);
+  const warnings = r.warnings.length + r.warningsOmitted;
+  if (warnings > SUMMARY_WARNINGS_MAX) {
+    io.stderr(`snaplog convert: ... and ${warnings - SUMMARY_WARNINGS_MAX} more skipped\n`);
   }
   io.stdout(
     `converted ${input} (${r.from}, ${r.bytesRead} bytes, ${r.records} records) to ${output} (${r.to}, ${r.bytesWritten} bytes): ` +
       `${r.aliveCount} alive nodes, clocks ${r.lastClock}/${r.lastEventClock}/${r.lastQueryClock}, ` +
-      `${r.warnings.length} warnings${
-        r.tornTailBytes > 0 ? `, ${r.tornTailBytes}-byte torn tail dropped` : ""
-      }${r.leaveRecorded ? ", leave kept" : ""}, ${ms.toFixed(1)} ms\n`,
+      `${warnings} warnings${r.tornTailBytes > 0 ? `, ${r.tornTailBytes}-byte torn tail dropped` : ""}${
+        r.leaveRecorded ? ", leave kept" : ""
+      }, ${ms.toFixed(1)} ms\n`,
   );
   return 0;
 }

@@ -155,6 +155,7 @@ export function replayGoTextRef(bytes: Uint8Array, rejoinAfterLeave: boolean): S
     records: lineNo,
     bytes: bytes.length,
     tornTailBytes: bytes.length - pos,
-    warnings,
+    warnings, // the reference lists every warning
+    warningsOmitted: 0,
   };
 }

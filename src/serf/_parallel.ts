@@ -32,7 +32,7 @@ import { FILE_HEADER_BYTES, FrameScanner } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { GoTextReplayer, nextNewline, PositionalReader } from "./gotext.ts";
 import { SerfState, type StateDelta } from "./_state.ts";
-import type { ReplayWarning } from "./types.ts";
+import { type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
 import type { SnapshotFormat } from "./_codec.ts";
 
 /** "auto": measure and split when it pays; "always": split every replay at 55 % (tests). */
@@ -110,6 +110,8 @@ export interface DeltaRequest {
   /** Where the caller's replay ends (its view of the file's size): a file that grows meanwhile is read no further. */
   end: number;
   rejoinAfterLeave: boolean;
+  /** Go text: warnings to list (the caller's `maxWarnings`, default 10,000); the rest are counted. */
+  maxWarnings?: number;
   /** The caller's compiled core module (its code is shared, already optimized). */
   module?: WebAssembly.Module;
 }
@@ -126,6 +128,8 @@ export type DeltaReply =
     records: number;
     /** Go text: warnings with line numbers counted from `start` (1 = its first line). */
     warnings: ReplayWarning[];
+    /** Go text: warnings past `maxWarnings`, counted. */
+    warningsOmitted: number;
     /** Go text: bytes after the last newline (a torn last line). */
     tornTailBytes: number;
     delta: StateDelta;
@@ -164,6 +168,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
         startedAt,
         records: r.records,
         warnings: [],
+        warningsOmitted: 0,
         tornTailBytes: 0,
         delta: state.exportDelta(),
       };
@@ -171,14 +176,18 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
     // Go text: the worker's first line starts after the first '\n' at or past from - 1.
     const start = (await nextNewline(file, Math.max(0, req.from - 1), size)) + 1;
     if (start <= 0 || start >= size) return { ok: false, reason: "no line after the split point" };
-    const replayer = new GoTextReplayer({ rejoinAfterLeave: req.rejoinAfterLeave });
+    const replayer = new GoTextReplayer({
+      rejoinAfterLeave: req.rejoinAfterLeave,
+      maxWarnings: req.maxWarnings ?? WARNINGS_MAX_DEFAULT,
+    });
     replayer.state.reset(req.rejoinAfterLeave, true);
     await replayer.readAll(new PositionalReader(file, start, size));
     const tornTailBytes = replayer.pendingBytes;
     const records = replayer.lines;
     const warnings = [...replayer.warnings];
+    const warningsOmitted = replayer.warningsOmitted;
     const delta = replayer.state.exportDelta();
-    return { ok: true, start, startedAt, records, warnings, tornTailBytes, delta };
+    return { ok: true, start, startedAt, records, warnings, warningsOmitted, tornTailBytes, delta };
   } finally {
     await file.close();
   }
@@ -280,16 +289,24 @@ export class SplitPlanner {
   readonly #size: number;
   readonly #format: SnapshotFormat;
   readonly #rejoin: boolean;
+  readonly #maxWarnings: number;
   #start = -1; // where the replay began
   #from = -1; //  where the timed probe began
   #t0 = 0;
   #decided = false;
 
-  private constructor(path: string, size: number, format: SnapshotFormat, rejoin: boolean) {
+  private constructor(
+    path: string,
+    size: number,
+    format: SnapshotFormat,
+    rejoin: boolean,
+    maxWarnings: number,
+  ) {
     this.#path = path;
     this.#size = size;
     this.#format = format;
     this.#rejoin = rejoin;
+    this.#maxWarnings = maxWarnings;
   }
 
   /**
@@ -302,12 +319,12 @@ export class SplitPlanner {
     size: number,
     format: SnapshotFormat,
     rejoin: boolean,
-    where: { parallel: boolean; fs: FileSystem },
+    where: { parallel: boolean; fs: FileSystem; maxWarnings?: number },
   ): SplitPlanner | null {
     if (!where.parallel || where.fs !== denoFs) return null;
     if ((navigator.hardwareConcurrency ?? 1) < 2) return null;
     if (splitMode === "auto" && !mayReplayInParallel(size)) return null;
-    return new SplitPlanner(path, size, format, rejoin);
+    return new SplitPlanner(path, size, format, rejoin, where.maxWarnings ?? WARNINGS_MAX_DEFAULT);
   }
 
   /**
@@ -344,6 +361,7 @@ export class SplitPlanner {
       from: split,
       end: this.#size,
       rejoinAfterLeave: this.#rejoin,
+      maxWarnings: this.#maxWarnings,
     });
     if (job === null) return null;
     this.job = job;
@@ -368,12 +386,13 @@ export async function readBinary(
   path: string,
   recovery: RecoveryMode,
   par: SplitPlanner | null,
+  maxSkipped: number = WARNINGS_MAX_DEFAULT,
 ): Promise<BinaryReplayResult> {
   try {
-    const plan = par ? { plan: (at: number) => par.check(at) } : {};
-    const r = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, plan);
+    const range = par ? { plan: (at: number) => par.check(at), maxSkipped } : { maxSkipped };
+    const r = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, range);
     if (par?.job && r.stoppedAt !== null) {
-      return await finishBinary(r, par.job, state, file, size, path, recovery);
+      return await finishBinary(r, par.job, state, file, size, path, recovery, maxSkipped);
     }
     return r;
   } finally {
@@ -393,6 +412,7 @@ async function finishBinary(
   size: number,
   path: string,
   recovery: RecoveryMode,
+  maxSkipped: number,
 ): Promise<BinaryReplayResult> {
   const at = first.stoppedAt!;
   const d = await job.result;
@@ -404,8 +424,21 @@ async function finishBinary(
   parallelStats.redone++;
   const rest = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
     from: at,
+    maxSkipped,
   });
-  return { ...rest, records: first.records + rest.records, skipped: [...first.skipped, ...rest.skipped] };
+  // The first part stopped at the split, so its skipped regions are all before the rest's.
+  const skipped = [...first.skipped];
+  let skippedOmitted = first.skippedOmitted;
+  for (const s of rest.skipped) {
+    if (skipped.length < maxSkipped) skipped.push(s);
+    else skippedOmitted++;
+  }
+  return {
+    ...rest,
+    records: first.records + rest.records,
+    skipped,
+    skippedOmitted: skippedOmitted + rest.skippedOmitted,
+  };
 }
 
 /** What a Worker's part of a Go text replay adds to the caller's replayer. */
@@ -414,6 +447,8 @@ export interface GoTextRest {
   lines: number;
   /** Its warnings, numbered from the start of the file. */
   warnings: ReplayWarning[];
+  /** Its warnings past `maxWarnings`, counted. */
+  warningsOmitted: number;
   /** Bytes after the file's last newline (a torn last line). */
   tornTailBytes: number;
 }
@@ -473,6 +508,7 @@ async function readGoTextSplit(
       return {
         lines: d.records,
         warnings: d.warnings.map((w) => ({ line: w.line + base, reason: w.reason })),
+        warningsOmitted: d.warningsOmitted,
         tornTailBytes: d.tornTailBytes,
       };
     }

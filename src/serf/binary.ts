@@ -16,6 +16,7 @@ import {
   scanStatusReason,
 } from "../core/frame.ts";
 import { CorruptionError } from "../errors.ts";
+import { WARNINGS_MAX_DEFAULT } from "./types.ts";
 import type { FileHandle } from "../fs/types.ts";
 import {
   checkClock,
@@ -213,8 +214,10 @@ export interface BinaryReplayResult {
   tornTailBytes: number;
   /** Why the tail is torn, when it is. */
   tornReason: string | null;
-  /** Regions skipped in salvage mode. */
+  /** Regions skipped in salvage mode: the first `maxSkipped`. */
   skipped: SkippedRegion[];
+  /** Regions skipped past the first `maxSkipped`: counted, not listed. */
+  skippedOmitted: number;
   /** True when the file is shorter than a header (an empty new file, or a torn header). */
   headerMissing: boolean;
   /**
@@ -224,8 +227,10 @@ export interface BinaryReplayResult {
   stoppedAt: number | null;
 }
 
-/** Where {@link replayBinaryFile} starts and stops (a parallel replay's two halves). */
+/** Where {@link replayBinaryFile} starts and stops (a parallel replay's two halves), and what it lists. */
 export interface ReplayRange {
+  /** Skipped regions to list; more are counted in `skippedOmitted`. @default {10000} */
+  maxSkipped?: number;
   /** Start at this frame boundary instead of after the file header (which is then not read). */
   from?: number;
   /** Stop at the first frame boundary at or past this offset. */
@@ -264,6 +269,7 @@ export async function replayBinaryFile(
     tornTailBytes: 0,
     tornReason: null,
     skipped: [],
+    skippedOmitted: 0,
     headerMissing: false,
     stoppedAt: null,
   };
@@ -370,7 +376,11 @@ export async function replayBinaryFile(
       if (recovery !== "salvage") {
         throw new CorruptionError(path, damageAt, `${reason} followed by valid records at offset ${next}`);
       }
-      result.skipped.push({ offset: damageAt, bytes: next - damageAt, reason });
+      if (result.skipped.length < (range.maxSkipped ?? WARNINGS_MAX_DEFAULT)) {
+        result.skipped.push({ offset: damageAt, bytes: next - damageAt, reason });
+      } else {
+        result.skippedOmitted++;
+      }
       pos = next;
       have = 0;
       start = 0;

@@ -92,8 +92,10 @@ export interface ConvertReport {
   lastQueryClock: bigint;
   /** Bytes after the input's last complete record (not converted: replay drops them too). */
   tornTailBytes: number;
-  /** What replay skipped in the input, in file order (go-text: serf's WARN wording). */
+  /** What replay skipped in the input, in file order (go-text: serf's WARN wording): the first 10,000. */
   warnings: ReplayWarning[];
+  /** What replay skipped past the first 10,000: counted, not listed. */
+  warningsOmitted: number;
   /**
    * True when the input's `leave` changes its state (the two leave modes replay differently),
    * so the output holds both states around one `leave` record.
@@ -286,6 +288,7 @@ export async function convertSnapshot(
     lastQueryClock: clocks.lastQueryClock,
     tornTailBytes: chosen.tornTailBytes,
     warnings: chosen.warnings,
+    warningsOmitted: chosen.warningsOmitted,
     leaveRecorded,
   };
 }
@@ -337,6 +340,7 @@ interface Replayed {
   records: number;
   tornTailBytes: number;
   warnings: ReplayWarning[];
+  warningsOmitted: number;
 }
 
 /** Reports progress at most every PROGRESS_STEP_BYTES, and once at the end. */
@@ -397,7 +401,13 @@ async function replayGoTextBoth(
   const done = (r: GoTextReplayer): Replayed => {
     // finish() frees the read buffer; the state stays in the replayer's Wasm instance.
     const s = r.finish();
-    return { state: r.state, records: s.records, tornTailBytes: s.tornTailBytes, warnings: s.warnings };
+    return {
+      state: r.state,
+      records: s.records,
+      tornTailBytes: s.tornTailBytes,
+      warnings: s.warnings,
+      warningsOmitted: s.warningsOmitted,
+    };
   };
   return { leaving: done(leaving), staying: done(staying) };
 }
@@ -420,6 +430,7 @@ async function replayBinaryBoth(
         records: r.records,
         tornTailBytes: r.tornTailBytes,
         warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
+        warningsOmitted: r.skippedOmitted,
       };
     };
     // Both settle before the file closes: a replay that fails must not leave the other reading.

@@ -7,7 +7,7 @@ import { WasmCore } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import type { FileHandle } from "../fs/types.ts";
 import type { SnapshotRecord } from "./records.ts";
-import type { ReplayWarning, SnapshotState } from "./types.ts";
+import { checkMaxWarnings, type ReplayWarning, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replayGoText} and {@link GoTextReplayer}. */
 export interface GoTextReplayOptions {
@@ -25,6 +25,13 @@ export interface GoTextReplayOptions {
    * @default {262144}
    */
   chunkSizeBytes?: number;
+  /**
+   * Warnings listed; more are counted in `warningsOmitted` (a file of garbage would
+   * otherwise hold one warning per line in memory).
+   *
+   * @default {10000}
+   */
+  maxWarnings?: number;
 }
 
 /** One line of serf's text snapshot format, as {@link formatGoTextRecord} writes it. */
@@ -92,6 +99,8 @@ export class GoTextReplayer {
   #lines = 0; //  complete lines applied
   #bytes = 0; //  bytes pushed
   #warnings: ReplayWarning[] = [];
+  #warningsOmitted = 0;
+  readonly #maxWarnings: number;
   #finished = false;
 
   /**
@@ -102,7 +111,8 @@ export class GoTextReplayer {
    * @throws {RangeError} If `chunkSizeBytes` is outside 1..2^30.
    */
   constructor(options: GoTextReplayOptions = {}) {
-    const { rejoinAfterLeave, chunkSizeBytes } = checkOptions(options);
+    const { rejoinAfterLeave, chunkSizeBytes, maxWarnings } = checkOptions(options);
+    this.#maxWarnings = maxWarnings;
     this.#core = new WasmCore();
     this.#state = new SerfState(this.#core);
     this.#x = this.#core.exports as unknown as GoTextExports;
@@ -121,9 +131,14 @@ export class GoTextReplayer {
     return this.#state;
   }
 
-  /** Lines skipped so far, with serf's reason (a live view: do not modify). */
+  /** Lines skipped so far, with serf's reason: the first `maxWarnings` (a live view: do not modify). */
   get warnings(): readonly ReplayWarning[] {
     return this.#warnings;
+  }
+
+  /** Lines skipped so far past the first `maxWarnings`. */
+  get warningsOmitted(): number {
+    return this.#warningsOmitted;
   }
 
   /** Complete lines applied so far. */
@@ -189,6 +204,7 @@ export class GoTextReplayer {
       bytes: this.#bytes,
       tornTailBytes: this.#have,
       warnings: [...this.#warnings],
+      warningsOmitted: this.#warningsOmitted,
     };
   }
 
@@ -265,7 +281,9 @@ export class GoTextReplayer {
     const view = this.#core.view;
     const u8 = this.#core.u8;
     const w = this.#x.gotext_warnings_ptr();
-    for (let i = 0; i < count; i++) {
+    const keep = Math.min(count, this.#maxWarnings - this.#warnings.length);
+    this.#warningsOmitted += count - Math.max(0, keep);
+    for (let i = 0; i < keep; i++) {
       const p = w + i * 16;
       const line = view.getUint32(p, true);
       const code = view.getUint32(p + 4, true);
@@ -382,7 +400,9 @@ function decodeRune(b: Uint8Array, i: number): [number, number] {
   return [-1, 1];
 }
 
-function checkOptions(options: GoTextReplayOptions): { rejoinAfterLeave: boolean; chunkSizeBytes: number } {
+function checkOptions(
+  options: GoTextReplayOptions,
+): { rejoinAfterLeave: boolean; chunkSizeBytes: number; maxWarnings: number } {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot replay snapshot: options must be an object, got ${typeof options}`);
   }
@@ -401,7 +421,8 @@ function checkOptions(options: GoTextReplayOptions): { rejoinAfterLeave: boolean
       `Cannot replay snapshot: chunkSizeBytes must be in ${CHUNK_BYTES_MIN}..${CHUNK_BYTES_MAX}, got ${chunkSizeBytes}`,
     );
   }
-  return { rejoinAfterLeave, chunkSizeBytes };
+  const maxWarnings = checkMaxWarnings("replay snapshot", options.maxWarnings);
+  return { rejoinAfterLeave, chunkSizeBytes, maxWarnings };
 }
 
 /**

@@ -6,7 +6,7 @@ import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
 import { formatOf } from "./snapshotter.ts";
-import type { SnapshotState } from "./types.ts";
+import { addWarnings, checkMaxWarnings, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replaySnapshot}. */
 export interface ReplayOptions {
@@ -29,6 +29,12 @@ export interface ReplayOptions {
   recovery?: RecoveryMode;
   /** The file system. @default {denoFs} */
   fs?: FileSystem;
+  /**
+   * Warnings to list in `warnings`; more are counted in `warningsOmitted`, so replaying a
+   * file of garbage holds a bounded list, not one entry per line.
+   * @default {10000}
+   */
+  maxWarnings?: number;
   /**
    * Replay large files on two threads when that pays: a replay of 8 MiB or more measures
    * its speed over its second and third MiB and, if a Worker would save time, the Worker
@@ -84,6 +90,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   if (!["truncate-tail", "strict", "salvage"].includes(recovery)) {
     throw new TypeError(`Cannot replay snapshot: recovery must be "truncate-tail", "strict" or "salvage"`);
   }
+  const maxWarnings = checkMaxWarnings("replay snapshot", options.maxWarnings);
   const want = options.format ?? "auto";
   if (!["auto", "binary", "go-text"].includes(want)) {
     throw new TypeError(`Cannot replay snapshot: format must be "auto", "binary" or "go-text"`);
@@ -98,10 +105,11 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
     const par = SplitPlanner.create(path, info.size, format, rejoin, {
       parallel: options.parallel !== false,
       fs,
+      maxWarnings,
     });
-    if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par);
+    if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par, maxWarnings);
     const codec = newBinaryCodec(rejoin);
-    const r = await readBinary(codec.state, file, info.size, path, recovery, par);
+    const r = await readBinary(codec.state, file, info.size, path, recovery, par, maxWarnings);
     const clocks = codec.state.clocks;
     return {
       format: "binary",
@@ -113,6 +121,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
       bytes: r.bytes,
       tornTailBytes: r.tornTailBytes,
       warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
+      warningsOmitted: r.skippedOmitted,
     };
   } finally {
     await file.close();
@@ -125,15 +134,22 @@ async function replayGoTextFile(
   size: number,
   rejoin: boolean,
   par: SplitPlanner | null,
+  maxWarnings: number,
 ): Promise<SnapshotState> {
-  const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin });
+  const replayer = new GoTextReplayer({ rejoinAfterLeave: rejoin, maxWarnings });
   const rest = await readGoText(replayer, file, size, par);
   const result = replayer.finish();
   if (rest !== null) {
     result.records += rest.lines;
     result.bytes = size;
     result.tornTailBytes = rest.tornTailBytes;
-    result.warnings.push(...rest.warnings);
+    result.warningsOmitted = addWarnings(
+      result.warnings,
+      result.warningsOmitted,
+      rest.warnings,
+      rest.warningsOmitted,
+      maxWarnings,
+    );
   }
   return result;
 }

@@ -13,7 +13,7 @@ import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { checkClock, checkString, type SnapshotRecord, typeName } from "./records.ts";
-import type { AliveNode, ReplayWarning } from "./types.ts";
+import { addWarnings, type AliveNode, type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
 
 export type { RecoveryMode, SnapshotFormat, SnapshotRecord };
 
@@ -123,6 +123,8 @@ export interface OpenReport {
    * or the lines serf's rules skip (go-text; `line` is the line number, with serf's reason).
    */
   skipped: ReplayWarning[];
+  /** What replay skipped past the first 10,000 entries of `skipped`: counted, not listed. */
+  skippedOmitted: number;
   /** Where the damaged file was copied before a repair, or null. */
   brokenCopy: string | null;
   /** True if the file was compacted during open. */
@@ -391,6 +393,7 @@ export class Snapshotter {
         bytes: size,
         tornTailBytes: 0,
         skipped: [],
+        skippedOmitted: 0,
         brokenCopy: null,
         compactedOnOpen: false,
         created,
@@ -412,8 +415,9 @@ export class Snapshotter {
           line: s.offset,
           reason: `skipped ${s.bytes} bytes: ${s.reason}`,
         }));
+        report.skippedOmitted = r.skippedOmitted;
         end = r.goodEnd;
-        if (r.skipped.length > 0) rewrite = true;
+        if (r.skipped.length + r.skippedOmitted > 0) rewrite = true;
         if (r.tornTailBytes > 0 || rewrite) report.brokenCopy = await copyBroken(fs, file, size, path);
         if (r.headerMissing) {
           if (size > 0) await file.truncate(0);
@@ -434,7 +438,14 @@ export class Snapshotter {
         });
         const rest = await readGoText(replayer, file, end, par);
         report.records = replayer.lines + (rest?.lines ?? 0);
-        report.skipped = [...replayer.warnings, ...(rest?.warnings ?? [])];
+        report.skipped = [...replayer.warnings];
+        report.skippedOmitted = addWarnings(
+          report.skipped,
+          replayer.warningsOmitted,
+          rest?.warnings ?? [],
+          rest?.warningsOmitted ?? 0,
+          WARNINGS_MAX_DEFAULT,
+        );
         report.tornTailBytes = size - end;
         codec = new GoTextCodec(replayer);
         if (size > end) {

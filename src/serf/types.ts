@@ -32,6 +32,45 @@ export interface SnapshotState {
   bytes: number;
   /** Bytes after the last complete record: a torn tail (binary) or a last line with no newline (go-text). */
   tornTailBytes: number;
-  /** What replay skipped, in file order. */
+  /**
+   * What replay skipped, in file order: the first `maxWarnings` (10,000 by default), so a
+   * file of garbage cannot make the list, and memory, follow the file's size.
+   */
   warnings: ReplayWarning[];
+  /** Warnings past `maxWarnings`: counted, not listed (0 when all are in `warnings`). */
+  warningsOmitted: number;
+}
+
+/** How many warnings a replay lists by default; the rest are only counted. */
+export const WARNINGS_MAX_DEFAULT = 10_000;
+
+/**
+ * Checks a `maxWarnings` option: undefined gives the default.
+ *
+ * @throws {TypeError} Unless an integer. @throws {RangeError} If negative.
+ */
+export function checkMaxWarnings(what: string, value: unknown): number {
+  if (value === undefined) return WARNINGS_MAX_DEFAULT;
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(`Cannot ${what}: maxWarnings must be an integer, got ${String(value)}`);
+  }
+  if (value < 0) throw new RangeError(`Cannot ${what}: maxWarnings must be 0 or more, got ${value}`);
+  return value;
+}
+
+/**
+ * Appends `more` (and `moreOmitted` already counted elsewhere) to `list` up to `max` entries;
+ * returns how many were omitted in all. A loop, not `push(...more)`: a spread of hundreds of
+ * thousands of warnings overflows the call stack.
+ */
+export function addWarnings(
+  list: ReplayWarning[],
+  omitted: number,
+  more: readonly ReplayWarning[],
+  moreOmitted: number,
+  max: number,
+): number {
+  let i = 0;
+  for (; i < more.length && list.length < max; i++) list.push(more[i]!);
+  return omitted + moreOmitted + (more.length - i);
 }

@@ -939,3 +939,21 @@ Deno.test("Snapshotter reports the lines serf would skip when it opens a go-text
   assert.equal(s.lastClock, 5n);
   await s.close();
 });
+
+Deno.test('Snapshotter with sync: "always" compacts when the file passes the threshold', async () => {
+  // No flush timer runs in this mode: the check after each sync is what triggers it.
+  const frame = await aliveFrameBytes();
+  const mem = new MemFs();
+  const s = await openMem(mem, { clock: new ManualClock(), sync: "always", minCompactSizeBytes: 1024 });
+  let compactedAt = -1;
+  for (let i = 0; i < 200 && compactedAt < 0; i++) {
+    await s.append(alive("node-0", "10.0.0.1:7946"));
+    await s.settled();
+    if (s.stats.compactions > 0) compactedAt = i;
+  }
+  // It compacts on the first append past 1024 bytes, not later.
+  assert.equal(compactedAt, Math.ceil((1024 - 24) / frame));
+  assert.ok(mem.read(P).length < 1024);
+  await s.close();
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "node-0", addr: "10.0.0.1:7946" }]);
+});

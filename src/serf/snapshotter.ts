@@ -737,6 +737,8 @@ export class Snapshotter {
       this.#syncWriting = { promise: p, coveredSeq: this.#appendSeq };
       await this.#writeStaged(); // takes the whole buffer before its first await
       await this.#datasync();
+      // With sync: "always" no timer flush runs, so the file's growth is checked here too.
+      this.#maybeCompact();
     });
     this.#syncPending = p;
     p.then(noop, noop).then(() => {

@@ -255,7 +255,7 @@ Deno.test("main convert writes OUT, prints one summary line, and refuses OUT == 
     assert.equal(same.stderr.trimEnd().split("\n").length, 1);
     assert.match(same.stderr, /is the input file/);
     assert.deepEqual(await Deno.readFile(`${dir}/a.snap`), before);
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.snap"]);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a.snap", "a.snap.lock"]);
   });
 });
 

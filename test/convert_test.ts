@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type ConvertProgress, convertSnapshot } from "../src/serf/convert.ts";
 import { replaySnapshot } from "../src/serf/replay.ts";
 import { type SnapshotRecord, Snapshotter } from "../src/serf/snapshotter.ts";
+import { LockedError } from "../src/errors.ts";
 import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import type { FileSystem } from "../src/fs/types.ts";
@@ -72,7 +73,15 @@ for (const name of fixtures) {
         // go-text to go-text is a compaction that keeps both leave modes.
         await convertSnapshot(src, `${dir}/c.snapshot`, { to: "go-text", from: "go-text" });
         await assertSameState(src, `${dir}/c.snapshot`, `${name} -> go-text`);
-        assert.deepEqual(names(dir), ["a.snap", "b.snapshot", "c.snapshot"]);
+        // Each output keeps the writer lock file a conversion takes, as a live log's does.
+        assert.deepEqual(names(dir), [
+          "a.snap",
+          "a.snap.lock",
+          "b.snapshot",
+          "b.snapshot.lock",
+          "c.snapshot",
+          "c.snapshot.lock",
+        ]);
       }
     }));
 }
@@ -264,9 +273,11 @@ Deno.test("convertSnapshot writes through the FileSystem seam: temp, fsync, clos
   mem.ops.length = 0;
   await convertSnapshot("dir/in.snapshot", "dir/out.snap", { to: "binary", fs: mem });
   const ops = mem.ops.filter((op) => !op.endsWith(" dir/in.snapshot")); // reads of the input
-  const tmp = ops[0]!.replace(/^open /, "");
+  const tmp = ops[1]!.replace(/^open /, "");
   assert.match(tmp, /^dir\/out\.snap\.tmp-[0-9a-f]{16}$/);
+  // The output's writer lock is held from before the temp file exists until the rename is durable.
   assert.deepEqual(ops.map((op) => op.replaceAll(tmp, "TMP").replace(/^write TMP \d+ \d+$/, "write TMP")), [
+    "open dir/out.snap.lock",
     "open TMP",
     "write TMP",
     "write TMP",
@@ -274,8 +285,9 @@ Deno.test("convertSnapshot writes through the FileSystem seam: temp, fsync, clos
     "close TMP",
     "rename TMP dir/out.snap",
     "syncDir dir",
+    "close dir/out.snap.lock",
   ]);
-  assert.deepEqual(mem.files(), ["dir/in.snapshot", "dir/out.snap"]);
+  assert.deepEqual(mem.files(), ["dir/in.snapshot", "dir/out.snap", "dir/out.snap.lock"]);
   await assertSameState("dir/in.snapshot", "dir/out.snap", "MemFs", mem);
 });
 
@@ -291,7 +303,7 @@ Deno.test("convertSnapshot removes its temp file when a write, fsync or rename f
     const fs = new FaultFs(mem);
     fs.failNext(op);
     await assert.rejects(convertSnapshot("in.snapshot", "out.snap", { to: "binary", fs }), /injected/);
-    assert.deepEqual(mem.files(), ["in.snapshot", "out.snap"], op);
+    assert.deepEqual(mem.files(), ["in.snapshot", "out.snap", "out.snap.lock"], op);
     assert.deepEqual(mem.read("out.snap"), new Uint8Array([1, 2, 3]), op);
     // A retry succeeds.
     await convertSnapshot("in.snapshot", "out.snap", { to: "binary", fs });
@@ -358,3 +370,25 @@ Deno.test("convertSnapshot checks its arguments", async () => {
   // deno-lint-ignore no-explicit-any
   await assert.rejects(convertSnapshot("in", "out", { to: "binary", rejoinAfterLeave: 1 as any }), TypeError);
 });
+
+Deno.test("convertSnapshot refuses to replace an output a live Snapshotter is writing", () =>
+  withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/in.snapshot`, "alive: a 10.0.0.1:7946\n");
+    const live = await Snapshotter.open(`${dir}/out.snap`, { format: "binary" });
+    live.append({ type: "alive", name: "live", addr: "10.0.0.2:7946" });
+    await live.sync();
+    await Deno.symlink(`${dir}/out.snap`, `${dir}/alias.snap`);
+    for (const out of [`${dir}/out.snap`, `${dir}/alias.snap`]) {
+      await assert.rejects(convertSnapshot(`${dir}/in.snapshot`, out, { to: "binary" }), LockedError);
+    }
+    // The live log's records are where it wrote them, and it goes on writing there.
+    live.append({ type: "alive", name: "later", addr: "10.0.0.3:7946" });
+    await live.close();
+    const state = await replaySnapshot(`${dir}/out.snap`);
+    assert.deepEqual(state.aliveNodes.map((n) => n.name), ["later", "live"]);
+    assert.deepEqual(names(dir), ["alias.snap", "in.snapshot", "out.snap", "out.snap.lock"]);
+    // Once the log is closed, the conversion replaces the file (through the link too).
+    await convertSnapshot(`${dir}/in.snapshot`, `${dir}/alias.snap`, { to: "binary" });
+    assert.ok((await Deno.lstat(`${dir}/alias.snap`)).isSymlink);
+    assert.deepEqual((await replaySnapshot(`${dir}/out.snap`)).aliveNodes.map((n) => n.name), ["a"]);
+  }));

@@ -645,6 +645,28 @@ Deno.test("Snapshotter lock keeps another process out until close", () =>
     await again.close();
   }));
 
+Deno.test("Snapshotter lock covers a symlink to the file, and compaction keeps the link", () =>
+  withTempDir(async (dir) => {
+    const real = `${dir}/real.snap`;
+    const link = `${dir}/link.snap`;
+    const s = await Snapshotter.open(real, { clock: new ManualClock() });
+    await Deno.symlink(real, link);
+    // Another spelling of the same file takes the same lock.
+    await assert.rejects(Snapshotter.open(link), (e: unknown) => e instanceof LockedError && e.path === link);
+    await assert.rejects(Snapshotter.open(`${dir}/./real.snap`), LockedError);
+    s.append(alive("a", "10.0.0.1:7946"));
+    await s.close();
+
+    const viaLink = await Snapshotter.open(link, { clock: new ManualClock() });
+    await assert.rejects(Snapshotter.open(real), LockedError);
+    viaLink.append(alive("b", "10.0.0.2:7946"));
+    await viaLink.compact(); // renames over the file the link points to, not over the link
+    await viaLink.close();
+    assert.ok((await Deno.lstat(link)).isSymlink);
+    const names = (await replaySnapshot(real)).aliveNodes.map((n) => n.name);
+    assert.deepEqual(names, ["a", "b"]);
+  }));
+
 // ---------------------------------------------------------------------------------------------
 // 11. Bad input
 

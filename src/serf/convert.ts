@@ -24,10 +24,11 @@
 // Crash safety: the output is written to `<out>.tmp-<random>`, fdatasynced and closed, then
 // renamed over `<out>`, and the directory is fsynced so the rename survives a crash. A failure
 // at any step removes the temporary file and leaves `<out>` as it was.
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname } from "node:path";
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
+import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { FileKind, RecordType, replayBinaryFile, SERF_FRAME_SIZE_MAX, SERF_LIMITS } from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
@@ -170,7 +171,9 @@ function checkOptions(options: ConvertOptions): Resolved {
  *
  * The output is written atomically: to `<output>.tmp-<random>`, fdatasynced, renamed over
  * `output`, and its directory fsynced. On any failure the temporary file is removed and
- * `output` is left as it was.
+ * `output` is left as it was. The output's writer lock (the one {@link Snapshotter.open}
+ * takes) is held meanwhile, so a live log on `output` is never replaced under it; a symlink
+ * `output` keeps pointing at the file, which is what is replaced.
  *
  * @example Convert serf's text snapshot to the binary format
  * ```ts
@@ -198,6 +201,7 @@ function checkOptions(options: ConvertOptions): Resolved {
  * @returns What was read and written, and the replayed state's size and clocks.
  * @throws {Deno.errors.NotFound} If the input does not exist.
  * @throws {Error} If `output` names the input file (also through `..`, symlinks or hard links).
+ * @throws {LockedError} If a live snapshotter (or another conversion) is writing `output`.
  * @throws {RangeError} If a node cannot be written in the target format: for go-text a name
  *   holding `\n` or an address holding `\n` or a space; for binary a name or address over
  *   65535 bytes.
@@ -241,7 +245,9 @@ export async function convertSnapshot(
     ? [collect(staying.state, check), collect(leaving.state, check)]
     : [collect(leaving.state, check)];
 
-  const tmp = `${output}.tmp-${randomHex(8)}`;
+  const target = await canonicalPath(fs, output);
+  const lock = await acquireWriterLock(fs, target, output);
+  const tmp = `${target}.tmp-${randomHex(8)}`;
   let file: FileHandle | null = null;
   let bytesWritten = 0;
   try {
@@ -265,14 +271,16 @@ export async function convertSnapshot(
     const f = file;
     file = null;
     await f.close();
-    await fs.rename(tmp, output);
+    await fs.rename(tmp, target);
+    // The rename is durable only once the directory is: README "Crash safety".
+    await fs.syncDir(dirname(target));
   } catch (err) {
     if (file !== null) await file.close().catch(() => {});
     await fs.remove(tmp).catch(() => {});
     throw err;
+  } finally {
+    await lock.close();
   }
-  // The rename is durable only once the directory is: README "Crash safety".
-  await fs.syncDir(dirname(output));
 
   const chosen = o.rejoinAfterLeave ? staying : leaving;
   const clocks = chosen.state.clocks;
@@ -295,27 +303,9 @@ export async function convertSnapshot(
 
 // ---- same-file check -------------------------------------------------------------------
 
-/** The canonical path of `path`: symlinks resolved where the file (or its directory) exists. */
-async function canonical(fs: FileSystem, path: string): Promise<string> {
-  const abs = resolve(path);
-  // Another FileSystem (an in-memory one in tests) has its own namespace: compare spellings.
-  if (fs !== denoFs) return abs;
-  try {
-    return await Deno.realPath(abs);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  try {
-    return join(await Deno.realPath(dirname(abs)), basename(abs));
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return abs;
-  }
-}
-
 /** True if `output` names the file `input` names: same canonical path, or the same inode. */
 async function sameFile(fs: FileSystem, input: string, output: string): Promise<boolean> {
-  if ((await canonical(fs, input)) === (await canonical(fs, output))) return true;
+  if ((await canonicalPath(fs, input)) === (await canonicalPath(fs, output))) return true;
   if (fs !== denoFs) return false;
   // A hard link has its own path but is the same file: replacing it would not touch the
   // input, yet the user almost certainly meant the input.

@@ -5,8 +5,9 @@
 // never drops a record, never removes the old file before the compacted one replaces it,
 // and refuses to write after an fsync failure. README "Serf snapshots" and "Crash safety".
 import { type Clock, systemClock } from "../clock.ts";
-import { BackpressureError, ClosedError, CorruptionError, LockedError, PoisonedError } from "../errors.ts";
+import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "../errors.ts";
 import { denoFs } from "../fs/deno_fs.ts";
+import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, type RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
@@ -359,14 +360,12 @@ export class Snapshotter {
       throw new TypeError(`Cannot open snapshot: path must be a non-empty string, got ${typeName(path)}`);
     }
     const o = checkOptions(options);
-    const fs = o.fs;
-    const lock = await fs.open(`${path}.lock`, { read: true, write: true, create: true, mode: 0o644 });
-    if (!(await lock.tryLock())) {
-      await lock.close();
-      throw new LockedError(path);
-    }
+    // Every file operation uses the file's canonical path: a symlink to a snapshot takes the
+    // snapshot's own lock, and a compaction renames over the file, not over the link.
+    const real = await canonicalPath(o.fs, path);
+    const lock = await acquireWriterLock(o.fs, real, path);
     try {
-      return await Snapshotter.#openLocked(path, o, lock);
+      return await Snapshotter.#openLocked(real, o, lock);
     } catch (e) {
       await lock.close();
       throw e;

@@ -1,0 +1,51 @@
+// Which file a path names, and the one-writer lock on it. Both the live log
+// (src/serf/snapshotter.ts) and the offline writers (convert) go through here, so a symlink
+// or a different spelling of a path cannot get around the lock.
+// (With JSR reachable, @std/path would replace node:path; the calls are the same.)
+import { basename, dirname, join, normalize, resolve } from "node:path";
+import { LockedError } from "../errors.ts";
+import { denoFs } from "./deno_fs.ts";
+import type { FileHandle, FileSystem } from "./types.ts";
+
+/**
+ * The canonical path of `path`: absolute, with symlinks resolved where the file (or else its
+ * directory) exists. Another file system (an in-memory one in tests) has its own namespace:
+ * there it is the normalized spelling (`./d/../d/x` is `d/x`).
+ */
+export async function canonicalPath(fs: FileSystem, path: string): Promise<string> {
+  if (fs !== denoFs) return normalize(path);
+  const abs = resolve(path);
+  try {
+    return await Deno.realPath(abs);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  try {
+    return join(await Deno.realPath(dirname(abs)), basename(abs));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return abs;
+  }
+}
+
+/**
+ * Takes the writer lock of the file at `canonical` (from {@link canonicalPath}): an exclusive
+ * lock on `<canonical>.lock`, a separate file, so that it also works on Windows and survives
+ * the rename that replaces the file itself. Hard links to one file are separate paths, with
+ * separate locks: open a snapshot through one name.
+ *
+ * @returns The lock file's handle: closing it releases the lock.
+ * @throws {LockedError} (naming `shown`) if another writer holds it.
+ */
+export async function acquireWriterLock(
+  fs: FileSystem,
+  canonical: string,
+  shown: string,
+): Promise<FileHandle> {
+  const lock = await fs.open(`${canonical}.lock`, { read: true, write: true, create: true, mode: 0o644 });
+  if (!(await lock.tryLock())) {
+    await lock.close();
+    throw new LockedError(shown);
+  }
+  return lock;
+}

@@ -381,6 +381,7 @@ Deno.test("Snapshotter does not compact below the threshold", async () => {
   const mem = new MemFs();
   const clock = new ManualClock();
   const s = await openMem(mem, { clock, minCompactSizeBytes: 8192 });
+  mem.ops.length = 0; // (creating the file renamed its header into place)
   for (let i = 0; i < 100; i++) s.append(alive(`n${i % 3}`, `10.0.0.${i}:7946`));
   clock.advance(500);
   await s.settled();
@@ -978,4 +979,36 @@ Deno.test('Snapshotter with sync: "always" compacts when the file passes the thr
   assert.ok(mem.read(P).length < 1024);
   await s.close();
   assert.deepEqual((await reopenState(mem)).alive, [{ name: "node-0", addr: "10.0.0.1:7946" }]);
+});
+
+Deno.test("Snapshotter creates a binary file with its header in place, and opens an existing empty file as Go text", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  // The header is written beside the file and renamed in: there is never an empty snapshot.
+  assert.deepEqual(mem.ops.slice(0, 8), [
+    `open ${P}.lock`,
+    `remove ${P}.compact`, // a crash's leftover
+    `open ${P}.compact`,
+    `write ${P}.compact 0 24`,
+    `datasync ${P}.compact`,
+    `close ${P}.compact`,
+    `rename ${P}.compact ${P}`,
+    `syncDir d`,
+  ]);
+  assert.equal(s.format, "binary");
+  await s.close();
+
+  // An empty file is what serf leaves before its first write: "auto" keeps its format.
+  const serf = await mem.open("d/serf.snapshot", { write: true, create: true });
+  await serf.close();
+  const t = await Snapshotter.open("d/serf.snapshot", { fs: mem, clock: new ManualClock() });
+  assert.equal(t.format, "go-text");
+  assert.equal(t.openReport.created, false);
+  t.append(alive("a", "10.0.0.1:7946"));
+  await t.close();
+  assert.equal(
+    new TextDecoder().decode(mem.read("d/serf.snapshot")).startsWith("alive: a 10.0.0.1:7946\n"),
+    true,
+  );
+  assert.equal((await replaySnapshot("d/serf.snapshot", { fs: mem })).format, "go-text");
 });

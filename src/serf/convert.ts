@@ -228,7 +228,7 @@ export async function convertSnapshot(
   if (await sameFile(fs, input, output)) {
     throw new Error(`Cannot convert "${input}": the output "${output}" is the input file`);
   }
-  const from: SnapshotFormat = o.from === "auto" ? (await detectFormat(fs, input)) ?? "binary" : o.from;
+  const from: SnapshotFormat = o.from === "auto" ? (await detectFormat(fs, input)) ?? "go-text" : o.from;
 
   const progress = new Progress(info.size, o.onProgress);
   const replayed = from === "go-text"

@@ -100,7 +100,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   const file = await fs.open(path, { read: true });
   try {
     const format: SnapshotFormat = want === "auto"
-      ? (await formatOf(file, info.size, path)) ?? "binary"
+      ? (await formatOf(file, info.size, path)) ?? "go-text" // empty: a snaplog file has a header
       : want;
     const par = SplitPlanner.create(path, info.size, format, rejoin, {
       parallel: options.parallel !== false,

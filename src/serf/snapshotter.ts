@@ -8,6 +8,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "../errors.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
+import { encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, type RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
@@ -242,6 +243,25 @@ export async function formatOf(file: FileHandle, size: number, path: string): Pr
   return head.every((b, i) => b === MAGIC_BYTES[i]) ? "binary" : "go-text";
 }
 
+/**
+ * Creates the binary snapshot `path` with its file header, atomically: the header goes to
+ * `<path>.compact` (the name a crash's leftover is removed under on open), is fdatasynced,
+ * and the file is renamed into place and its directory fsynced. A crash leaves no file or a
+ * complete header, never an empty file.
+ */
+async function createBinaryFile(fs: FileSystem, path: string): Promise<void> {
+  const tmp = `${path}.compact`;
+  const h = await fs.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
+  try {
+    await h.write(encodeFileHeader(FileKind.serfSnapshot), 0);
+    await h.datasync();
+  } finally {
+    await h.close();
+  }
+  await fs.rename(tmp, path);
+  await fs.syncDir(dirOf(path));
+}
+
 /** {@link formatOf} for a path: opens, reads the first bytes, closes. Null if missing or empty. */
 export async function detectFormat(fs: FileSystem, path: string): Promise<SnapshotFormat | null> {
   const info = await fs.stat(path);
@@ -378,11 +398,15 @@ export class Snapshotter {
     await fs.remove(`${path}.compact`);
     const info = await fs.stat(path);
     const created = info === null;
+    // A new binary file appears with its header in place (written beside it and renamed), so
+    // an existing empty file is never a snaplog file: it is serf's (serf creates its snapshot
+    // empty at start), and "auto" opens it as Go text.
+    if (created && o.format !== "go-text") await createBinaryFile(fs, path);
     const file = await fs.open(path, { read: true, write: true, create: true, mode: 0o644 });
     try {
-      const size = info?.size ?? 0;
+      const size = created && o.format !== "go-text" ? FILE_HEADER_BYTES : info?.size ?? 0;
       const detected = await formatOf(file, size, path);
-      const format: SnapshotFormat = detected ?? (o.format === "auto" ? "binary" : o.format);
+      const format: SnapshotFormat = detected ?? (o.format === "auto" ? "go-text" : o.format);
       if (detected !== null && o.format !== "auto" && o.format !== detected) {
         throw new TypeError(`Cannot open "${path}": the file is in ${detected} format, not ${o.format}`);
       }

@@ -448,6 +448,33 @@ Deno.test("Snapshotter salvage keeps every other record and reports the skipped 
   assert.deepEqual(state.warnings, []);
 });
 
+Deno.test("Snapshotter salvage keeps every record after a damaged file header, and writes a new one", async () => {
+  const { bytes } = await kRecords();
+  for (const [what, at] of [["header checksum", 20], ["version", 4]] as const) {
+    const bad = bytes.slice();
+    bad[at]! ^= 0x01;
+    const mem = new MemFs();
+    mem.write(P, bad);
+    for (const recovery of ["truncate-tail", "strict"] as const) {
+      const err = await openMem(mem, { recovery }).catch((e) => e);
+      assert.ok(err instanceof CorruptionError && err.offset === 0, `${what} ${recovery}: ${err}`);
+    }
+    assert.deepEqual(mem.read(P), bad, "the other modes do not touch the file");
+    const replayed = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+    assert.deepEqual(replayed.aliveNodes.map((n) => n.name), firstK(K), what);
+    assert.equal(replayed.warnings.length, 1);
+    assert.equal(replayed.warnings[0]!.line, 0);
+    assert.match(replayed.warnings[0]!.reason, /^skipped 24 bytes: /);
+
+    const s = await openMem(mem, { recovery: "salvage" });
+    assert.deepEqual(names(stateOf(s)), firstK(K));
+    assert.deepEqual(mem.read(`${P}.broken`), bad);
+    await s.close();
+    const state = await replaySnapshot(P, { fs: mem, recovery: "strict" });
+    assert.deepEqual(state.aliveNodes.map((n) => n.name), firstK(K), `${what}: rewritten with a good header`);
+  }
+});
+
 Deno.test("Snapshotter reads a zeroed preallocated tail as the end of the log", async () => {
   const { bytes } = await kRecords();
   for (const recovery of ["strict", "truncate-tail", "salvage"] as const) {

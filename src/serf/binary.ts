@@ -283,12 +283,20 @@ export async function replayBinaryFile(
     }
     return result;
   }
+  const skip = (region: SkippedRegion): void => {
+    if (result.skipped.length < (range.maxSkipped ?? WARNINGS_MAX_DEFAULT)) result.skipped.push(region);
+    else result.skippedOmitted++;
+  };
   if (range.from === undefined) {
     const header = new Uint8Array(FILE_HEADER_BYTES);
     await readFull(file, header, 0, path);
     const decoded = decodeFileHeader(header);
-    if (typeof decoded === "string") throw new CorruptionError(path, 0, decoded);
-    if (decoded.kind !== FileKind.serfSnapshot) {
+    if (typeof decoded === "string") {
+      // Salvage keeps every frame that checks out, also after a damaged header: frames carry
+      // their own checksums. (The repair on open writes a new header.)
+      if (recovery !== "salvage") throw new CorruptionError(path, 0, decoded);
+      skip({ offset: 0, bytes: FILE_HEADER_BYTES, reason: decoded });
+    } else if (decoded.kind !== FileKind.serfSnapshot) {
       throw new CorruptionError(path, 0, `file kind ${decoded.kind} is not a serf snapshot`);
     }
   }
@@ -376,11 +384,7 @@ export async function replayBinaryFile(
       if (recovery !== "salvage") {
         throw new CorruptionError(path, damageAt, `${reason} followed by valid records at offset ${next}`);
       }
-      if (result.skipped.length < (range.maxSkipped ?? WARNINGS_MAX_DEFAULT)) {
-        result.skipped.push({ offset: damageAt, bytes: next - damageAt, reason });
-      } else {
-        result.skippedOmitted++;
-      }
+      skip({ offset: damageAt, bytes: next - damageAt, reason });
       pos = next;
       have = 0;
       start = 0;

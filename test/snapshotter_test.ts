@@ -1012,3 +1012,16 @@ Deno.test("Snapshotter creates a binary file with its header in place, and opens
   );
   assert.equal((await replaySnapshot("d/serf.snapshot", { fs: mem })).format, "go-text");
 });
+
+Deno.test("Snapshotter binary rejects a lone surrogate instead of merging two names into one", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  // "a\uD800" and "a\uD801" differ, but both would be written as "a\uFFFD".
+  assert.throws(() => s.append(alive("a\uD800", "10.0.0.1:7946")), /name contains a lone surrogate/);
+  assert.throws(() => s.append(alive("a\uD801", "10.0.0.2:7946")), RangeError);
+  assert.throws(() => s.append(alive("b", "10.0.0.2:7946\uDC00")), RangeError);
+  assert.throws(() => s.append({ type: "not-alive", name: "\uDFFFx" }), RangeError);
+  s.append(alive("c\u00e9\uD83D\uDE00", "10.0.0.3:7946")); // a proper pair is fine
+  await s.close();
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["c\u00e9\uD83D\uDE00"]);
+});

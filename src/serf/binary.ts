@@ -80,6 +80,16 @@ function writeAscii(u8: Uint8Array, at: number, s: string): boolean {
   return true;
 }
 
+/**
+ * Throws RangeError for a string with a lone surrogate: it has no UTF-8 form, and
+ * TextEncoder would write U+FFFD, so two different names could become one node.
+ */
+function checkWellFormed(type: string, field: string, s: string): void {
+  if (!s.isWellFormed()) {
+    throw new RangeError(`Cannot append ${type} record: ${field} contains a lone surrogate`);
+  }
+}
+
 /** Writes `s` (whose UTF-8 length is `len`) at `at`: a plain loop for ASCII, TextEncoder otherwise. */
 function writeUtf8(u8: Uint8Array, at: number, s: string, len: number): void {
   if (len === s.length) {
@@ -115,6 +125,8 @@ export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: Sn
         }
         enc.unreserve(at);
       }
+      checkWellFormed("alive", "name", name);
+      checkWellFormed("alive", "address", addr);
       const nl = utf8Length(name);
       const al = utf8Length(addr);
       if (nl > NAME_BYTES_MAX) {
@@ -145,6 +157,7 @@ export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: Sn
         if (writeAscii(core.u8, at, name)) return true;
         enc.unreserve(at);
       }
+      checkWellFormed("not-alive", "name", name);
       const nl = utf8Length(name);
       if (nl > NAME_BYTES_MAX) {
         throw new RangeError(

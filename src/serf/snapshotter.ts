@@ -559,7 +559,8 @@ export class Snapshotter {
    *   (appends made together share one fsync); otherwise an already resolved promise.
    * @throws {TypeError} For a record of the wrong shape or field types.
    * @throws {RangeError} For a name or address too long for the format, a clock outside
-   *   0..2^64-1, or (go-text) a name or address that would inject lines.
+   *   0..2^64-1, a name or address with a lone surrogate (it has no UTF-8 form), or (go-text) a
+   *   name or address that would inject lines.
    * @throws {BackpressureError} If `bufferSizeMaxBytes` are already waiting for the disk.
    * @throws {ClosedError} After `close()`.
    * @throws {PoisonedError} After a failed fsync (reopen the log).

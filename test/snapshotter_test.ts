@@ -1025,3 +1025,37 @@ Deno.test("Snapshotter binary rejects a lone surrogate instead of merging two na
   await s.close();
   assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["c\u00e9\uD83D\uDE00"]);
 });
+
+Deno.test("Snapshotter handleEvent records a member event whole or not at all", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    let clock = 5n;
+    const s = await openMem(mem, { format, lamportClock: () => clock });
+    await s.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:7946" }] });
+    await s.sync();
+    const size = mem.read(P).length;
+    clock = 9n;
+    const bad = format === "go-text" ? "evil\nleave" : "x".repeat(70_000);
+    for (
+      const [members, err] of [
+        [[{ name: "b", addr: "10.0.0.2:7946" }, { name: bad, addr: "10.0.0.3:7946" }], RangeError],
+        [[{ name: "b", addr: "10.0.0.2:7946" }, { name: "c", addr: 7946 }], TypeError],
+        [[{ name: "b", addr: "10.0.0.2:7946" }, null], TypeError],
+      ] as const
+    ) {
+      assert.throws(() => s.handleEvent({ type: "member-join", members } as never), err, format);
+      await assert.rejects(
+        Promise.resolve().then(() =>
+          s.handleEvent({ type: "member-failed", members: [{ name: "a" }, { name: 3 }] } as never)
+        ),
+        TypeError,
+      );
+    }
+    await s.sync();
+    assert.equal(mem.read(P).length, size, `${format}: nothing of the failed events was written`);
+    assert.equal(s.stats.fileBytes, size);
+    assert.deepEqual(s.aliveNodes().map((n) => n.name), ["a"]);
+    assert.equal(s.lastClock, 4n, "the clock of a failed event is not recorded");
+    await s.close();
+  }
+});

@@ -6,7 +6,13 @@
 // `aliveNodes()` and the compacted file come from the same table that replay builds.
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FileKind, FrameEncoder } from "../core/frame.ts";
-import { encodeBinaryRecord, SERF_FRAME_SIZE_MAX, SERF_LIMITS, type SerfBinaryExports } from "./binary.ts";
+import {
+  checkBinaryMember,
+  encodeBinaryRecord,
+  SERF_FRAME_SIZE_MAX,
+  SERF_LIMITS,
+  type SerfBinaryExports,
+} from "./binary.ts";
 import { formatGoTextRecord, type GoTextReplayer } from "./gotext.ts";
 import { SerfState } from "./_state.ts";
 import type { SnapshotRecord } from "./records.ts";
@@ -22,6 +28,8 @@ export interface Codec {
   readonly staged: number;
   /** Validates and stages `record`. Returns false, staging nothing, when the buffer is full. */
   encode(record: SnapshotRecord): boolean;
+  /** Throws what `encode` would throw for the `alive` / `not-alive` record, staging nothing. */
+  checkMember(record: SnapshotRecord): void;
   /** Grows the staging buffer to at least `bytes`. */
   grow(bytes: number): void;
   /** Applies every staged record not yet applied to the state. */
@@ -67,6 +75,9 @@ export class BinaryCodec implements Codec {
   }
   encode(record: SnapshotRecord): boolean {
     return encodeBinaryRecord(this.#core, this.#enc, record);
+  }
+  checkMember(record: SnapshotRecord): void {
+    checkBinaryMember(record);
   }
   grow(bytes: number): void {
     this.#enc.grow(bytes);
@@ -116,6 +127,9 @@ export class GoTextCodec implements Codec {
   }
   get staged(): number {
     return this.#len;
+  }
+  checkMember(record: SnapshotRecord): void {
+    formatGoTextRecord(record); // validates; the line is not kept
   }
   encode(record: SnapshotRecord): boolean {
     const line = formatGoTextRecord(record);

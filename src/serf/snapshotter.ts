@@ -244,6 +244,23 @@ export async function formatOf(file: FileHandle, size: number, path: string): Pr
 }
 
 /**
+ * The record a member event writes for `m` (serf: join → alive, leave/failed → not-alive),
+ * or null for update and reap, which record nothing (their member's name is still checked).
+ */
+function memberRecord(type: SerfEvent["type"], m: unknown): SnapshotRecord | null {
+  if (typeof m !== "object" || m === null) {
+    throw new TypeError(`Cannot handle ${type}: a member must be an object, got ${typeName(m)}`);
+  }
+  const { name, addr } = m as { name?: unknown; addr?: unknown };
+  if (type === "member-join") return { type: "alive", name, addr } as SnapshotRecord;
+  if (type === "member-leave" || type === "member-failed") {
+    return { type: "not-alive", name } as SnapshotRecord;
+  }
+  checkString(type, "name", name);
+  return null;
+}
+
+/**
  * Creates the binary snapshot `path` with its file header, atomically: the header goes to
  * `<path>.compact` (the name a crash's leftover is removed under on open), is fdatasynced,
  * and the file is renamed into place and its directory fsynced. A crash leaves no file or a
@@ -673,16 +690,10 @@ export class Snapshotter {
           throw new TypeError(`Cannot handle ${event.type}: members must be an array`);
         }
         if (this.#leaving) return RESOLVED;
-        for (const m of event.members) {
-          if (event.type === "member-join") {
-            const { name, addr } = m as { name: string; addr: string };
-            last = this.append({ type: "alive", name, addr });
-          } else if (event.type === "member-leave" || event.type === "member-failed") {
-            last = this.append({ type: "not-alive", name: m.name });
-          } else {
-            checkString(event.type, "name", m.name);
-          }
-        }
+        const records = event.members.map((m) => memberRecord(event.type, m));
+        // All or nothing: a bad member fails the event before any member is staged.
+        if (records.length > 1) { for (const r of records) if (r !== null) this.#codec.checkMember(r); }
+        for (const r of records) if (r !== null) last = this.append(r);
         const c = this.#updateClock();
         return c ?? last;
       }

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   ClosedError,
   CorruptionError,
+  LockedError,
   ManualClock,
   PoisonedError,
   replaySnapshot,
@@ -698,8 +699,8 @@ function isDeepEqual(a: unknown, b: unknown): boolean {
   }
 }
 
-/** A file system whose fdatasync never returns once `disk.hung` is set: a hung disk. */
-function hangingSyncFs(inner: MemFs, disk: { hung: boolean }): FileSystem {
+/** A hung disk: once `disk.hung` is set, fdatasync returns only when the test calls one of `disk.waiting`. */
+function hangingSyncFs(inner: MemFs, disk: { hung: boolean; waiting: (() => void)[] }): FileSystem {
   return {
     stat: (p) => inner.stat(p),
     rename: (a, b) => inner.rename(a, b),
@@ -711,7 +712,8 @@ function hangingSyncFs(inner: MemFs, disk: { hung: boolean }): FileSystem {
         read: (b, pos) => h.read(b, pos),
         write: (d, pos) => h.write(d, pos),
         truncate: (n) => h.truncate(n),
-        datasync: () => (disk.hung ? new Promise<void>(() => {}) : h.datasync()),
+        datasync:
+          () => (disk.hung ? new Promise<void>((resolve) => disk.waiting.push(resolve)) : h.datasync()),
         size: () => h.size(),
         tryLock: () => h.tryLock(),
         close: () => h.close(),
@@ -720,10 +722,10 @@ function hangingSyncFs(inner: MemFs, disk: { hung: boolean }): FileSystem {
   };
 }
 
-Deno.test("Snapshotter close gives up after timeoutMs on a hung disk, reports what is not durable, and releases the lock", async () => {
+Deno.test("Snapshotter close gives up after timeoutMs on a hung disk, reports what is not durable, and releases the lock once the disk returns", async () => {
   const mem = new MemFs();
   const clock = new ManualClock();
-  const disk = { hung: false };
+  const disk = { hung: false, waiting: [] as (() => void)[] };
   const s = await Snapshotter.open(P, { fs: hangingSyncFs(mem, disk), clock });
   s.append({ type: "alive", name: "a", addr: "10.0.0.1:7946" });
   disk.hung = true;
@@ -738,7 +740,12 @@ Deno.test("Snapshotter close gives up after timeoutMs on a hung disk, reports wh
         .test(e.message),
   );
   assert.throws(() => s.append({ type: "leave" }), ClosedError);
-  // The lock is free: a new writer can open the file.
+  // The hung fdatasync may still return: until it does, no new writer may open the file.
+  await assert.rejects(Snapshotter.open(P, { fs: mem, clock: new ManualClock() }), LockedError);
+  assert.equal(disk.waiting.length, 1);
+  disk.waiting[0]!();
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  // Now the lock is free: a new writer can open the file.
   const again = await Snapshotter.open(P, { fs: mem, clock: new ManualClock() });
   assert.deepEqual(again.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
   await again.close();

@@ -814,8 +814,9 @@ export class Snapshotter {
    * Flushes, records the final member clock (with `lamportClock`), fsyncs, and releases the
    * lock. Calling it again does nothing.
    *
-   * @param options `timeoutMs`: give up waiting for the disk after this long (the lock is
-   *   released either way) and report what was not flushed.
+   * @param options `timeoutMs`: give up waiting for the disk after this long and report what
+   *   was not flushed. The lock is released when the stuck write or fsync settles (at once
+   *   otherwise), so a new writer cannot open the file while it may still change.
    * @throws {Error} Naming the bytes that could not be flushed, with the cause.
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -840,6 +841,8 @@ export class Snapshotter {
       await this.#writeStaged();
       await this.#datasync();
     });
+    let settled = false;
+    work.then(() => settled = true, () => settled = true);
     let timer: unknown = null;
     try {
       if (timeoutMs === undefined) await work;
@@ -863,8 +866,14 @@ export class Snapshotter {
     const unflushed = this.#codec.staged;
     const unsynced = this.#fileSize - this.#durableSize;
     this.#closed = true;
-    await this.#file.close().catch(noop);
-    await this.#lock.close().catch(noop);
+    const release = async (): Promise<void> => {
+      await this.#file.close().catch(noop);
+      await this.#lock.close().catch(noop);
+    };
+    // A write or fsync that timed out may still complete: the file and its lock stay held
+    // until it settles, so no new writer can open the file under it.
+    if (settled) await release();
+    else work.then(release, release);
     if (failure !== null) {
       const reason = failure instanceof Error ? failure.message : String(failure);
       throw new Error(

@@ -31,7 +31,7 @@ export class CorruptionError extends Error {
    * @param reason What is wrong there.
    */
   constructor(path: string, offset: number, reason: string) {
-    super(`Cannot read "${path}": ${reason} at offset ${offset}`);
+    super(`Cannot read "${path}" at offset ${offset}: ${reason}`);
     this.name = "CorruptionError";
     this.path = path;
     this.offset = offset;

@@ -1059,3 +1059,14 @@ Deno.test("Snapshotter handleEvent records a member event whole or not at all", 
     await s.close();
   }
 });
+
+Deno.test("Snapshotter open in a missing directory names the snapshot, not its lock file", () =>
+  withTempDir(async (dir) => {
+    const path = `${dir}/none/s.snap`;
+    await assert.rejects(
+      Snapshotter.open(path),
+      (e: unknown) =>
+        e instanceof Deno.errors.NotFound &&
+        e.message === `Cannot open "${path}": its directory does not exist`,
+    );
+  }));

@@ -36,13 +36,23 @@ export async function canonicalPath(fs: FileSystem, path: string): Promise<strin
  *
  * @returns The lock file's handle: closing it releases the lock.
  * @throws {LockedError} (naming `shown`) if another writer holds it.
+ * @throws {Deno.errors.NotFound} If the directory does not exist.
  */
 export async function acquireWriterLock(
   fs: FileSystem,
   canonical: string,
   shown: string,
 ): Promise<FileHandle> {
-  const lock = await fs.open(`${canonical}.lock`, { read: true, write: true, create: true, mode: 0o644 });
+  let lock: FileHandle;
+  try {
+    lock = await fs.open(`${canonical}.lock`, { read: true, write: true, create: true, mode: 0o644 });
+  } catch (err) {
+    // The lock file is an implementation detail: name the file the caller asked for.
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot open "${shown}": its directory does not exist`, { cause: err });
+    }
+    throw err;
+  }
   if (!(await lock.tryLock())) {
     await lock.close();
     throw new LockedError(shown);

@@ -417,7 +417,7 @@ export async function replayBinaryFile(
         return result;
       }
       if (recovery !== "salvage") {
-        throw new CorruptionError(path, damageAt, `${reason} followed by valid records at offset ${next}`);
+        throw new CorruptionError(path, damageAt, `${reason}; valid records resume at offset ${next}`);
       }
       skip({ offset: damageAt, bytes: next - damageAt, reason });
       pos = next;

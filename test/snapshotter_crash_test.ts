@@ -133,17 +133,23 @@ Deno.test("Snapshotter reports a failed timer flush on the next sync and keeps t
 const PRE_RECORDS = 40;
 
 /** The same durable pre-state every time: a file worth compacting, synced and closed. */
-async function compactionPreState(): Promise<MemFs> {
+async function compactionPreState(format: "binary" | "go-text" = "binary"): Promise<MemFs> {
   const mem = new MemFs();
-  const s = await openMem(mem);
+  const s = await openMem(mem, { format });
   for (let i = 0; i < PRE_RECORDS; i++) s.append(alive(`n${i % 4}`, `10.0.0.${i}:7946`));
   s.append({ type: "clock", value: 7n });
   await s.close();
   return mem;
 }
 
-Deno.test("Snapshotter survives a crash before every step of a compaction", async () => {
-  const record = new FaultFs(await compactionPreState());
+Deno.test("Snapshotter survives a crash before every step of a compaction, both formats", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    await crashEveryCompactionStep(format);
+  }
+});
+
+async function crashEveryCompactionStep(format: "binary" | "go-text"): Promise<void> {
+  const record = new FaultFs(await compactionPreState(format));
   const s0 = await openMem(record);
   s0.append(alive("new", "10.0.0.99:7946")); // buffered: lands in the compacted file only
   const before = stateOf(s0);
@@ -153,13 +159,13 @@ Deno.test("Snapshotter survives a crash before every step of a compaction", asyn
   await s0.close();
   assert.ok(steps.some((op) => op.startsWith("rename ")), steps.join("\n"));
 
-  const preMem = await compactionPreState();
+  const preMem = await compactionPreState(format);
   const preBytes = preMem.read(P).length;
   const pre = await reopenState(preMem);
   let sawOld = false;
   let sawNew = false;
   for (let i = 0; i <= steps.length; i++) {
-    const mem = await compactionPreState();
+    const mem = await compactionPreState(format);
     const fs = new FaultFs(mem);
     const s = await openMem(fs);
     s.append(alive("new", "10.0.0.99:7946"));
@@ -183,17 +189,18 @@ Deno.test("Snapshotter survives a crash before every step of a compaction", asyn
     const state = await reopenState(mem);
     // Once compact() resolved, its result (with the buffered record) must survive.
     if (finished || state.alive.some((n) => n.name === "new")) {
-      assert.deepEqual(state, before, `crash before ${step}`);
+      assert.deepEqual(state, before, `${format}: crash before ${step}`);
       sawNew = true;
     } else {
-      assert.deepEqual(state, pre, `crash before ${step}`);
+      assert.deepEqual(state, pre, `${format}: crash before ${step}`);
       assert.equal(size, preBytes, `crash before ${step}: old file changed`);
       sawOld = true;
     }
     assert.equal(await mem.stat(`${P}.compact`), null, `leftover .compact after a crash before ${step}`);
   }
-  assert.ok(sawOld && sawNew);
-});
+  assert.ok(sawOld && sawNew, format);
+  assert.equal((await replaySnapshot(P, { fs: await compactionPreState(format) })).format, format);
+}
 
 Deno.test("Snapshotter keeps the old file and keeps appending when a compaction rename fails", async () => {
   const mem = await compactionPreState();

@@ -910,6 +910,19 @@ Deno.test("Snapshotter go-text rejects a name or address that would inject lines
   assert.throws(() => s.append(alive("b", "10.0.0.1:7946\nleave")), RangeError);
   assert.throws(() => s.append(alive("b", "10.0.0.1 7946")), RangeError);
   assert.throws(() => s.append({ type: "comment", text: "x\nleave" }), RangeError);
+  // "\r" too: serf strips only "\n", so a "\r" would end up inside the name on replay.
+  assert.throws(() => s.append(alive("c\r", "10.0.0.1:7946")), RangeError);
+  assert.throws(() => s.append(alive("c", "10.0.0.1:7946\r")), RangeError);
+  assert.throws(() => s.append({ type: "not-alive", name: "a\r" }), RangeError);
+  // The event path checks the same, for every member.
+  assert.throws(
+    () => s.handleEvent({ type: "member-join", members: [{ name: "x\nleave", addr: "1:2" }] }),
+    RangeError,
+  );
+  assert.throws(
+    () => s.handleEvent({ type: "member-failed", members: [{ name: "a" }, { name: "a\r" }] }),
+    RangeError,
+  );
   assert.equal(s.stats.appended, 1);
   await s.close();
   assert.equal(text.decode(mem.read(P)), "alive: a 10.0.0.1:7946\n");

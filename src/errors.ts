@@ -12,7 +12,7 @@
  *
  * const err = new CorruptionError("a.snap", 4096, "checksum mismatch");
  * assert.ok(err instanceof CorruptionError);
- * assert.equal(err.message, 'Cannot read "a.snap": checksum mismatch at offset 4096');
+ * assert.equal(err.message, 'Cannot read "a.snap" at offset 4096: checksum mismatch');
  * ```
  */
 export class CorruptionError extends Error {

@@ -510,7 +510,7 @@ export class Snapshotter {
     }
   }
 
-  /** The snapshot file's path. */
+  /** The snapshot file's canonical path (absolute, symlinks resolved): the file this log writes. */
   get path(): string {
     return this.#path;
   }

@@ -510,7 +510,7 @@ export class Snapshotter {
     }
   }
 
-  /** The snapshot file's canonical path (absolute, symlinks resolved): the file this log writes. */
+  /** The snapshot file's canonical path (on the real file system: absolute, symlinks resolved). */
   get path(): string {
     return this.#path;
   }

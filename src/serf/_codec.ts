@@ -34,7 +34,10 @@ export interface Codec {
   grow(bytes: number): void;
   /** Applies every staged record not yet applied to the state. */
   apply(): void;
-  /** A copy of the staged bytes (applied and sealed first). */
+  /**
+   * The staged bytes (applied and sealed first), for one write: valid until the next `take`,
+   * `consume` or `grow` (the log's writes are one at a time, so each is done by then).
+   */
   take(): Uint8Array;
   /** Drops the first `n` staged bytes: they reached the file. */
   consume(n: number): void;
@@ -59,6 +62,8 @@ export class BinaryCodec implements Codec {
   readonly #enc: FrameEncoder;
   readonly #x: SerfBinaryExports;
   #applied = 0;
+  /** take()'s buffer, reused: a fresh copy per write was megabytes of garbage per flush. */
+  #out = new Uint8Array(0);
 
   constructor(core: WasmCore, state: SerfState) {
     this.#core = core;
@@ -93,7 +98,14 @@ export class BinaryCodec implements Codec {
   }
   take(): Uint8Array {
     this.apply();
-    return this.#enc.bytes().slice();
+    // Copied out of Wasm memory: the staged block may move (grow) or be reused while the
+    // write is in flight.
+    const bytes = this.#enc.bytes();
+    if (this.#out.length < bytes.length) {
+      this.#out = new Uint8Array(Math.max(bytes.length, 2 * this.#out.length));
+    }
+    this.#out.set(bytes);
+    return this.#out.subarray(0, bytes.length);
   }
   consume(n: number): void {
     this.#enc.consume(n);
@@ -159,7 +171,9 @@ export class GoTextCodec implements Codec {
   }
   take(): Uint8Array {
     this.apply();
-    return this.#buf.slice(0, this.#len);
+    // No copy: appends go after #len, and a grow() moves them to a new buffer, leaving this
+    // one as it is; consume() comes after the write.
+    return this.#buf.subarray(0, this.#len);
   }
   consume(n: number): void {
     this.#buf.copyWithin(0, n, this.#len);

@@ -3,6 +3,7 @@
 // (an etcd-style harness), torn MemFs crashes, and a seeded fuzz against a Map model.
 import assert from "node:assert/strict";
 import {
+  BackpressureError,
   ClosedError,
   CorruptionError,
   LockedError,
@@ -756,4 +757,194 @@ Deno.test("Snapshotter close gives up after timeoutMs on a hung disk, reports wh
   const again = await Snapshotter.open(P, { fs: mem, clock: new ManualClock() });
   assert.deepEqual(again.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
   await again.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Races and faults found by the session-4 audit (each failed before its fix)
+
+/** A MemFs whose open of `<path>.compact` waits for `gate()` while `slow.on`: a slow disk. */
+function slowCompactFs(mem: MemFs): { fs: FileSystem; slow: { on: boolean }; gate: () => void } {
+  let gate!: () => void;
+  const opened = new Promise<void>((resolve) => gate = resolve);
+  const slow = { on: false };
+  const fs: FileSystem = {
+    stat: (p) => mem.stat(p),
+    rename: (a, b) => mem.rename(a, b),
+    remove: (p) => mem.remove(p),
+    syncDir: (p) => mem.syncDir(p),
+    async open(path: string, options: OpenOptions): Promise<FileHandle> {
+      if (slow.on && path.endsWith(".compact")) await opened;
+      return mem.open(path, options);
+    },
+  };
+  return { fs, slow, gate };
+}
+
+Deno.test("Snapshotter refuses a compact() once close() has begun, so it cannot replace the next writer's file", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    const { fs, slow, gate } = slowCompactFs(mem);
+    const s = await Snapshotter.open(P, { fs, clock: new ManualClock(), format });
+    slow.on = true;
+    s.append(alive("old", "10.0.0.1:7946"));
+    const closing = s.close();
+    const compacting = s.compact();
+    await closing;
+    const next = await openMem(mem);
+    next.append(alive("new", "10.0.0.2:7946"));
+    await next.sync();
+    gate();
+    await assert.rejects(compacting, ClosedError, format);
+    mem.crash();
+    assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["new", "old"], format);
+    await next.close().catch(() => {});
+  }
+});
+
+Deno.test("Snapshotter keeps a deferred member clock that met a full buffer, and writes it after the buffer", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    const clock = new ManualClock();
+    let lamport = 2n;
+    const s = await openMem(mem, {
+      clock,
+      format,
+      lamportClock: () => lamport,
+      bufferSizeMaxBytes: 1 << 20,
+      sync: "never",
+      minCompactSizeBytes: 2 ** 52,
+    });
+    assert.throws(() => {
+      for (;;) s.append({ type: "clock", value: 1n });
+    }, BackpressureError);
+    lamport = 100n;
+    clock.advance(500); // the tick defers clock 99; the timer flush then has no room for it
+    await s.settled();
+    await s.sync().catch(() => {}); // a failed background flush surfaces here
+    await s.sync();
+    assert.equal(s.lastClock, 99n);
+    mem.crash();
+    assert.equal((await reopenState(mem)).clocks[0], 99n, format);
+  }
+});
+
+Deno.test("Snapshotter fsyncs what it replays on open: a reopen after a failed fsync makes the file durable", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    const fs = new FaultFs(mem);
+    const s = await openMem(fs, { format });
+    s.append(alive("a", "10.0.0.1:7946"));
+    fs.failNextSync();
+    await assert.rejects(s.sync(), PoisonedError);
+    await s.close().catch(() => {});
+    const again = await openMem(mem); // the record is in the page cache, not on disk
+    assert.deepEqual(again.aliveNodes().map((n) => n.name), ["a"]);
+    await again.close();
+    mem.crash();
+    assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"], format);
+  }
+});
+
+Deno.test("Snapshotter opens a file over the threshold when its compaction fails, and reports why", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    for (const fault of ["rename", "disk full"] as const) {
+      const mem = new MemFs();
+      const s = await openMem(mem, { format, minCompactSizeBytes: 2 ** 52 });
+      for (let i = 0; i < 200; i++) s.append(alive(`n${i % 5}`, `10.0.0.${i % 250}:1`));
+      await s.close();
+      const before = mem.read(P);
+      const fs = new FaultFs(mem);
+      if (fault === "rename") fs.failNextRename();
+      else fs.failAfterBytes(0);
+      const again = await openMem(fs, { minCompactSizeBytes: 1000 });
+      assert.equal(again.openReport.compactedOnOpen, false);
+      assert.match(again.openReport.compactionError ?? "", /Cannot compact .*the old snapshot is intact/);
+      assert.deepEqual(mem.read(P), before, `${format} ${fault}: the old file is intact`);
+      assert.equal(again.aliveNodes().length, 5);
+      fs.failAfterBytes(Infinity);
+      again.append(alive("after", "10.0.0.9:1"));
+      await again.sync();
+      await again.close();
+      assert.equal((await reopenState(mem, { minCompactSizeBytes: 2 ** 52 })).alive.length, 6);
+    }
+  }
+});
+
+Deno.test("Snapshotter stages a member event whole or not at all under back-pressure too", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    const s = await openMem(mem, {
+      format,
+      bufferSizeMaxBytes: 1 << 20,
+      sync: "never",
+      minCompactSizeBytes: 2 ** 52,
+    });
+    let n = 0;
+    assert.throws(() => {
+      for (;; n++) s.append(alive(`n${n}`, "10.0.0.1:7946"));
+    }, BackpressureError);
+    const staged = s.stats.bufferedBytes;
+    const appended = s.stats.appended;
+    assert.throws(
+      () =>
+        s.handleEvent({
+          type: "member-join",
+          members: [{ name: "a", addr: "1" }, { name: "b".repeat(200), addr: "2" }],
+        }),
+      BackpressureError,
+    );
+    assert.equal(s.stats.bufferedBytes, staged, `${format}: the first member was taken back`);
+    assert.equal(s.stats.appended, appended);
+    await s.sync();
+    assert.ok(!s.aliveNodes().some((x) => x.name === "a"), format);
+    await s.close();
+  }
+});
+
+Deno.test("Snapshotter close writes what an earlier failed flush left buffered once the disk has room", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const clock = new ManualClock();
+  const s = await openMem(fs, { clock });
+  s.append(alive("a", "10.0.0.1:7946"));
+  fs.failAfterBytes(0);
+  clock.advance(500);
+  await s.settled(); // the timer flush failed: disk full
+  fs.failAfterBytes(Infinity); // space freed
+  await s.close();
+  mem.crash();
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"]);
+});
+
+Deno.test("Snapshotter does no I/O from a flush timer armed before a failed fsync", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const clock = new ManualClock();
+  const s = await openMem(fs, { clock, sync: "never" });
+  s.append(alive("a", "1"));
+  fs.failNextSync();
+  const failed = assert.rejects(s.sync(), PoisonedError);
+  for (let i = 0; i < 3; i++) await null; // the sync has taken the buffer
+  s.append(alive("b", "2")); // arms the flush timer
+  await failed;
+  const n = fs.ops.length;
+  clock.advance(500);
+  await s.settled();
+  assert.deepEqual(fs.ops.slice(n), []);
+});
+
+Deno.test("Snapshotter go-text takes a line longer than the staging buffer, and refuses one over bufferSizeMaxBytes", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem, {
+    format: "go-text",
+    minCompactSizeBytes: 2 ** 52,
+    bufferSizeMaxBytes: 8 << 20,
+  });
+  s.append(alive("a", "1"));
+  s.append(alive("L".repeat(3 << 20), "10.0.0.1:1")); // the buffer starts at 1 MiB
+  assert.throws(() => s.append(alive("M".repeat(9 << 20), "2")), /larger than bufferSizeMaxBytes/);
+  s.append(alive("b", "2"));
+  await s.close();
+  const names = (await reopenState(mem, { minCompactSizeBytes: 2 ** 52 })).alive.map((n) => n.name.length);
+  assert.deepEqual(names, [3 << 20, 1, 1]);
 });

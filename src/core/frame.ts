@@ -420,6 +420,16 @@ export class FrameEncoder {
     this.#sealed = this.#len;
   }
 
+  /** Drops the frames after the first `length` bytes of the batch (not yet sealed). */
+  truncate(length: number): void {
+    if (length < this.#sealed || length > this.#len) {
+      throw new RangeError(
+        `Cannot truncate the batch to ${length} bytes: it is not a pending frame boundary`,
+      );
+    }
+    this.#len = length;
+  }
+
   /** Empties the batch. */
   clear(): void {
     this.#len = 0;

@@ -26,12 +26,21 @@ export interface Codec {
   readonly state: SerfState;
   /** Bytes staged and not yet written to the file. */
   readonly staged: number;
+  /** Bytes the staging buffer holds before it must grow. */
+  readonly capacity: number;
   /** Validates and stages `record`. Returns false, staging nothing, when the buffer is full. */
   encode(record: SnapshotRecord): boolean;
   /** Throws what `encode` would throw for the `alive` / `not-alive` record, staging nothing. */
   checkMember(record: SnapshotRecord): void;
+  /**
+   * Drops what was staged after the buffer held `staged` bytes (a value of `staged` read
+   * earlier, with nothing applied, taken or consumed since): an event staged in part.
+   */
+  rollback(staged: number): void;
   /** Grows the staging buffer to at least `bytes`. */
   grow(bytes: number): void;
+  /** Bytes `record` takes staged (for the error path: it encodes the record on the side). */
+  sizeOf(record: SnapshotRecord): number;
   /** Applies every staged record not yet applied to the state. */
   apply(): void;
   /**
@@ -78,11 +87,20 @@ export class BinaryCodec implements Codec {
   get staged(): number {
     return this.#enc.length;
   }
+  get capacity(): number {
+    return this.#enc.capacity;
+  }
   encode(record: SnapshotRecord): boolean {
     return encodeBinaryRecord(this.#core, this.#enc, record);
   }
   checkMember(record: SnapshotRecord): void {
     checkBinaryMember(record);
+  }
+  rollback(staged: number): void {
+    this.#enc.truncate(staged);
+  }
+  sizeOf(_record: SnapshotRecord): number {
+    return SERF_FRAME_SIZE_MAX; // an upper bound: no frame is larger
   }
   grow(bytes: number): void {
     this.#enc.grow(bytes);
@@ -140,8 +158,20 @@ export class GoTextCodec implements Codec {
   get staged(): number {
     return this.#len;
   }
+  get capacity(): number {
+    return this.#buf.length;
+  }
   checkMember(record: SnapshotRecord): void {
     formatGoTextRecord(record); // validates; the line is not kept
+  }
+  sizeOf(record: SnapshotRecord): number {
+    return textEncoder.encode(formatGoTextRecord(record)).length;
+  }
+  rollback(staged: number): void {
+    if (staged < this.#applied || staged > this.#len) {
+      throw new RangeError(`Cannot roll the staged lines back to ${staged} bytes: already applied`);
+    }
+    this.#len = staged;
   }
   encode(record: SnapshotRecord): boolean {
     const line = formatGoTextRecord(record);

@@ -131,6 +131,11 @@ export interface OpenReport {
   brokenCopy: string | null;
   /** True if the file was compacted during open. */
   compactedOnOpen: boolean;
+  /**
+   * Why the compaction open tried (the file was over the threshold) failed, or null. The log
+   * opens on the old file, which is intact, and retries after `compactRetryMs`.
+   */
+  compactionError: string | null;
   /** True if the file was created by this open. */
   created: boolean;
 }
@@ -436,6 +441,7 @@ export class Snapshotter {
         skippedOmitted: 0,
         brokenCopy: null,
         compactedOnOpen: false,
+        compactionError: null,
         created,
       };
       let codec: Codec;
@@ -496,11 +502,29 @@ export class Snapshotter {
           await file.datasync();
         }
       }
-      if (created) await fs.syncDir(dirOf(path)); // make the new file's directory entry durable
+      if (created) {
+        await fs.syncDir(dirOf(path)); // make the new file's directory entry durable
+      } else {
+        // What replay just read may be only in the page cache: a writer before us may have
+        // died (or failed an fsync) between a write and its fdatasync. Counting it durable
+        // without this would let sync() skip the fsync and a power loss take it.
+        await file.datasync();
+      }
       const snap = new Snapshotter(path, o, codec, lock, file, end, report);
-      if (rewrite || snap.#overThreshold()) {
+      if (rewrite) {
+        // Salvage's repair: the damaged regions must go, so a failure here fails the open.
         await snap.#compactLocked();
         report.compactedOnOpen = true;
+      } else if (snap.#overThreshold()) {
+        // Only size: a failed compaction (a full disk, a refused rename) leaves the old file
+        // intact, and the log opens on it and retries later, as a live log does.
+        try {
+          await snap.#compactLocked();
+          report.compactedOnOpen = true;
+        } catch (e) {
+          if (snap.#poison !== null) throw e;
+          report.compactionError = errorMessage(e);
+        }
       }
       snap.#armClockTimer();
       return snap;
@@ -597,13 +621,19 @@ export class Snapshotter {
   /** Encodes `record` into the staging buffer (growing it, or refusing past the limit). */
   #stage(record: SnapshotRecord): void {
     const codec = this.#codec;
-    if (!codec.encode(record)) {
-      const want = codec.staged * 2 + (256 << 10);
-      if (want > this.#o.bufferSizeMaxBytes && codec.staged + (256 << 10) > this.#o.bufferSizeMaxBytes) {
+    const max = this.#o.bufferSizeMaxBytes;
+    // Grow (doubling, up to the limit) until the record fits. A record that does not fit an
+    // empty buffer of the whole limit (a Go text line over it) never will: RangeError.
+    while (!codec.encode(record)) {
+      if (codec.capacity >= max) {
+        if (codec.staged === 0 || codec.sizeOf(record) > max) {
+          throw new RangeError(
+            `Cannot append ${record.type} record to "${this.#path}": it is larger than bufferSizeMaxBytes (${max})`,
+          );
+        }
         throw new BackpressureError(this.#path, codec.staged);
       }
-      codec.grow(Math.min(want, this.#o.bufferSizeMaxBytes));
-      if (!codec.encode(record)) throw new BackpressureError(this.#path, codec.staged);
+      codec.grow(Math.min(codec.capacity * 2, max));
     }
     this.#appended++;
     this.#appendSeq++;
@@ -640,8 +670,8 @@ export class Snapshotter {
   #materializeClock(): void {
     const value = this.#pendingClock;
     if (value === null) return;
+    this.#stage({ type: "clock", value }); // may throw BackpressureError: then it stays pending
     this.#pendingClock = null;
-    this.#stage({ type: "clock", value });
   }
 
   /**
@@ -693,7 +723,18 @@ export class Snapshotter {
         const records = event.members.map((m) => memberRecord(event.type, m));
         // All or nothing: a bad member fails the event before any member is staged.
         if (records.length > 1) { for (const r of records) if (r !== null) this.#codec.checkMember(r); }
-        for (const r of records) if (r !== null) last = this.append(r);
+        // And under back-pressure: a member that no longer fits takes back the ones before it.
+        const staged = this.#codec.staged;
+        const appended = this.#appended;
+        const seq = this.#appendSeq;
+        try {
+          for (const r of records) if (r !== null) last = this.append(r);
+        } catch (e) {
+          this.#codec.rollback(staged);
+          this.#appended = appended;
+          this.#appendSeq = seq;
+          throw e;
+        }
         const c = this.#updateClock();
         return c ?? last;
       }
@@ -768,9 +809,8 @@ export class Snapshotter {
     const p: Promise<void> = this.#exclusive(async () => {
       this.#syncPending = null;
       this.#throwPending();
-      this.#materializeClock();
       this.#syncWriting = { promise: p, coveredSeq: this.#appendSeq };
-      await this.#writeStaged(); // takes the whole buffer before its first await
+      await this.#writeStaged(); // takes the whole buffer (and the deferred clock) first
       await this.#datasync();
       // With sync: "always" no timer flush runs, so the file's growth is checked here too.
       this.#maybeCompact();
@@ -792,9 +832,14 @@ export class Snapshotter {
    * @throws {PoisonedError} If the directory fsync or reopen after the rename fails.
    */
   compact(): Promise<void> {
-    if (this.#closed) return Promise.reject(new ClosedError(this.#path, "compact"));
+    if (this.#closed || this.#closing) return Promise.reject(new ClosedError(this.#path, "compact"));
     if (this.#poison !== null) return Promise.reject(new PoisonedError(this.#path, "compact", this.#poison));
-    return this.#exclusive(() => this.#compactLocked());
+    return this.#exclusive(() => {
+      // Checked again in its turn: a compaction must never run once close() has begun (the
+      // lock may be gone by then, and a new writer's file would be renamed over).
+      if (this.#closed || this.#closing) throw new ClosedError(this.#path, "compact");
+      return this.#compactLocked();
+    });
   }
 
   /**
@@ -837,7 +882,9 @@ export class Snapshotter {
     this.#closing = true;
     this.#clearTimers();
     const work = this.#poison !== null ? Promise.reject(this.#poison) : this.#exclusive(async () => {
-      this.#throwPending();
+      // An earlier background failure (a timer flush on a full disk) left its records
+      // buffered: try them now, and report only what still fails. There is no later retry.
+      this.#pendingError = null;
       await this.#writeStaged();
       await this.#datasync();
     });
@@ -926,10 +973,11 @@ export class Snapshotter {
   }
 
   async #timedFlush(): Promise<void> {
-    if (this.#flushing || this.#closed) return;
+    if (this.#flushing || this.#closed || this.#poison !== null) return;
     this.#flushing = true;
     try {
-      await this.#exclusive(() => this.#writeStaged());
+      // A timer armed before an fsync failed must not write after it.
+      await this.#exclusive(() => this.#poison === null ? this.#writeStaged() : Promise.resolve());
     } finally {
       this.#flushing = false;
     }
@@ -956,14 +1004,28 @@ export class Snapshotter {
     this.#compactQueued = true;
     this.#spawn(this.#exclusive(async () => {
       this.#compactQueued = false;
-      if (this.#closed || this.#poison !== null || !this.#overThreshold()) return;
+      if (this.#closed || this.#closing || this.#poison !== null || !this.#overThreshold()) return;
       await this.#compactLocked();
     }));
   }
 
-  /** Writes the staged bytes at the end of the file. A failed write is undone by truncation. */
+  /**
+   * Stages the deferred member clock and writes everything staged. With the buffer too full
+   * for the clock record, what is staged goes first and the clock after it.
+   */
   async #writeStaged(): Promise<void> {
-    this.#materializeClock();
+    try {
+      this.#materializeClock();
+    } catch (e) {
+      if (!(e instanceof BackpressureError)) throw e;
+      await this.#writeBuffer();
+      this.#materializeClock();
+    }
+    await this.#writeBuffer();
+  }
+
+  /** Writes the staged bytes at the end of the file. A failed write is undone by truncation. */
+  async #writeBuffer(): Promise<void> {
     if (this.#codec.staged === 0) return;
     const bytes = this.#codec.take();
     try {

@@ -17,6 +17,9 @@ import {
 import { FaultFs } from "../src/fs/fault_fs.ts";
 import type { FileHandle, FileSystem, OpenOptions } from "../src/fs/types.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
+import { WasmCore } from "../src/_wasm/core.ts";
+import { FrameEncoder } from "../src/core/frame.ts";
+import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 
 const P = "d/s.snap";
@@ -947,4 +950,62 @@ Deno.test("Snapshotter go-text takes a line longer than the staging buffer, and 
   await s.close();
   const names = (await reopenState(mem, { minCompactSizeBytes: 2 ** 52 })).alive.map((n) => n.name.length);
   assert.deepEqual(names, [3 << 20, 1, 1]);
+});
+
+/** A node name whose bytes are a whole valid alive frame (ASCII, so it survives as a name). */
+function nameHoldingAFrame(): string {
+  const core = new WasmCore();
+  for (let n = 0;; n++) {
+    const enc = new FrameEncoder(core, SERF_LIMITS, 256);
+    encodeBinaryRecord(core, enc, { type: "alive", name: `evil${n}`, addr: "6.6.6.6:1" });
+    const b = enc.bytes();
+    if (b.every((x) => x < 0x80)) return String.fromCharCode(...b);
+  }
+}
+
+Deno.test("Snapshotter reads a torn last frame whose name holds a valid frame as a torn tail, not corruption", async () => {
+  const fake = nameHoldingAFrame();
+  for (const recovery of ["truncate-tail", "salvage"] as const) {
+    const mem = new MemFs();
+    const clock = new ManualClock();
+    const s = await openMem(mem, { clock });
+    s.append(alive("good", "10.0.0.1:7946"));
+    await s.sync();
+    const before = mem.read(P).length;
+    // Two bytes put the forged frame on an 8-byte boundary of the file.
+    s.append(alive("xx" + fake + "y".repeat(700), "10.0.0.2:7946"));
+    clock.advance(500);
+    await s.settled(); // written, not fsynced
+    const torn = mem.read(P).slice();
+    torn.fill(0, torn.length - 200); // a power loss kept the new size, not the last sector
+    mem.write(P, torn);
+    mem.crash();
+    const again = await openMem(mem, { recovery });
+    assert.deepEqual(names(stateOf(again)), ["good"], `${recovery}: no record from inside the name`);
+    assert.equal(again.openReport.tornTailBytes, torn.length - before, recovery);
+    assert.deepEqual(again.openReport.skipped, []);
+    await again.close();
+  }
+});
+
+Deno.test("Snapshotter still finds corruption when a damaged length covers the frames after it", async () => {
+  const { bytes, starts } = await kRecords();
+  const bad = bytes.slice();
+  // Frame 1's length grows by 16: its checksum fails and its claimed extent covers frame 2's
+  // start, so the search for records after the damage goes on from the claimed end.
+  new DataView(bad.buffer).setUint32(
+    starts[1]! + 4,
+    new DataView(bad.buffer).getUint32(starts[1]! + 4, true) + 16,
+    true,
+  );
+  const damaged = new MemFs();
+  damaged.write(P, bad);
+  const err = await openMem(damaged).catch((e) => e);
+  assert.ok(err instanceof CorruptionError && err.offset === starts[1], String(err));
+  const mem = new MemFs();
+  mem.write(P, bad);
+  const s = await openMem(mem, { recovery: "salvage" });
+  // Salvage keeps what follows the claimed extent; frame 2 lay inside it.
+  assert.deepEqual(names(stateOf(s)), ["n0", ...firstK(K).slice(3)]);
+  await s.close();
 });

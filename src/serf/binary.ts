@@ -405,7 +405,17 @@ export async function replayBinaryFile(
         return result;
       }
       if (r.status === ScanStatus.zero) reason = "zeroed bytes";
-      const next = await findNextFrame(scanner, file, damageAt + 8, size);
+      // Where the damaged frame says it ends, if its header is plausible (read before the
+      // search below reuses the buffer).
+      const claimedEnd = claimedFrameEnd(scanner.buffer().subarray(start, have), damageAt);
+      let next = await findNextFrame(scanner, file, damageAt + 8, size);
+      if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
+        // A valid frame inside the damaged frame's own extent may be bytes of its payload: a
+        // node name can hold anything, a whole frame included. Only a valid frame at or past
+        // that extent proves records after the damage; without one this is a torn last frame
+        // (as a crash leaves it), and salvage does not take the contained "frames" as records.
+        next = await findNextFrame(scanner, file, claimedEnd, size);
+      }
       if (next < 0) {
         result.goodEnd = damageAt;
         result.tornTailBytes = size - damageAt;
@@ -433,6 +443,21 @@ export async function replayBinaryFile(
  * The file offset of the first valid frame at or after `from` (8-aligned), or -1. Reads
  * windows that overlap by one maximal frame, so no candidate is missed at a window edge.
  */
+/**
+ * File offset where the frame whose bytes start `head` (at file offset `at`) ends by its own
+ * header, or null if the header is not plausible (a type outside the serf types, a length over
+ * the record limit, or fewer than 8 bytes at hand).
+ */
+function claimedFrameEnd(head: Uint8Array, at: number): number | null {
+  if (head.length < 8) return null;
+  const view = new DataView(head.buffer, head.byteOffset, 8);
+  const word = view.getUint32(0, true);
+  const type = word & 0xff;
+  const length = view.getUint32(4, true);
+  if (type < 1 || type > 8 || (word >>> 8) !== 0 || length > SERF_RECORD_SIZE_MAX) return null;
+  return at + frameSize(length);
+}
+
 export async function findNextFrame(
   scanner: FrameScanner,
   file: FileHandle,

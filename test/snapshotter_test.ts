@@ -1083,3 +1083,46 @@ Deno.test("Snapshotter open in a missing directory names the snapshot, not its l
         e.message === `Cannot open "${path}": its directory does not exist`,
     );
   }));
+
+Deno.test("A name or address that begins with U+FEFF keeps it (it is not a byte-order mark here)", async () => {
+  // Binary: through the live state and a replay.
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append(alive("\ufeffx", "\ufeff10.0.0.1:7946"));
+  s.append(alive("x", "10.0.0.2:7946"));
+  const want = [{ name: "x", addr: "10.0.0.2:7946" }, { name: "\ufeffx", addr: "\ufeff10.0.0.1:7946" }];
+  assert.deepEqual(s.aliveNodes(), want);
+  await s.close();
+  assert.deepEqual((await replaySnapshot(P, { fs: mem })).aliveNodes, want);
+  // Go text, as serf reads it (two nodes), and in a warning's quoted line.
+  const text = new MemFs();
+  const f = await text.open("d/serf.snapshot", { write: true, create: true });
+  await f.write(
+    new TextEncoder().encode("alive: \ufeffnode-b 10.0.0.1:7946\nalive: node-b 10.0.0.2:7946\n\ufeffbogus\n"),
+    0,
+  );
+  await f.close();
+  const state = await replaySnapshot("d/serf.snapshot", { fs: text });
+  assert.deepEqual(state.aliveNodes.map((n) => n.name), ["node-b", "\ufeffnode-b"]);
+  assert.deepEqual(state.warnings, [{ line: 3, reason: "Unrecognized snapshot line: \ufeffbogus" }]);
+});
+
+Deno.test("A Go text file whose first line begins with SNLG is still Go text", async () => {
+  for (const body of ["SNLGx\nalive: a 1\n", "SN", "SNLG\u0001\u0000garbage-but-short"]) {
+    const mem = new MemFs();
+    const f = await mem.open("d/t.snapshot", { write: true, create: true });
+    await f.write(new TextEncoder().encode(body), 0);
+    await f.close();
+    const state = await replaySnapshot("d/t.snapshot", { fs: mem });
+    assert.equal(state.format, "go-text", JSON.stringify(body));
+  }
+  const mem = new MemFs();
+  const f = await mem.open("d/t.snapshot", { write: true, create: true });
+  await f.write(new TextEncoder().encode("SNLGx\nalive: a 1\n"), 0);
+  await f.close();
+  const s = await Snapshotter.open("d/t.snapshot", { fs: mem, clock: new ManualClock() });
+  assert.equal(s.format, "go-text");
+  assert.deepEqual(s.aliveNodes(), [{ name: "a", addr: "1" }]);
+  assert.equal(s.openReport.brokenCopy, null);
+  await s.close();
+});

@@ -21,7 +21,7 @@ function fromBinary(s: string): Uint8Array {
 }
 
 function utf8(s: string): string {
-  return new TextDecoder().decode(fromBinary(s));
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(fromBinary(s));
 }
 
 /** Go's strconv.ParseUint(s, 10, 64), returning the value or Go's error text. */
@@ -37,7 +37,7 @@ function parseUint(s: string): bigint | string {
   return n;
 }
 
-const fatal = new TextDecoder("utf-8", { fatal: true });
+const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Go's strconv.Quote of a binary string. */
 function goQuote(s: string): string {

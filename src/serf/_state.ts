@@ -53,7 +53,8 @@ export interface SerfClocks {
   lastQueryClock: bigint;
 }
 
-const decoder = new TextDecoder();
+// ignoreBOM: a name may begin with U+FEFF; the default decoder would strip it as a byte-order mark.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /** True if every byte is below 0x80. Eight bytes per step while the data is aligned. */

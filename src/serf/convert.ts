@@ -513,7 +513,8 @@ interface Nodes {
 
 type Check = (bytes: Uint8Array, nameStart: number, addrStart: number, addrEnd: number) => void;
 
-const decoder = new TextDecoder();
+// ignoreBOM: a name may begin with U+FEFF; the default decoder would strip it as a byte-order mark.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 function nodeName(bytes: Uint8Array, start: number, end: number): string {
   return JSON.stringify(decoder.decode(bytes.subarray(start, end)));

@@ -68,7 +68,8 @@ const GOTEXT_WARNINGS_FULL = 2;
 const CLOCK_WORDS = ["clock", "event clock", "query clock"] as const;
 const CLOCK_PREFIX_BYTES = [7, 13, 13] as const; // "clock: ", "event-clock: ", "query-clock: "
 
-const decoder = new TextDecoder();
+// ignoreBOM: a name may begin with U+FEFF; the default decoder would strip it as a byte-order mark.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /**

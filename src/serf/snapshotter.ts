@@ -8,7 +8,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "../errors.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
-import { encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
+import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, type RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
@@ -238,14 +238,20 @@ function dirOf(path: string): string {
 }
 
 /**
- * Detects the format of an open file of `size` bytes from its first bytes: snaplog's magic
- * (or a torn prefix of it) is binary, anything else serf's text; null for an empty file.
+ * Detects the format of an open file of `size` bytes from its first bytes; null for an empty
+ * file. Binary means a whole 24-byte header that starts with snaplog's magic and either checks
+ * out or has a zero byte in its version or kind (a damaged header, for salvage: no line of
+ * serf's text has one there). Anything else is serf's text, also a text file whose first line
+ * happens to begin with "SNLG". (snaplog creates a binary file with its whole header, so a
+ * shorter one is not its own.)
  */
 export async function formatOf(file: FileHandle, size: number, path: string): Promise<SnapshotFormat | null> {
   if (size === 0) return null;
-  const head = new Uint8Array(Math.min(4, size));
+  if (size < FILE_HEADER_BYTES) return "go-text";
+  const head = new Uint8Array(FILE_HEADER_BYTES);
   await readFull(file, head, 0, path);
-  return head.every((b, i) => b === MAGIC_BYTES[i]) ? "binary" : "go-text";
+  if (!MAGIC_BYTES.every((b, i) => head[i] === b)) return "go-text";
+  return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
 
 /**

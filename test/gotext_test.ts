@@ -518,3 +518,21 @@ Deno.test("GoTextReplayer lists the first maxWarnings warnings and counts the re
   assert.throws(() => new GoTextReplayer({ maxWarnings: 1.5 }), TypeError);
   assert.throws(() => new GoTextReplayer({ maxWarnings: -1 }), RangeError);
 });
+
+Deno.test("bad clock values are quoted with Go 1.19's idea of printable (Unicode 13), as serf logs them", () => {
+  const cases: [string, string][] = [
+    ["\u1715", '"\\u1715"'], // added in Unicode 14: Go 1.19 escapes it, V8 would print it
+    ["\u00ad", '"\\u00ad"'], // soft hyphen
+    ["\u00e9x", '"\u00e9x"'],
+    ["\u{1f600}", '"\u{1f600}"'],
+    ["\u{e0001}", '"\\U000e0001"'], // a format character
+  ];
+  for (const [value, quoted] of cases) {
+    const replayer = new GoTextReplayer();
+    replayer.push(encoder.encode(`clock: ${value}\n`));
+    assert.deepEqual(replayer.finish().warnings, [{
+      line: 1,
+      reason: `Failed to convert clock time: strconv.ParseUint: parsing ${quoted}: invalid syntax`,
+    }]);
+  }
+});

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { goIsPrint } from "../../src/serf/_go_quote.ts";
 import {
   buildSerfHarness,
   goAvailable,
@@ -246,3 +247,53 @@ serfTest(
     assert.equal(serf.serfLogCount, 0, `serf logged: ${JSON.stringify(serf.serfLog)}`);
   },
 );
+
+Deno.test({
+  name: "goIsPrint matches Go's strconv.IsPrint on every rune (how serf's log quotes a bad clock)",
+  ignore: skip,
+  async fn(): Promise<void> {
+    const dir = await Deno.makeTempDir({ prefix: "snaplog-isprint-" });
+    try {
+      await Deno.writeTextFile(
+        `${dir}/main.go`,
+        `package main
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+)
+
+func main() {
+	w := bufio.NewWriter(os.Stdout)
+	for r := rune(0); r <= 0x10ffff; r++ {
+		if strconv.IsPrint(r) {
+			w.WriteByte('1')
+		} else {
+			w.WriteByte('0')
+		}
+	}
+	w.Flush()
+}
+`,
+      );
+      const out = await new Deno.Command("go", {
+        args: ["run", "main.go"],
+        cwd: dir,
+        env: { GO111MODULE: "off" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const bits = out.stdout;
+      assert.equal(bits.length, 0x110000);
+      const wrong: string[] = [];
+      for (let r = 0; r < bits.length; r++) {
+        if ((bits[r] === 0x31) !== goIsPrint(r) && wrong.length < 5) wrong.push(r.toString(16));
+      }
+      assert.deepEqual(wrong, []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

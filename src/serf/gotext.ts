@@ -5,6 +5,7 @@
 // memory follows the alive set and the longest line, not the file.
 import { WasmCore } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
+import { goQuote } from "./_go_quote.ts";
 import type { FileHandle } from "../fs/types.ts";
 import type { SnapshotRecord } from "./records.ts";
 import { checkMaxWarnings, type ReplayWarning, type SnapshotState } from "./types.ts";
@@ -312,94 +313,6 @@ function warningReason(code: number, line: Uint8Array): string {
   return `Failed to convert ${CLOCK_WORDS[kind as 0 | 1 | 2]} time: strconv.ParseUint: parsing ${
     goQuote(value)
   }: ${err}`;
-}
-
-const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
-
-/** Go's strconv.Quote over raw bytes (invalid UTF-8 becomes `\xNN`, as in Go). */
-function goQuote(bytes: Uint8Array): string {
-  let out = '"';
-  let i = 0;
-  while (i < bytes.length) {
-    const [r, width] = decodeRune(bytes, i);
-    i += width;
-    if (r < 0) {
-      out += `\\x${hex(bytes[i - 1]!, 2)}`;
-      continue;
-    }
-    if (r === 0x22 || r === 0x5c) {
-      out += `\\${String.fromCodePoint(r)}`;
-      continue;
-    }
-    if (r < 0x80 ? r >= 0x20 && r < 0x7f : PRINTABLE.test(String.fromCodePoint(r))) {
-      out += String.fromCodePoint(r);
-      continue;
-    }
-    switch (r) {
-      case 0x07:
-        out += "\\a";
-        break;
-      case 0x08:
-        out += "\\b";
-        break;
-      case 0x0c:
-        out += "\\f";
-        break;
-      case 0x0a:
-        out += "\\n";
-        break;
-      case 0x0d:
-        out += "\\r";
-        break;
-      case 0x09:
-        out += "\\t";
-        break;
-      case 0x0b:
-        out += "\\v";
-        break;
-      default:
-        if (r < 0x20 || r === 0x7f) out += `\\x${hex(r, 2)}`;
-        else if (r < 0x10000) out += `\\u${hex(r, 4)}`;
-        else out += `\\U${hex(r, 8)}`;
-    }
-  }
-  return out + '"';
-}
-
-function hex(n: number, digits: number): string {
-  return n.toString(16).padStart(digits, "0");
-}
-
-/** Go's utf8.DecodeRune: [rune, width], rune -1 (width 1) for an invalid encoding. */
-function decodeRune(b: Uint8Array, i: number): [number, number] {
-  const b0 = b[i]!;
-  if (b0 < 0x80) return [b0, 1];
-  const cont = (k: number): number => {
-    const c = b[i + k];
-    return c !== undefined && (c & 0xc0) === 0x80 ? c & 0x3f : -1;
-  };
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    const c1 = cont(1);
-    return c1 < 0 ? [-1, 1] : [((b0 & 0x1f) << 6) | c1, 2];
-  }
-  if (b0 >= 0xe0 && b0 <= 0xef) {
-    const c1 = cont(1);
-    const c2 = cont(2);
-    if (c1 < 0 || c2 < 0) return [-1, 1];
-    const r = ((b0 & 0x0f) << 12) | (c1 << 6) | c2;
-    if (r < 0x800 || (r >= 0xd800 && r <= 0xdfff)) return [-1, 1];
-    return [r, 3];
-  }
-  if (b0 >= 0xf0 && b0 <= 0xf4) {
-    const c1 = cont(1);
-    const c2 = cont(2);
-    const c3 = cont(3);
-    if (c1 < 0 || c2 < 0 || c3 < 0) return [-1, 1];
-    const r = ((b0 & 0x07) << 18) | (c1 << 12) | (c2 << 6) | c3;
-    if (r < 0x10000 || r > 0x10ffff) return [-1, 1];
-    return [r, 4];
-  }
-  return [-1, 1];
 }
 
 function checkOptions(

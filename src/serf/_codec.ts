@@ -6,13 +6,7 @@
 // `aliveNodes()` and the compacted file come from the same table that replay builds.
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FileKind, FrameEncoder } from "../core/frame.ts";
-import {
-  checkBinaryMember,
-  encodeBinaryRecord,
-  SERF_FRAME_SIZE_MAX,
-  SERF_LIMITS,
-  type SerfBinaryExports,
-} from "./binary.ts";
+import { encodeBinaryRecord, SERF_FRAME_SIZE_MAX, SERF_LIMITS, type SerfBinaryExports } from "./binary.ts";
 import { formatGoTextRecord, type GoTextReplayer } from "./gotext.ts";
 import { SerfState } from "./_state.ts";
 import type { SnapshotRecord } from "./records.ts";
@@ -30,8 +24,6 @@ export interface Codec {
   readonly capacity: number;
   /** Validates and stages `record`. Returns false, staging nothing, when the buffer is full. */
   encode(record: SnapshotRecord): boolean;
-  /** Throws what `encode` would throw for the `alive` / `not-alive` record, staging nothing. */
-  checkMember(record: SnapshotRecord): void;
   /**
    * Drops what was staged after the buffer held `staged` bytes (a value of `staged` read
    * earlier, with nothing applied, taken or consumed since): an event staged in part.
@@ -92,9 +84,6 @@ export class BinaryCodec implements Codec {
   }
   encode(record: SnapshotRecord): boolean {
     return encodeBinaryRecord(this.#core, this.#enc, record);
-  }
-  checkMember(record: SnapshotRecord): void {
-    checkBinaryMember(record);
   }
   rollback(staged: number): void {
     this.#enc.truncate(staged);
@@ -160,9 +149,6 @@ export class GoTextCodec implements Codec {
   }
   get capacity(): number {
     return this.#buf.length;
-  }
-  checkMember(record: SnapshotRecord): void {
-    formatGoTextRecord(record); // validates; the line is not kept
   }
   sizeOf(record: SnapshotRecord): number {
     return textEncoder.encode(formatGoTextRecord(record)).length;

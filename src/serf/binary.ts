@@ -81,28 +81,6 @@ function writeAscii(u8: Uint8Array, at: number, s: string): boolean {
 }
 
 /**
- * Throws what {@link encodeBinaryRecord} would throw for an `alive` or `not-alive` record,
- * writing nothing: a member event checks all its members before it stages any.
- */
-export function checkBinaryMember(record: SnapshotRecord): void {
-  checkRecordShape(record);
-  if (record.type !== "alive" && record.type !== "not-alive") return;
-  const fields: [string, unknown][] = record.type === "alive"
-    ? [["name", record.name], ["address", record.addr]]
-    : [["name", record.name]];
-  for (const [field, value] of fields) {
-    checkString(record.type, field === "address" ? "addr" : field, value);
-    checkWellFormed(record.type, field, value);
-    const len = utf8Length(value);
-    if (len > NAME_BYTES_MAX) {
-      throw new RangeError(
-        `Cannot append ${record.type} record: ${field} is ${len} bytes, the limit is ${NAME_BYTES_MAX}`,
-      );
-    }
-  }
-}
-
-/**
  * Throws RangeError for a string with a lone surrogate: it has no UTF-8 form, and
  * TextEncoder would write U+FFFD, so two different names could become one node.
  */

@@ -727,9 +727,8 @@ export class Snapshotter {
         }
         if (this.#leaving) return RESOLVED;
         const records = event.members.map((m) => memberRecord(event.type, m));
-        // All or nothing: a bad member fails the event before any member is staged.
-        if (records.length > 1) { for (const r of records) if (r !== null) this.#codec.checkMember(r); }
-        // And under back-pressure: a member that no longer fits takes back the ones before it.
+        // All or nothing: a member that is refused (bad input, or no room) takes back the
+        // ones staged before it.
         const staged = this.#codec.staged;
         const appended = this.#appended;
         const seq = this.#appendSeq;

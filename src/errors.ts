@@ -79,6 +79,8 @@ export class LockedError extends Error {
 export class ClosedError extends Error {
   /** The log's file. */
   readonly path: string;
+  /** What was attempted (`"append to"`, `"sync"`, `"compact"`, ...). */
+  readonly action: string;
   /**
    * Creates the error.
    *
@@ -89,6 +91,7 @@ export class ClosedError extends Error {
     super(`Cannot ${action} "${path}": the log is closed`);
     this.name = "ClosedError";
     this.path = path;
+    this.action = action;
   }
 }
 
@@ -109,6 +112,8 @@ export class ClosedError extends Error {
 export class PoisonedError extends Error {
   /** The log's file. */
   readonly path: string;
+  /** What was attempted. */
+  readonly action: string;
   /**
    * Creates the error, keeping the earlier failure as `cause`.
    *
@@ -125,6 +130,7 @@ export class PoisonedError extends Error {
     );
     this.name = "PoisonedError";
     this.path = path;
+    this.action = action;
   }
 }
 
@@ -143,6 +149,8 @@ export class PoisonedError extends Error {
 export class BackpressureError extends Error {
   /** The log's file. */
   readonly path: string;
+  /** Bytes waiting to be written when the record was refused. */
+  readonly bufferedBytes: number;
   /**
    * Creates the error.
    *
@@ -155,5 +163,6 @@ export class BackpressureError extends Error {
     );
     this.name = "BackpressureError";
     this.path = path;
+    this.bufferedBytes = bufferedBytes;
   }
 }

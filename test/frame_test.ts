@@ -322,3 +322,26 @@ Deno.test("decodeFileHeader round-trips and names each kind of damage", () => {
   flipped[9]! ^= 1;
   assert.match(decodeFileHeader(flipped) as string, /checksum/);
 });
+
+Deno.test("FrameEncoder and FrameScanner refuse lengths, offsets and sizes that are not in range", () => {
+  const core = new WasmCore();
+  assert.throws(() => new FrameEncoder(core, LIMITS, NaN), RangeError);
+  assert.throws(() => new FrameScanner(core, LIMITS, NaN), RangeError);
+  const enc = new FrameEncoder(core, LIMITS, 64);
+  for (const [type, length] of [[1, NaN], [1, -1], [1.5, 4], [1, 2.5]]) {
+    assert.throws(() => enc.reserve(type!, length!), RangeError, `${type}, ${length}`);
+  }
+  assert.equal(enc.length, 0, "nothing was reserved");
+  assert.ok(enc.append(1, new Uint8Array([1, 2, 3])));
+  assert.ok(enc.append(2, new Uint8Array([4])));
+  const before = enc.bytes().slice();
+  for (const n of [3, -8, NaN, 1000]) assert.throws(() => enc.consume(n), RangeError, String(n));
+  for (const n of [NaN, 3, -8, 1000]) assert.throws(() => enc.truncate(n), RangeError, String(n));
+  assert.throws(() => enc.grow(NaN), RangeError);
+  assert.deepEqual(enc.bytes().slice(), before, "the batch is unchanged");
+  const scanner = new FrameScanner(core, LIMITS, 64);
+  assert.throws(() => scanner.resync(0, 1e6), RangeError);
+  assert.throws(() => scanner.allZero(8, 4), RangeError);
+  assert.throws(() => scanner.compact(60, 8), RangeError);
+  assert.throws(() => scanner.payload(-1), RangeError);
+});

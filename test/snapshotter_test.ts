@@ -5,9 +5,11 @@ import assert from "node:assert/strict";
 import {
   BackpressureError,
   ClosedError,
+  compactSnapshot,
   CorruptionError,
   LockedError,
   ManualClock,
+  PoisonedError,
   replaySnapshot,
   type SnapshotRecord,
   Snapshotter,
@@ -1125,4 +1127,40 @@ Deno.test("A Go text file whose first line begins with SNLG is still Go text", a
   assert.deepEqual(s.aliveNodes(), [{ name: "a", addr: "1" }]);
   assert.equal(s.openReport.brokenCopy, null);
   await s.close();
+});
+
+Deno.test("Options that are objects or timeouts are checked at once, naming the option", async () => {
+  const mem = new MemFs();
+  for (const clock of [{}, 5, "x", null]) {
+    await assert.rejects(openMem(mem, { clock } as never), /clock must be a Clock/, String(clock));
+  }
+  for (const fs of [{}, 5]) {
+    await assert.rejects(Snapshotter.open(P, { fs } as never), /fs must be a FileSystem/);
+    await assert.rejects(replaySnapshot(P, { fs } as never), /fs must be a FileSystem/);
+  }
+  for (const parallel of ["no", 0, NaN]) {
+    await assert.rejects(replaySnapshot(P, { fs: mem, parallel } as never), /parallel must be a boolean/);
+  }
+  assert.equal(await mem.stat(P), null, "nothing was created");
+  const s = await openMem(mem);
+  for (
+    const [timeoutMs, err] of [[NaN, TypeError], ["1", TypeError], [-1, RangeError], [2 ** 31, RangeError]]
+  ) {
+    await assert.rejects(s.close({ timeoutMs } as never), err as ErrorConstructor, String(timeoutMs));
+  }
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.close({ timeoutMs: Infinity }); // waits, as without a timeout
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"]);
+});
+
+Deno.test("compactSnapshot of a missing file is NotFound and creates nothing", async () => {
+  const mem = new MemFs();
+  await assert.rejects(compactSnapshot("d/none.snap", { fs: mem }), Deno.errors.NotFound);
+  assert.deepEqual(mem.files(), []);
+});
+
+Deno.test("The error classes keep what they report", () => {
+  assert.equal(new BackpressureError("a", 1024).bufferedBytes, 1024);
+  assert.equal(new ClosedError("a", "sync").action, "sync");
+  assert.equal(new PoisonedError("a", "append to", new Error("EIO")).action, "append to");
 });

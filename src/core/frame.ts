@@ -142,6 +142,20 @@ export interface FrameLimits {
   recordSizeMax: number;
 }
 
+/** Throws RangeError unless `from` and `end` are integers with 0 <= from <= end <= cap. */
+function checkSpan(what: string, from: number, end: number, cap: number): void {
+  if (!Number.isInteger(from) || !Number.isInteger(end) || from < 0 || from > end || end > cap) {
+    throw new RangeError(`Cannot ${what} [${from}, ${end}): outside the ${cap}-byte buffer`);
+  }
+}
+
+/** Throws RangeError unless `n` is an integer in `min..max`. */
+function checkInt(what: string, n: number, min: number, max: number): void {
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new RangeError(`Cannot ${what}: ${n} is not an integer in ${min}..${max}`);
+  }
+}
+
 function checkLimits(limits: FrameLimits): void {
   if (
     !Number.isInteger(limits.typeMask) || (limits.typeMask & 1) !== 0 ||
@@ -189,6 +203,8 @@ export class FrameScanner {
    */
   constructor(core: WasmCore, limits: FrameLimits, bufferBytes: number, indexEntries = 8192) {
     checkLimits(limits);
+    checkInt("create a frame scanner with a buffer of that size", bufferBytes, 0, 2 ** 31);
+    checkInt("create a frame scanner with that many index entries", indexEntries, 0, 2 ** 26);
     this.#core = core;
     this.#limits = { ...limits };
     this.#bufCap = Math.max(bufferBytes, 64);
@@ -239,6 +255,7 @@ export class FrameScanner {
 
   /** Moves `[from, from + len)` of the buffer to its start (the unconsumed remainder of a chunk). */
   compact(from: number, len: number): void {
+    checkSpan("move", from, from + len, this.#bufCap);
     const p = this.#bufPtr;
     this.#core.u8.copyWithin(p, p + from, p + from + len);
   }
@@ -275,6 +292,7 @@ export class FrameScanner {
    * or -1. A valid frame after damage means corruption in the middle; none means a torn tail.
    */
   resync(from: number, end: number): number {
+    checkSpan("resync in", from, end, this.#bufCap);
     const r = this.#core.exports.frames_resync(
       this.#bufPtr,
       end,
@@ -287,6 +305,7 @@ export class FrameScanner {
 
   /** True if `[from, end)` of the buffer is all zero bytes. */
   allZero(from: number, end: number): boolean {
+    checkSpan("check", from, end, this.#bufCap);
     return this.#core.exports.all_zero(this.#bufPtr + from, end - from) === 1;
   }
 
@@ -304,8 +323,12 @@ export class FrameScanner {
   }
   /** Payload of good frame `i` of the last scan scanned from `start`, as a view into Wasm memory. */
   payload(i: number, start = 0): Uint8Array<ArrayBuffer> {
-    const off = this.#bufPtr + start + this.payloadOffset(i);
-    return this.#core.u8.subarray(off, off + this.payloadLength(i));
+    checkInt("read the payload of frame", i, 0, this.#indexCap - 1);
+    const at = start + this.payloadOffset(i);
+    const len = this.payloadLength(i);
+    checkSpan("read a payload at", at, at + len, this.#bufCap);
+    const off = this.#bufPtr + at;
+    return this.#core.u8.subarray(off, off + len);
   }
 }
 
@@ -324,6 +347,7 @@ export class FrameEncoder {
 
   constructor(core: WasmCore, limits: FrameLimits, capacityBytes: number) {
     checkLimits(limits);
+    checkInt("create a frame encoder of that capacity", capacityBytes, 0, 2 ** 31);
     this.#core = core;
     this.#limits = { ...limits };
     this.#cap = Math.max(64, (capacityBytes + 7) & ~7);
@@ -353,6 +377,9 @@ export class FrameEncoder {
    * before the next {@link seal}.
    */
   reserve(type: number, length: number): number {
+    if (!Number.isInteger(type) || !Number.isInteger(length) || length < 0) {
+      throw new RangeError(`Cannot encode a record of type ${type} and length ${length}: not integers`);
+    }
     if (type < 1 || type > 31 || ((this.#limits.typeMask >>> type) & 1) === 0) {
       throw new RangeError(`Cannot encode record type ${type}: not allowed by this log`);
     }
@@ -409,6 +436,10 @@ export class FrameEncoder {
 
   /** Drops the first `n` bytes of the batch (they reached the file), keeping the rest. */
   consume(n: number): void {
+    // Whole frames only (frames start 8-aligned; which offsets are frame starts is the caller's to know).
+    if (!Number.isInteger(n) || n < 0 || n > this.#len || (n & 7) !== 0) {
+      throw new RangeError(`Cannot consume ${n} bytes of a ${this.#len}-byte batch: not a frame boundary`);
+    }
     if (n >= this.#len) {
       this.#len = 0;
       this.#sealed = 0;
@@ -422,7 +453,7 @@ export class FrameEncoder {
 
   /** Drops the frames after the first `length` bytes of the batch (not yet sealed). */
   truncate(length: number): void {
-    if (length < this.#sealed || length > this.#len) {
+    if (!Number.isInteger(length) || (length & 7) !== 0 || length < this.#sealed || length > this.#len) {
       throw new RangeError(
         `Cannot truncate the batch to ${length} bytes: it is not a pending frame boundary`,
       );
@@ -438,6 +469,7 @@ export class FrameEncoder {
 
   /** Grows capacity to at least `bytes`, keeping the batch. */
   grow(bytes: number): void {
+    checkInt("grow a frame encoder to that size", bytes, 0, 2 ** 31);
     if (bytes <= this.#cap) return;
     let cap = this.#cap;
     while (cap < bytes) cap *= 2;

@@ -203,7 +203,7 @@ async function openFile(path: string, options: OpenOptions): Promise<DenoHandle>
  *
  * @example Write, fsync and read back
  * ```ts
- * import { denoFs } from "./deno_fs.ts";
+ * import { denoFs } from "@snaplog/snaplog";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();

@@ -32,8 +32,8 @@ function injected(what: string, detail: string, code: string): Error {
  *
  * @example One failed write, then a retry
  * ```ts
- * import { FaultFs } from "./fault_fs.ts";
- * import { MemFs } from "./mem_fs.ts";
+ * import { FaultFs } from "@snaplog/snaplog/testing";
+ * import { MemFs } from "@snaplog/snaplog/testing";
  * import assert from "node:assert/strict";
  *
  * const mem = new MemFs();

@@ -141,7 +141,7 @@ function checkPosition(action: string, path: string, position: number): void {
  *
  * @example Unsynced data is lost in a crash
  * ```ts
- * import { MemFs } from "./mem_fs.ts";
+ * import { MemFs } from "@snaplog/snaplog/testing";
  * import assert from "node:assert/strict";
  *
  * const fs = new MemFs();

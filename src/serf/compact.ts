@@ -1,3 +1,4 @@
+import { fsOption } from "../_options.ts";
 import { Snapshotter, type SnapshotterOptions } from "./snapshotter.ts";
 
 /** What {@link compactSnapshot} did. */
@@ -40,6 +41,7 @@ export interface CompactReport {
  * @param path The snapshot file (binary or go-text, detected).
  * @param options As for {@link Snapshotter.open} (recovery mode, file system, ...).
  * @returns Sizes before and after, and the alive count.
+ * @throws {Deno.errors.NotFound} If the file does not exist (it is not created).
  * @throws {LockedError} If another writer holds the file.
  * @throws {CorruptionError} If the file is damaged beyond what `recovery` repairs.
  */
@@ -47,6 +49,11 @@ export async function compactSnapshot(
   path: string,
   options: SnapshotterOptions = {},
 ): Promise<CompactReport> {
+  // Snapshotter.open creates a missing file; compacting one is a mistake (a typo in a path
+  // would leave a new, empty snapshot behind).
+  if (typeof path === "string" && (await fsOption("compact snapshot", options.fs).stat(path)) === null) {
+    throw new Deno.errors.NotFound(`Cannot compact "${path}": no such file`);
+  }
   const snap = await Snapshotter.open(path, options);
   try {
     const report = snap.openReport;

@@ -29,6 +29,7 @@ import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
+import { fsOption } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { FileKind, RecordType, replayBinaryFile, SERF_FRAME_SIZE_MAX, SERF_LIMITS } from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
@@ -155,7 +156,7 @@ function checkOptions(options: ConvertOptions): Resolved {
     from,
     rejoinAfterLeave,
     onProgress: options.onProgress ?? null,
-    fs: options.fs ?? denoFs,
+    fs: fsOption("convert snapshot", options.fs),
   };
 }
 
@@ -177,8 +178,8 @@ function checkOptions(options: ConvertOptions): Resolved {
  *
  * @example Convert serf's text snapshot to the binary format
  * ```ts
- * import { convertSnapshot } from "./convert.ts";
- * import { replaySnapshot } from "./replay.ts";
+ * import { convertSnapshot } from "@snaplog/snaplog";
+ * import { replaySnapshot } from "@snaplog/snaplog";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();

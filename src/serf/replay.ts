@@ -1,4 +1,4 @@
-import { denoFs } from "../fs/deno_fs.ts";
+import { fsOption } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import type { RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
@@ -81,7 +81,12 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot replay snapshot: options must be an object`);
   }
-  const fs = options.fs ?? denoFs;
+  const fs = fsOption("replay snapshot", options.fs);
+  if (options.parallel !== undefined && typeof options.parallel !== "boolean") {
+    throw new TypeError(
+      `Cannot replay snapshot: parallel must be a boolean, got ${typeName(options.parallel)}`,
+    );
+  }
   const rejoin = options.rejoinAfterLeave ?? false;
   if (typeof rejoin !== "boolean") {
     throw new TypeError(`Cannot replay snapshot: rejoinAfterLeave must be a boolean`);

@@ -4,10 +4,10 @@
 // format, and fixes what serf gets wrong: it flushes by timer, states its durability,
 // never drops a record, never removes the old file before the compacted one replaces it,
 // and refuses to write after an fsync failure. README "Serf snapshots" and "Crash safety".
-import { type Clock, systemClock } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "../errors.ts";
-import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
+import { clockOption, fsOption } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, type RecoveryMode } from "./binary.ts";
@@ -226,8 +226,8 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     lamportClock: options.lamportClock ?? null,
     clockIntervalMs: num("clockIntervalMs", 500, 1, 3_600_000),
     compactRetryMs: num("compactRetryMs", 30_000, 0, 86_400_000),
-    clock: options.clock ?? systemClock,
-    fs: options.fs ?? denoFs,
+    clock: clockOption("open snapshot", options.clock),
+    fs: fsOption("open snapshot", options.fs),
     parallel: bool("parallel", true),
   };
 }
@@ -864,17 +864,26 @@ export class Snapshotter {
    * Flushes, records the final member clock (with `lamportClock`), fsyncs, and releases the
    * lock. Calling it again does nothing.
    *
-   * @param options `timeoutMs`: give up waiting for the disk after this long and report what
-   *   was not flushed. The lock is released when the stuck write or fsync settles (at once
+   * @param options `timeoutMs`: give up waiting for the disk after this long (0..2^31-1 ms, or
+   *   Infinity: wait, as without it) and report what was not flushed. The lock is released when the stuck write or fsync settles (at once
    *   otherwise), so a new writer cannot open the file while it may still change.
    * @throws {Error} Naming the bytes that could not be flushed, with the cause.
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.#closed || this.#closing) return;
-    const timeoutMs = options.timeoutMs;
-    if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !(timeoutMs >= 0))) {
-      throw new TypeError(`Cannot close "${this.#path}": timeoutMs must be a non-negative number`);
+    let timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs))) {
+      throw new TypeError(
+        `Cannot close "${this.#path}": timeoutMs must be a number, got ${typeName(timeoutMs)}`,
+      );
     }
+    if (timeoutMs !== undefined && (timeoutMs < 0 || (timeoutMs > TIMER_MAX_MS && timeoutMs !== Infinity))) {
+      // Timers fire at once past 2^31-1 ms: a long wait would become none.
+      throw new RangeError(
+        `Cannot close "${this.#path}": timeoutMs must be in 0..${TIMER_MAX_MS} or Infinity, got ${timeoutMs}`,
+      );
+    }
+    if (timeoutMs === Infinity) timeoutMs = undefined;
     let failure: unknown = null;
     if (this.#poison === null) {
       try {
@@ -1133,6 +1142,9 @@ export class Snapshotter {
 }
 
 function noop(): void {}
+
+/** The longest delay a timer holds (setTimeout fires at once past it). */
+const TIMER_MAX_MS = 2 ** 31 - 1;
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -1,0 +1,44 @@
+// Checks of the option values that are objects (a file system, a clock), shared by every
+// entry point that takes them, so a wrong one fails at once with the option's name instead
+// of later, mid-operation, with "x is not a function".
+import { type Clock, systemClock } from "./clock.ts";
+import { denoFs } from "./fs/deno_fs.ts";
+import type { FileSystem } from "./fs/types.ts";
+import { typeName } from "./serf/records.ts";
+
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  return typeof value === "object" && value !== null &&
+    names.every((n) => typeof (value as Record<string, unknown>)[n] === "function");
+}
+
+/**
+ * The `fs` option: undefined gives {@link denoFs}.
+ *
+ * @throws {TypeError} Naming `action` if it is not a FileSystem.
+ */
+export function fsOption(action: string, value: unknown): FileSystem {
+  if (value === undefined) return denoFs;
+  if (!hasMethods(value, ["open", "stat", "rename", "remove", "syncDir"])) {
+    throw new TypeError(
+      `Cannot ${action}: fs must be a FileSystem (open, stat, rename, remove, syncDir), got ${
+        typeName(value)
+      }`,
+    );
+  }
+  return value as FileSystem;
+}
+
+/**
+ * The `clock` option: undefined gives {@link systemClock}.
+ *
+ * @throws {TypeError} Naming `action` if it is not a Clock.
+ */
+export function clockOption(action: string, value: unknown): Clock {
+  if (value === undefined) return systemClock;
+  if (!hasMethods(value, ["now", "setTimeout", "clearTimeout"])) {
+    throw new TypeError(
+      `Cannot ${action}: clock must be a Clock (now, setTimeout, clearTimeout), got ${typeName(value)}`,
+    );
+  }
+  return value as Clock;
+}

@@ -1164,3 +1164,26 @@ Deno.test("The error classes keep what they report", () => {
   assert.equal(new ClosedError("a", "sync").action, "sync");
   assert.equal(new PoisonedError("a", "append to", new Error("EIO")).action, "append to");
 });
+
+Deno.test("Snapshotter after leave() writes a member clock only if it moved, as serf (whose Leave keeps its clock)", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    let lamport = 2n;
+    const s = await openMem(mem, { format, lamportClock: () => lamport });
+    await s.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:7946" }] });
+    lamport = 3n;
+    await s.handleEvent({ type: "member-join", members: [{ name: "b", addr: "10.0.0.2:7946" }] });
+    await s.handleEvent({ type: "user", ltime: 5n });
+    await s.leave();
+    assert.equal(s.lastClock, 0n, "the state a replay gives: leave resets the clocks");
+    await s.close(); // Time()-1 = 2: not newer than the clock serf still holds
+    const state = await replaySnapshot(P, { fs: mem });
+    assert.deepEqual([state.aliveNodes, state.lastClock, state.lastEventClock], [[], 0n, 0n], format);
+    if (format === "go-text") assert.match(text.decode(mem.read(P)), /\nleave\n$/);
+    // A clock that moved after the leave is written (fixture 05: serf's shutdown does it).
+    lamport = 5n;
+    const again = await openMem(mem, { format, lamportClock: () => lamport });
+    await again.close();
+    assert.equal((await replaySnapshot(P, { fs: mem })).lastClock, 4n, format);
+  }
+});

@@ -364,6 +364,12 @@ export class Snapshotter {
   // The three clocks mirrored in JS, so serf's per-event clock checks cost no Wasm call.
   // Kept equal to the Wasm state: set from it at open, then updated on every append.
   #clocks: [bigint, bigint, bigint] = [0n, 0n, 0n];
+  /**
+   * The member clock last recorded, which a `leave` does not reset: serf's live Leave empties
+   * only its alive set, so its updateClock goes on comparing with the clock it had (the
+   * clocks a replay sees are reset; the next clock line is written only if the clock moved).
+   */
+  #memberClockSeen = 0n;
   /** A member clock record not yet staged (see #updateClock), or null. */
   #pendingClock: bigint | null = null;
   /** File size right after the last compaction (0 before any). */
@@ -388,6 +394,7 @@ export class Snapshotter {
     this.#report = report;
     const c = codec.state.clocks;
     this.#clocks = [c.lastClock, c.lastEventClock, c.lastQueryClock];
+    this.#memberClockSeen = c.lastClock;
   }
 
   /**
@@ -646,6 +653,7 @@ export class Snapshotter {
     switch (record.type) {
       case "clock":
         this.#clocks[0] = record.value;
+        this.#memberClockSeen = record.value;
         break;
       case "event-clock":
         this.#clocks[1] = record.value;
@@ -768,11 +776,12 @@ export class Snapshotter {
   #updateClock(): Promise<void> | null {
     if (this.#o.lamportClock === null) return null;
     const seen = BigInt.asUintN(64, this.#o.lamportClock() - 1n);
-    if (seen <= this.#clocks[0]) return null;
+    if (seen <= this.#memberClockSeen) return null;
     // Deferred to the next write: a burst of member events costs one clock record per
     // flush instead of one per event (serf coalesces the same way when its writer lags).
     // It is staged before the batch reaches the file, so it never precedes its data.
     this.#clocks[0] = seen;
+    this.#memberClockSeen = seen;
     this.#pendingClock = seen;
     this.#appendSeq++; // a sync from now on must stage it
     return this.#afterStage();

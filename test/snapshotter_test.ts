@@ -1187,3 +1187,15 @@ Deno.test("Snapshotter after leave() writes a member clock only if it moved, as 
     assert.equal((await replaySnapshot(P, { fs: mem })).lastClock, 4n, format);
   }
 });
+
+Deno.test("Snapshotter leaves no timer behind when close() overlaps a timer flush", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await openMem(mem, { clock }); // sync "interval": a flush arms the fsync timer
+  s.append(alive("a", "10.0.0.1:7946"));
+  clock.advance(500); // the timer flush starts writing
+  await s.close();
+  await s.settled();
+  assert.equal(clock.pending, 0);
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"]);
+});

@@ -1004,7 +1004,11 @@ export class Snapshotter {
     } finally {
       this.#flushing = false;
     }
-    if (this.#o.sync === "interval" && this.#syncTimer === null && this.#fileSize > this.#durableSize) {
+    // Not once close() has begun: it cleared the timers, and one armed now would outlive it.
+    if (
+      this.#o.sync === "interval" && this.#syncTimer === null && !this.#closing && !this.#closed &&
+      this.#fileSize > this.#durableSize
+    ) {
       this.#syncTimer = this.#o.clock.setTimeout(() => {
         this.#syncTimer = null;
         if (!this.#closed && !this.#closing && this.#poison === null) this.#spawn(this.sync());

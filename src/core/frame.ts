@@ -400,11 +400,7 @@ export class FrameEncoder {
 
   /** Takes back the frame added by the last {@link reserve} (before the next seal). */
   unreserve(payloadAt: number): void {
-    const at = payloadAt - FRAME_HEADER_BYTES - this.#ptr;
-    if (at < this.#sealed || at > this.#len) {
-      throw new RangeError(`Cannot unreserve at ${payloadAt}: not pending`);
-    }
-    this.#len = at;
+    this.truncate(payloadAt - FRAME_HEADER_BYTES - this.#ptr);
   }
 
   /** Appends a frame with a copy of `payload`; returns false if the batch has no room. */

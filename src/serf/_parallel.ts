@@ -32,7 +32,7 @@ import { FILE_HEADER_BYTES, FrameScanner } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { GoTextReplayer, nextNewline, PositionalReader } from "./gotext.ts";
 import { SerfState, type StateDelta } from "./_state.ts";
-import { type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
+import { addWarnings, type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
 import type { SnapshotFormat } from "./_codec.ts";
 
 /** "auto": measure and split when it pays; "always": split every replay at 55 % (tests). */
@@ -428,17 +428,14 @@ async function finishBinary(
   });
   // The first part stopped at the split, so its skipped regions are all before the rest's.
   const skipped = [...first.skipped];
-  let skippedOmitted = first.skippedOmitted;
-  for (const s of rest.skipped) {
-    if (skipped.length < maxSkipped) skipped.push(s);
-    else skippedOmitted++;
-  }
-  return {
-    ...rest,
-    records: first.records + rest.records,
+  const skippedOmitted = addWarnings(
     skipped,
-    skippedOmitted: skippedOmitted + rest.skippedOmitted,
-  };
+    first.skippedOmitted,
+    rest.skipped,
+    rest.skippedOmitted,
+    maxSkipped,
+  );
+  return { ...rest, records: first.records + rest.records, skipped, skippedOmitted };
 }
 
 /** What a Worker's part of a Go text replay adds to the caller's replayer. */

@@ -3,6 +3,7 @@
 // only the SnapshotState they return.
 import { WasmCore } from "../_wasm/core.ts";
 import type { AliveNode } from "./types.ts";
+import { utf8Decoder } from "./records.ts";
 
 /** The exports of assembly/serf_state.ts. u64 values cross as BigInt (signed i64). */
 export interface SerfStateExports {
@@ -53,8 +54,7 @@ export interface SerfClocks {
   lastQueryClock: bigint;
 }
 
-// ignoreBOM: a name may begin with U+FEFF; the default decoder would strip it as a byte-order mark.
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const decoder = utf8Decoder;
 const encoder = new TextEncoder();
 
 /** True if every byte is below 0x80. Eight bytes per step while the data is aligned. */

@@ -418,10 +418,6 @@ export async function replayBinaryFile(
 }
 
 /**
- * The file offset of the first valid frame at or after `from` (8-aligned), or -1. Reads
- * windows that overlap by one maximal frame, so no candidate is missed at a window edge.
- */
-/**
  * File offset where the frame whose bytes start `head` (at file offset `at`) ends by its own
  * header, or null if the header is not plausible (a type outside the serf types, a length over
  * the record limit, or fewer than 8 bytes at hand).
@@ -432,10 +428,15 @@ function claimedFrameEnd(head: Uint8Array, at: number): number | null {
   const word = view.getUint32(0, true);
   const type = word & 0xff;
   const length = view.getUint32(4, true);
-  if (type < 1 || type > 8 || (word >>> 8) !== 0 || length > SERF_RECORD_SIZE_MAX) return null;
+  const typeOk = type < 32 && ((SERF_LIMITS.typeMask >>> type) & 1) === 1; // (>>> takes the shift mod 32)
+  if (!typeOk || (word >>> 8) !== 0 || length > SERF_RECORD_SIZE_MAX) return null;
   return at + frameSize(length);
 }
 
+/**
+ * The file offset of the first valid frame at or after `from` (8-aligned), or -1. Reads
+ * windows that overlap by one maximal frame, so no candidate is missed at a window edge.
+ */
 export async function findNextFrame(
   scanner: FrameScanner,
   file: FileHandle,

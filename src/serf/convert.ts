@@ -34,7 +34,7 @@ import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { FileKind, RecordType, replayBinaryFile, SERF_FRAME_SIZE_MAX, SERF_LIMITS } from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
-import { NAME_BYTES_MAX, typeName } from "./records.ts";
+import { NAME_BYTES_MAX, typeName, utf8Decoder } from "./records.ts";
 import type { SerfState } from "./_state.ts";
 import { detectFormat } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
@@ -514,8 +514,7 @@ interface Nodes {
 
 type Check = (bytes: Uint8Array, nameStart: number, addrStart: number, addrEnd: number) => void;
 
-// ignoreBOM: a name may begin with U+FEFF; the default decoder would strip it as a byte-order mark.
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const decoder = utf8Decoder;
 
 function nodeName(bytes: Uint8Array, start: number, end: number): string {
   return JSON.stringify(decoder.decode(bytes.subarray(start, end)));

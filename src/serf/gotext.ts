@@ -7,7 +7,7 @@ import { WasmCore } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import { goQuote } from "./_go_quote.ts";
 import type { FileHandle } from "../fs/types.ts";
-import type { SnapshotRecord } from "./records.ts";
+import { type SnapshotRecord, utf8Decoder } from "./records.ts";
 import { checkMaxWarnings, type ReplayWarning, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replayGoText} and {@link GoTextReplayer}. */
@@ -69,8 +69,7 @@ const GOTEXT_WARNINGS_FULL = 2;
 const CLOCK_WORDS = ["clock", "event clock", "query clock"] as const;
 const CLOCK_PREFIX_BYTES = [7, 13, 13] as const; // "clock: ", "event-clock: ", "query-clock: "
 
-// ignoreBOM: a name may begin with U+FEFF; the default decoder would strip it as a byte-order mark.
-const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const decoder = utf8Decoder;
 const encoder = new TextEncoder();
 
 /**

@@ -24,6 +24,12 @@ export const NAME_BYTES_MAX = 65535;
 /** Largest uint64. */
 export const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
+/**
+ * The decoder for names, addresses and lines. ignoreBOM: a name may begin with U+FEFF, which
+ * the default decoder strips as a byte-order mark (two names would become one).
+ */
+export const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
 /** Exact UTF-8 length of `s` as TextEncoder writes it (a lone surrogate becomes 3 bytes). */
 export function utf8Length(s: string): number {
   let n = s.length;

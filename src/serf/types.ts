@@ -63,10 +63,10 @@ export function checkMaxWarnings(what: string, value: unknown): number {
  * returns how many were omitted in all. A loop, not `push(...more)`: a spread of hundreds of
  * thousands of warnings overflows the call stack.
  */
-export function addWarnings(
-  list: ReplayWarning[],
+export function addWarnings<T>(
+  list: T[],
   omitted: number,
-  more: readonly ReplayWarning[],
+  more: readonly T[],
   moreOmitted: number,
   max: number,
 ): number {

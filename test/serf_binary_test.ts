@@ -41,6 +41,41 @@ Deno.test("encodeBinaryRecord takes the UTF-8 path for non-ASCII names and leave
   assert.equal(new TextDecoder().decode(bytes.subarray(32 + 12, 32 + 18)), "日本");
 });
 
+Deno.test("encodeBinaryRecord finds a non-ASCII unit at any position of a name or address", () => {
+  // The ASCII fast path reads two units a step and tests them after the loop: a non-ASCII
+  // unit first, last, at an odd or an even place, in strings of odd and even length, in the
+  // name or the address, must still take the UTF-8 path (else its low byte is written).
+  const core = new WasmCore();
+  for (let len = 1; len <= 9; len++) {
+    for (let at = 0; at < len; at++) {
+      for (const unit of ["\u0080", "é", "\u0100", "日"]) {
+        const odd = "n".repeat(at) + unit + "m".repeat(len - at - 1);
+        for (const [name, addr] of [[odd, "a:1"], ["node", odd]] as const) {
+          for (
+            const record of [{ type: "alive", name, addr } as const, { type: "not-alive", name } as const]
+          ) {
+            const enc = new FrameEncoder(core, SERF_LIMITS, 1024);
+            assert.ok(encodeBinaryRecord(core, enc, record));
+            const bytes = enc.bytes();
+            const payload = bytes.subarray(
+              12,
+              12 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true),
+            );
+            const text = new TextDecoder();
+            if (record.type === "alive") {
+              const nl = payload[0]! | (payload[1]! << 8);
+              assert.equal(text.decode(payload.subarray(2, 2 + nl)), name, `${JSON.stringify(record)}`);
+              assert.equal(text.decode(payload.subarray(2 + nl)), addr, `${JSON.stringify(record)}`);
+            } else {
+              assert.equal(text.decode(payload), name, `${JSON.stringify(record)}`);
+            }
+          }
+        }
+      }
+    }
+  }
+});
+
 Deno.test("encodeBinaryRecord rejects names and addresses over 65535 UTF-8 bytes", () => {
   const core = new WasmCore();
   const enc = new FrameEncoder(core, SERF_LIMITS, 1 << 20);

@@ -67,17 +67,29 @@ const SCAN_APPLY_FAILED = 100;
 const encoder = new TextEncoder();
 
 /**
- * Writes `s` at `at` if it is all ASCII (one byte per UTF-16 unit) and returns true; returns
- * false at the first non-ASCII unit. One pass, no allocation: node names and addresses are
- * almost always ASCII, and this is the hot path of every append.
+ * Writes `s` at `at` and returns true if it is all ASCII (one byte per UTF-16 unit); returns
+ * false otherwise, having written garbage the caller overwrites. One pass, no allocation:
+ * node names and addresses are almost always ASCII, and this is the hot path of every
+ * append. Two units a step, the test folded into one OR after the loop (V8's charCodeAt
+ * costs 3-4 ns a unit here, the branch per unit as much again).
  */
 function writeAscii(u8: Uint8Array, at: number, s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
+  const n = s.length;
+  let acc = 0;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
     const c = s.charCodeAt(i);
-    if (c >= 0x80) return false;
+    const d = s.charCodeAt(i + 1);
+    acc |= c | d;
+    u8[at + i] = c;
+    u8[at + i + 1] = d;
+  }
+  if (i < n) {
+    const c = s.charCodeAt(i);
+    acc |= c;
     u8[at + i] = c;
   }
-  return true;
+  return acc < 0x80;
 }
 
 /**

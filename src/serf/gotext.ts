@@ -549,7 +549,7 @@ function checkClock(type: string, value: unknown): void {
   if (typeof value !== "bigint") {
     throw new TypeError(`Cannot write ${type} record: value must be a bigint, got ${typeof value}`);
   }
-  if (value < 0n || value > 0xffff_ffff_ffff_ffffn) {
+  if (BigInt.asUintN(64, value) !== value) {
     throw new RangeError(`Cannot write ${type} record: value must be in 0..2^64-1, got ${value}`);
   }
 }

@@ -239,7 +239,16 @@ func cmdAppend(args []string) error {
 		return err
 	}
 	clock.Increment() // as serf.Create does right after NewSnapshotter
-	initialInfo, err := os.Stat(*outFile)
+	// Held open until the final stat: serf's compaction unlinks the old file, and a file
+	// system may give its inode number to a later compaction's new file, which would make
+	// the final file look like the initial one (os.SameFile compares inode numbers). An
+	// open descriptor keeps the old inode allocated, so no new file can take its number.
+	initialFile, err := os.Open(*outFile)
+	if err != nil {
+		return err
+	}
+	defer initialFile.Close()
+	initialInfo, err := initialFile.Stat()
 	if err != nil {
 		return err
 	}

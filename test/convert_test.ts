@@ -369,6 +369,14 @@ Deno.test("convertSnapshot checks its arguments", async () => {
   await assert.rejects(convertSnapshot("in", "out", { to: "binary", from: "csv" as any }), TypeError);
   // deno-lint-ignore no-explicit-any
   await assert.rejects(convertSnapshot("in", "out", { to: "binary", rejoinAfterLeave: 1 as any }), TypeError);
+  // null is not "the default" (as in Snapshotter.open): a caller's null is a bug to report.
+  for (const bad of [{ from: null }, { rejoinAfterLeave: null }, { onProgress: null }, { fs: null }]) {
+    await assert.rejects(
+      convertSnapshot("in", "out", { to: "binary", ...bad } as never),
+      TypeError,
+      Deno.inspect(bad),
+    );
+  }
 });
 
 Deno.test("convertSnapshot refuses to replace an output a live Snapshotter is writing", () =>

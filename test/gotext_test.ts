@@ -235,6 +235,11 @@ Deno.test("replayGoText rejects bad options", async () => {
     () => replayGoText("x", { rejoinAfterLeave: "yes" as unknown as boolean }),
     TypeError,
   );
+  // null is not "the default" (as in Snapshotter.open).
+  for (const bad of [{ rejoinAfterLeave: null }, { chunkSizeBytes: null }, { maxWarnings: null }]) {
+    await assert.rejects(() => replayGoText("x", bad as unknown as object), TypeError, Deno.inspect(bad));
+    assert.throws(() => new GoTextReplayer(bad as unknown as object), TypeError, Deno.inspect(bad));
+  }
   await assert.rejects(
     () => replayGoText(new URL("does-not-exist.snapshot", FIXTURES)),
     Deno.errors.NotFound,

@@ -1141,6 +1141,11 @@ Deno.test("Options that are objects or timeouts are checked at once, naming the 
   for (const parallel of ["no", 0, NaN]) {
     await assert.rejects(replaySnapshot(P, { fs: mem, parallel } as never), /parallel must be a boolean/);
   }
+  // null is not "the default", in replay as in open: a caller's null is a bug to report.
+  for (const key of ["rejoinAfterLeave", "recovery", "format", "maxWarnings", "parallel", "fs"]) {
+    await assert.rejects(replaySnapshot(P, { fs: mem, [key]: null } as never), TypeError, key);
+    if (key !== "maxWarnings") await assert.rejects(openMem(mem, { [key]: null } as never), TypeError, key);
+  }
   assert.equal(await mem.stat(P), null, "nothing was created");
   const s = await openMem(mem);
   for (

@@ -140,11 +140,11 @@ function checkOptions(options: ConvertOptions): Resolved {
       `Cannot convert snapshot: to must be "binary" or "go-text", got ${typeName(options.to)}`,
     );
   }
-  const from = options.from ?? "auto";
+  const from = options.from === undefined ? "auto" : options.from;
   if (from !== "auto" && !formats.includes(from)) {
     throw new TypeError(`Cannot convert snapshot: from must be "auto", "binary" or "go-text"`);
   }
-  const rejoinAfterLeave = options.rejoinAfterLeave ?? false;
+  const rejoinAfterLeave = options.rejoinAfterLeave === undefined ? false : options.rejoinAfterLeave;
   if (typeof rejoinAfterLeave !== "boolean") {
     throw new TypeError(`Cannot convert snapshot: rejoinAfterLeave must be a boolean`);
   }

@@ -320,13 +320,13 @@ function checkOptions(
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot replay snapshot: options must be an object, got ${typeof options}`);
   }
-  const rejoinAfterLeave = options.rejoinAfterLeave ?? false;
+  const rejoinAfterLeave = options.rejoinAfterLeave === undefined ? false : options.rejoinAfterLeave;
   if (typeof rejoinAfterLeave !== "boolean") {
     throw new TypeError(
       `Cannot replay snapshot: rejoinAfterLeave must be a boolean, got ${typeof rejoinAfterLeave}`,
     );
   }
-  const chunkSizeBytes = options.chunkSizeBytes ?? CHUNK_BYTES_DEFAULT;
+  const chunkSizeBytes = options.chunkSizeBytes === undefined ? CHUNK_BYTES_DEFAULT : options.chunkSizeBytes;
   if (typeof chunkSizeBytes !== "number" || !Number.isInteger(chunkSizeBytes)) {
     throw new TypeError(`Cannot replay snapshot: chunkSizeBytes must be an integer, got ${chunkSizeBytes}`);
   }

@@ -87,16 +87,16 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
       `Cannot replay snapshot: parallel must be a boolean, got ${typeName(options.parallel)}`,
     );
   }
-  const rejoin = options.rejoinAfterLeave ?? false;
+  const rejoin = options.rejoinAfterLeave === undefined ? false : options.rejoinAfterLeave;
   if (typeof rejoin !== "boolean") {
     throw new TypeError(`Cannot replay snapshot: rejoinAfterLeave must be a boolean`);
   }
-  const recovery = options.recovery ?? "truncate-tail";
+  const recovery = options.recovery === undefined ? "truncate-tail" : options.recovery;
   if (!["truncate-tail", "strict", "salvage"].includes(recovery)) {
     throw new TypeError(`Cannot replay snapshot: recovery must be "truncate-tail", "strict" or "salvage"`);
   }
   const maxWarnings = checkMaxWarnings("replay snapshot", options.maxWarnings);
-  const want = options.format ?? "auto";
+  const want = options.format === undefined ? "auto" : options.format;
   if (!["auto", "binary", "go-text"].includes(want)) {
     throw new TypeError(`Cannot replay snapshot: format must be "auto", "binary" or "go-text"`);
   }

@@ -105,9 +105,44 @@ class Shared {
 class Inode {
   current: Bytes;
   durable: Bytes;
+  /**
+   * The lowest offset where `current` may differ from `durable` (Infinity: they are equal), so
+   * a datasync copies what changed since the last one, not the whole file: a whole copy per
+   * fsync made a long test quadratic in the log's size.
+   */
+  dirtyFrom = 0;
   constructor(current: Bytes, durable: Bytes, readonly mode: number) {
     this.current = current;
     this.durable = durable;
+  }
+
+  /** Writes `data` at `position` of the current contents. */
+  write(data: Uint8Array, position: number): void {
+    // A write past the end also changes the gap before it (zeros).
+    this.dirtyFrom = Math.min(this.dirtyFrom, position, this.current.length);
+    this.current.writeAt(data, position);
+  }
+
+  /** Sets the current length (zeros past the old end). */
+  truncate(length: number): void {
+    this.dirtyFrom = Math.min(this.dirtyFrom, length, this.current.length);
+    this.current.setLength(length);
+  }
+
+  /** Makes the current contents durable. */
+  sync(): void {
+    const cur = this.current;
+    const from = Math.min(this.dirtyFrom, this.durable.length, cur.length);
+    this.durable.setLength(cur.length);
+    this.durable.buf.set(cur.buf.subarray(from, cur.length), from);
+    this.dirtyFrom = Infinity;
+  }
+
+  /** Replaces both contents (the same bytes, or `durable` null to leave it). */
+  reset(current: Bytes, durable: Bytes | null): void {
+    this.current = current;
+    if (durable !== null) this.durable = durable;
+    this.dirtyFrom = durable !== null ? Infinity : 0;
   }
 }
 
@@ -200,7 +235,7 @@ export class MemFs implements FileSystem {
       inode = new Inode(new Bytes(), new Bytes(), options.mode ?? 0o644);
       this.#current.set(path, inode);
     }
-    if (options.truncate === true) inode.current.setLength(0);
+    if (options.truncate === true) inode.truncate(0);
     return Promise.resolve(
       new MemHandle(this, this.#shared, inode, path, options.read === true, options.write === true),
     );
@@ -304,8 +339,8 @@ export class MemFs implements FileSystem {
       const inode = this.#durable.get(name)!;
       if (seen.has(inode)) continue;
       seen.add(inode);
-      inode.current = rng === undefined ? inode.durable.copy() : tear(inode, rng, chance);
-      inode.durable = inode.current.copy();
+      const after = rng === undefined ? inode.durable.copy() : tear(inode, rng, chance);
+      inode.reset(after, after.copy());
     }
     this.#current = new Map(this.#durable);
   }
@@ -344,11 +379,9 @@ export class MemFs implements FileSystem {
       inode = new Inode(new Bytes(), new Bytes(), options.mode ?? 0o644);
       this.#current.set(path, inode);
     }
-    inode.current = Bytes.of(bytes);
-    if (options.durable ?? true) {
-      inode.durable = Bytes.of(bytes);
-      this.#durable.set(path, inode);
-    }
+    const durable = options.durable ?? true;
+    inode.reset(Bytes.of(bytes), durable ? Bytes.of(bytes) : null);
+    if (durable) this.#durable.set(path, inode);
   }
 
   /**
@@ -449,7 +482,7 @@ class MemHandle implements FileHandle {
       this.#check("write", "write");
       checkPosition("write", this.path, position);
       this.fs.ops.push(`write ${this.path} ${position} ${data.length}`);
-      this.inode.current.writeAt(data, position);
+      this.inode.write(data, position);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
@@ -461,7 +494,7 @@ class MemHandle implements FileHandle {
       this.#check("truncate", "write");
       checkPosition("truncate", this.path, length);
       this.fs.ops.push(`truncate ${this.path} ${length}`);
-      this.inode.current.setLength(length);
+      this.inode.truncate(length);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
@@ -472,7 +505,7 @@ class MemHandle implements FileHandle {
     try {
       this.#check("fsync");
       this.fs.ops.push(`datasync ${this.path}`);
-      this.inode.durable = this.inode.current.copy();
+      this.inode.sync();
       this.fs.syncCount++;
       return Promise.resolve();
     } catch (err) {

@@ -95,10 +95,16 @@ Deno.test("SerfState memory follows the alive set, not the number of operations"
   round("a");
   const afterFirst = core.exports.mem_used();
   round("b");
+  // A second round may take one more small block: a rebuild of the small table it starts from
+  // (dead slots dropped, same size) holds the old and the new table at once.
+  const afterSecond = core.exports.mem_used();
+  assert.ok(afterSecond - afterFirst <= 1024, `mem_used grew from ${afterFirst} to ${afterSecond}`);
   round("c");
-  assert.ok(
-    core.exports.mem_used() <= afterFirst,
-    `mem_used grew from ${afterFirst} to ${core.exports.mem_used()} on a second alive set of the same size`,
+  round("d");
+  assert.equal(
+    core.exports.mem_used(),
+    afterSecond,
+    `mem_used grew on further alive sets of the same size`,
   );
   // The table shrank back after the deletes, and grows to the same size for the same peak.
   assert.ok(x.state_capacity() <= 32, `capacity ${x.state_capacity()} after deleting everything`);

@@ -4,7 +4,7 @@
 // deno-fmt-ignore-file
 
 /** SHA-256 of the compiler version, flags and every file in assembly/. */
-export const SOURCE_HASH = "8deef8743e74a96be8b5ec8336cfca218003f22b92d02ae321af66b86687bf28";
+export const SOURCE_HASH = "b4981e2d0ba4bc4f69a0f22986f761c49a6319af0eb00b349549181e4b88874d";
 
 /** The compiled module (13377 bytes), base64. */
 export const WASM_BASE64 =

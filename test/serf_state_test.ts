@@ -112,6 +112,20 @@ Deno.test("SerfState memory follows the alive set, not the number of operations"
   assert.equal(x.state_capacity(), peakCapacity);
 });
 
+Deno.test("SerfState keeps small tables at most half full and large ones up to 4/5 (the README's sizes)", () => {
+  // Probing cost follows the load, memory the table: 10k nodes in 32,768 slots (2 MiB, load
+  // 0.31), 100k in 131,072 (8 MiB, load 0.76). A change of the rule must update the README.
+  const state = new SerfState(new WasmCore());
+  state.reset(false);
+  const x = state.exports;
+  const sizes: [number, number][] = [[8_192, 16_384], [10_000, 32_768], [32_768, 65_536], [100_000, 131_072]];
+  let n = 0;
+  for (const [nodes, slots] of sizes) {
+    for (; n < nodes; n++) state.alive(`node-${n}`, "10.0.0.1:7946");
+    assert.equal(x.state_capacity(), slots, `${nodes} nodes`);
+  }
+});
+
 Deno.test("SerfState reuses memory when addresses are replaced and nodes die and rejoin", () => {
   const core = new WasmCore();
   const state = new SerfState(core);

@@ -7,7 +7,7 @@ import { WasmCore } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import { goQuote } from "./_go_quote.ts";
 import type { FileHandle } from "../fs/types.ts";
-import { type SnapshotRecord, utf8Decoder } from "./records.ts";
+import { isUint64, type SnapshotRecord, utf8Decoder } from "./records.ts";
 import { checkMaxWarnings, type ReplayWarning, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replayGoText} and {@link GoTextReplayer}. */
@@ -549,7 +549,7 @@ function checkClock(type: string, value: unknown): void {
   if (typeof value !== "bigint") {
     throw new TypeError(`Cannot write ${type} record: value must be a bigint, got ${typeof value}`);
   }
-  if (BigInt.asUintN(64, value) !== value) {
+  if (!isUint64(value)) {
     throw new RangeError(`Cannot write ${type} record: value must be in 0..2^64-1, got ${value}`);
   }
 }

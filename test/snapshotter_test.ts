@@ -435,14 +435,16 @@ Deno.test("Snapshotter compact includes buffered records and replays the same st
   assert.deepEqual((await reopenState(mem)).alive, [...expected, { name: "n9", addr: "10.0.0.9:7946" }]);
 });
 
-Deno.test("Snapshotter removes a leftover .compact file on open", async () => {
+Deno.test("Snapshotter removes a leftover .compact and .replaced file on open", async () => {
   const mem = new MemFs();
   const s = await openMem(mem);
   s.append(alive("a", "10.0.0.1:7946"));
   await s.close();
   mem.write(`${P}.compact`, new Uint8Array([1, 2, 3]));
+  mem.write(`${P}.replaced`, new Uint8Array([4, 5]));
   const state = await reopenState(mem);
   assert.equal(await mem.stat(`${P}.compact`), null);
+  assert.equal(await mem.stat(`${P}.replaced`), null);
   assert.deepEqual(state.alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
 });
 
@@ -460,6 +462,8 @@ Deno.test({
       assert.equal(s.stats.compactions, 1);
       assert.equal((await Deno.stat(path)).mode! & 0o777, 0o644);
       await s.close();
+      // The replaced file's second name (a hard link on disk) is gone once close() returns.
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["s.snap", "s.snap.lock"]);
       assert.equal((await replaySnapshot(path)).aliveNodes.length, 2);
     }),
 });
@@ -1000,9 +1004,10 @@ Deno.test("Snapshotter creates a binary file with its header in place, and opens
   const mem = new MemFs();
   const s = await openMem(mem);
   // The header is written beside the file and renamed in: there is never an empty snapshot.
-  assert.deepEqual(mem.ops.slice(0, 8), [
+  assert.deepEqual(mem.ops.slice(0, 9), [
     `open ${P}.lock`,
-    `remove ${P}.compact`, // a crash's leftover
+    `remove ${P}.compact`, // a crash's leftovers
+    `remove ${P}.replaced`,
     `open ${P}.compact`,
     `write ${P}.compact 0 24`,
     `datasync ${P}.compact`,

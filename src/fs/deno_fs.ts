@@ -244,6 +244,14 @@ export const denoFs: FileSystem = {
     }
   },
 
+  async link(existing: string, newPath: string): Promise<void> {
+    try {
+      await Deno.link(existing, newPath);
+    } catch (err) {
+      throw wrap(`link "${existing}" to "${newPath}"`, err);
+    }
+  },
+
   async remove(path: string): Promise<void> {
     try {
       await Deno.remove(path);

@@ -9,7 +9,16 @@
 import type { FileHandle, FileInfo, FileSystem, OpenOptions } from "./types.ts";
 
 /** The calls a fault can be armed for. */
-export type FaultOp = "open" | "read" | "write" | "truncate" | "datasync" | "rename" | "remove" | "syncDir";
+export type FaultOp =
+  | "open"
+  | "read"
+  | "write"
+  | "truncate"
+  | "datasync"
+  | "rename"
+  | "link"
+  | "remove"
+  | "syncDir";
 
 /** Errors thrown for a simulated crash, so `FaultFs.isSimulatedCrash` can tell them from others. */
 const crashErrors = new WeakSet<Error>();
@@ -60,7 +69,7 @@ export class FaultFs implements FileSystem {
   /**
    * State-changing steps attempted, in order, including failed ones: `open <path>`, `write <path>
    * <position> <length>`, `truncate <path> <length>`, `datasync <path>`, `close <path>`, `rename
-   * <from> <to>`, `remove <path>`, `syncDir <dir>`. Its index is the one `crashAt` takes.
+   * <from> <to>`, `link <existing> <new>`, `remove <path>`, `syncDir <dir>`. Its index is the one `crashAt` takes.
    */
   readonly ops: string[] = [];
   /** Completed `datasync` calls per file path (the path the handle was opened with). */
@@ -240,6 +249,22 @@ export class FaultFs implements FileSystem {
   async rename(from: string, to: string): Promise<void> {
     this.#core.step("rename", `rename ${from} ${to}`, `rename "${from}" to "${to}"`);
     await this.#inner.rename(from, to);
+  }
+
+  /**
+   * Links through the wrapped file system; a wrapped file system without `link` fails it with
+   * `Deno.errors.NotSupported`, as a file system without hard links would.
+   *
+   * @param existing The existing path.
+   * @param newPath The new name.
+   * @throws {Error} An armed fault or a simulated crash, or whatever the wrapped file system throws.
+   */
+  async link(existing: string, newPath: string): Promise<void> {
+    this.#core.step("link", `link ${existing} ${newPath}`, `link "${existing}" to "${newPath}"`);
+    if (this.#inner.link === undefined) {
+      throw new Deno.errors.NotSupported(`Cannot link "${existing}" to "${newPath}": not supported`);
+    }
+    await this.#inner.link(existing, newPath);
   }
 
   /**

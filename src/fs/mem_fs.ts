@@ -201,7 +201,7 @@ export class MemFs implements FileSystem {
   /**
    * State-changing operations in order, one string each: `open <path>`, `write <path> <position>
    * <length>`, `truncate <path> <length>`, `datasync <path>`, `close <path>`, `rename <from> <to>`,
-   * `remove <path>`, `syncDir <dir>`. Reads, `size`, `stat` and `tryLock` are not logged. A handle's
+   * `link <existing> <new>`, `remove <path>`, `syncDir <dir>`. Reads, `size`, `stat` and `tryLock` are not logged. A handle's
    * operations name the path it was opened with. Clear it with `fs.ops.length = 0`.
    */
   readonly ops: string[] = [];
@@ -270,6 +270,31 @@ export class MemFs implements FileSystem {
       this.#current.delete(from);
       this.#current.set(to, inode);
     }
+    return Promise.resolve();
+  }
+
+  /**
+   * Gives the file at `existing` a second name. Durable only after `syncDir` of the parent.
+   *
+   * @param existing The existing path.
+   * @param newPath The new name: the same file, not a copy.
+   * @throws {Deno.errors.NotFound} If `existing` does not exist.
+   * @throws {Deno.errors.AlreadyExists} If `newPath` exists.
+   */
+  link(existing: string, newPath: string): Promise<void> {
+    this.ops.push(`link ${existing} ${newPath}`);
+    const inode = this.#current.get(existing);
+    if (inode === undefined) {
+      return Promise.reject(
+        new Deno.errors.NotFound(`Cannot link "${existing}" to "${newPath}": no such file`),
+      );
+    }
+    if (this.#current.has(newPath)) {
+      return Promise.reject(
+        new Deno.errors.AlreadyExists(`Cannot link "${existing}" to "${newPath}": file exists`),
+      );
+    }
+    this.#current.set(newPath, inode);
     return Promise.resolve();
   }
 

@@ -58,6 +58,12 @@ export interface FileSystem {
   rename(from: string, to: string): Promise<void>;
   /** Removes a file; no error if it is already gone. */
   remove(path: string): Promise<void>;
+  /**
+   * Gives the file at `existing` a second name, `newPath` (a POSIX hard link; fails if
+   * `newPath` exists). Optional: where it is missing or fails, compaction closes the replaced
+   * file itself (see the README, "Crash safety: compaction").
+   */
+  link?(existing: string, newPath: string): Promise<void>;
   /** fsyncs a directory, making renames and creations in it durable. No-op where unsupported. */
   syncDir(path: string): Promise<void>;
 }

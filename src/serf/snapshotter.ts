@@ -961,7 +961,8 @@ export class Snapshotter {
 
   /**
    * Resolves when the background work started so far (timer flushes, automatic
-   * compactions) has finished. For tests that drive the clock by hand.
+   * compactions, the removal of a compaction's replaced file) has finished. For tests that
+   * drive the clock by hand, and benchmarks that time one operation at a time.
    */
   async settled(): Promise<void> {
     // Bounded: each pass awaits the work that existed at its start.
@@ -969,6 +970,7 @@ export class Snapshotter {
       await Promise.allSettled([...this.#background]);
     }
     await this.#ioTail.then(noop, noop);
+    await this.#dropReplaced;
   }
 
   // ---- internals -------------------------------------------------------------------------

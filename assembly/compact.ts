@@ -88,8 +88,8 @@ export function compact_next(out: usize, cap: u32, text: u32): u32 {
     } else {
       const p = out + off + FRAME_HEADER;
       store<u16>(p, <u16>nl);
-      copyBytes(p + 2, state_iter_name_ptr(), nl);
-      copyBytes(p + 2 + nl, state_iter_addr_ptr(), al);
+      // The state keeps a node's name ++ address together (serf_state.ts): one copy.
+      copyBytes(p + 2, state_iter_name_ptr(), nl + al);
       off += frame_finish(out + off, REC_ALIVE, 2 + nl + al);
     }
     pending = false;

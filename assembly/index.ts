@@ -17,7 +17,7 @@ export {
   scan_offset,
 } from "./frame";
 
-export { mem_alloc, mem_free, mem_used } from "./mem";
+export { all_ascii, mem_alloc, mem_free, mem_used } from "./mem";
 export * from "./serf_state";
 export * from "./gotext";
 export * from "./serf_binary";

@@ -246,3 +246,40 @@ Deno.test("SerfState sorts names that share a long prefix byte-wise, prefixes an
   }
   assert.deepEqual(state.aliveNodes(), sortedNodes(model), `seed ${seed}`);
 });
+
+Deno.test("all_ascii finds a byte of 0x80 or more at any position, in the vector part and the tail", () => {
+  // aliveNodes() decodes with one string and slices when the export is all ASCII: a missed
+  // high byte would cut multi-byte names in the wrong places.
+  const core = new WasmCore();
+  const x = core.exports;
+  const ptr = core.alloc(64);
+  for (let len = 0; len <= 40; len++) {
+    core.u8.fill(0x7f, ptr, ptr + 64);
+    assert.equal(x.all_ascii(ptr, len), 1, `len ${len}`);
+    for (let at = 0; at < len; at++) {
+      for (const high of [0x80, 0xc3, 0xff]) {
+        core.u8.fill(0x7f, ptr, ptr + 64);
+        core.u8[ptr + at] = high;
+        assert.equal(x.all_ascii(ptr, len), 0, `len ${len}, 0x${high.toString(16)} at ${at}`);
+      }
+    }
+    // A high byte just past the range is not read as part of it.
+    core.u8.fill(0x7f, ptr, ptr + 64);
+    core.u8[ptr + len] = 0xff;
+    assert.equal(x.all_ascii(ptr, len), 1, `len ${len}, high byte after the end`);
+  }
+});
+
+Deno.test("SerfState aliveNodes decodes a mixed set: ASCII names beside one multi-byte name anywhere", () => {
+  for (let pos = 0; pos < 40; pos++) {
+    const state = new SerfState(new WasmCore());
+    state.reset(false);
+    const model = new Map<string, string>();
+    for (let i = 0; i < 40; i++) {
+      const name = i === pos ? `n\u00e9${String(i).padStart(2, "0")}` : `n${String(i).padStart(3, "0")}`;
+      model.set(name, `10.0.0.${i}:7946`);
+    }
+    for (const [n, a] of model) state.alive(n, a);
+    assert.deepEqual(state.aliveNodes(), sortedNodes(model), `multi-byte name at ${pos}`);
+  }
+});

@@ -32,6 +32,7 @@ export interface CoreExports {
   ): number;
   frames_seal(ptr: number, len: number, recordSizeMax: number): number;
   all_zero(ptr: number, len: number): number;
+  all_ascii(ptr: number, len: number): number;
   scan_offset(): number;
   scan_count(): number;
   scan_frame_end(): number;

@@ -57,19 +57,6 @@ export interface SerfClocks {
 const decoder = utf8Decoder;
 const encoder = new TextEncoder();
 
-/** True if every byte is below 0x80. Eight bytes per step while the data is aligned. */
-function isAscii(bytes: Uint8Array): boolean {
-  const n = bytes.length;
-  let i = 0;
-  if (bytes.byteOffset % 4 === 0) {
-    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, n >>> 2);
-    for (let w = 0; w < words.length; w++) if ((words[w]! & 0x80808080) !== 0) return false;
-    i = words.length * 4;
-  }
-  for (; i < n; i++) if (bytes[i]! >= 0x80) return false;
-  return true;
-}
-
 /** A delta-mode state as plain data: see {@link SerfState.exportDelta}. */
 export interface StateDelta {
   /** Names and addresses back to back. */
@@ -234,8 +221,8 @@ export class SerfState {
 
   /** The alive set, sorted byte-wise by the UTF-8 name bytes, decoded as UTF-8. */
   aliveNodes(): AliveNode[] {
-    const { bytes, offsets, count } = this.exportSorted();
-    if (isAscii(bytes)) {
+    const { bytes, offsets, count, ascii } = this.exportSorted();
+    if (ascii) {
       // Almost every cluster names its nodes in ASCII. Then one decode covers every string:
       // byte offsets are character offsets, and each string is a slice of it.
       const text = decoder.decode(bytes);
@@ -257,16 +244,22 @@ export class SerfState {
   /**
    * The alive set as raw bytes, sorted by name byte-wise in one Wasm call (state_export_sorted):
    * names and addresses back to back in `bytes`, and per node three offsets into it (name
-   * start, address start, address end). No object per node.
+   * start, address start, address end); `ascii` when every byte is below 0x80. No object per
+   * node.
    */
-  exportSorted(): { bytes: Uint8Array; offsets: Uint32Array; count: number } {
+  exportSorted(): { bytes: Uint8Array; offsets: Uint32Array; count: number; ascii: boolean } {
     const x = this.#x;
     const count = x.state_count();
     const liveBytes = x.state_live_bytes();
-    const { bytes, entries, n } = this.#export(liveBytes, count, (b, e) => x.state_export_sorted(b, e));
+    let ascii = false;
+    const { bytes, entries, n } = this.#export(liveBytes, count, (b, e) => {
+      const n = x.state_export_sorted(b, e);
+      ascii = this.core.exports.all_ascii(b, liveBytes) === 1;
+      return n;
+    });
     if (n === -1) throw new RangeError(`Cannot sort the alive set: Wasm memory cannot grow further`);
     if (n !== count) throw new Error(`Cannot read alive set: ${n} entries, expected ${count}`);
-    return { bytes, offsets: new Uint32Array(entries.buffer), count };
+    return { bytes, offsets: new Uint32Array(entries.buffer), count, ascii };
   }
 
   /** A scratch block of at least `bytes` bytes in Wasm memory, reused between calls. */

@@ -118,6 +118,64 @@ Deno.test({
   },
 });
 
+Deno.test("denoFs skips the seek only where the cursor is: random reads, writes and truncates against a model", async () => {
+  // The handle remembers its cursor so sequential calls skip a seek; any call elsewhere (and any
+  // call after a truncate or a failed one) must still land at its own position.
+  const seed = testSeed("denoFs cursor");
+  const rng = new Rng(seed);
+  await withTempDir(async (dir) => {
+    const f = await denoFs.open(`${dir}/c`, { read: true, write: true, create: true });
+    let model = new Uint8Array(0);
+    let at = 0; // where a "sequential" call would go: the end of the previous one
+    let start = 0; // where the previous call began
+    let cut = 0; // the last truncate's length
+    try {
+      for (let i = 0; i < 600; i++) {
+        const op = rng.int(10);
+        // Calls that continue where the last one ended (no seek), that go back to where it
+        // began or to the last truncate's length (the cursor is elsewhere), and anywhere.
+        const choice = rng.int(4);
+        const pos = choice === 0
+          ? at
+          : choice === 1
+          ? start
+          : choice === 2
+          ? cut
+          : rng.int(model.length + 64);
+        start = pos;
+        if (op < 5) {
+          const data = new Uint8Array(1 + rng.int(300)).map(() => rng.int(256));
+          await f.write(data, pos);
+          if (pos + data.length > model.length) {
+            const grown = new Uint8Array(pos + data.length);
+            grown.set(model);
+            model = grown;
+          }
+          model.set(data, pos);
+          at = pos + data.length;
+        } else if (op < 9) {
+          const buf = new Uint8Array(1 + rng.int(300));
+          const n = await f.read(buf, pos);
+          const want = model.subarray(Math.min(pos, model.length), Math.min(pos + buf.length, model.length));
+          assert.equal(n, want.length, `seed ${seed} op ${i}: read at ${pos}`);
+          assert.deepEqual(buf.subarray(0, n), want, `seed ${seed} op ${i}: read at ${pos}`);
+          at = pos + n;
+        } else {
+          const length = rng.int(model.length + 32);
+          await f.truncate(length);
+          cut = length;
+          const next = new Uint8Array(length);
+          next.set(model.subarray(0, Math.min(length, model.length)));
+          model = next;
+        }
+      }
+      assert.equal(await f.size(), model.length, `seed ${seed}`);
+    } finally {
+      await f.close();
+    }
+  });
+});
+
 Deno.test("denoFs tryLock excludes a second handle in the same process", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/LOCK`;

@@ -62,6 +62,13 @@ class DenoHandle implements FileHandle {
    * would move each other's cursor. Each call waits for the previous one.
    */
   #queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Where the cursor is, or -1 when unknown (after a failed call), so a call at the cursor
+   * skips its seek: a log reads and appends sequentially, and a seek is one more trip through
+   * Deno's I/O threads (a replay's 36 reads of 1 MiB: 10.5-14.6 ms with a seek each, 9-11
+   * without).
+   */
+  #cursor = 0;
 
   constructor(file: Deno.FsFile, path: string) {
     this.#file = file;
@@ -83,7 +90,7 @@ class DenoHandle implements FileHandle {
 
   read(buf: Uint8Array, position: number): Promise<number> {
     return this.#run("read", async (file) => {
-      await file.seek(position, Deno.SeekMode.Start);
+      await this.#seek(file, position);
       let total = 0;
       // Each read returns at least one byte or null at end of file, so this ends.
       while (total < buf.length) {
@@ -91,13 +98,14 @@ class DenoHandle implements FileHandle {
         if (n === null || n === 0) break;
         total += n;
       }
+      this.#cursor = position + total;
       return total;
     });
   }
 
   write(data: Uint8Array, position: number): Promise<void> {
     return this.#run("write", async (file) => {
-      await file.seek(position, Deno.SeekMode.Start);
+      await this.#seek(file, position);
       let done = 0;
       // A write may be short (a signal, a pipe, a nearly full disk); the next call either makes
       // progress or throws the reason, such as ENOSPC.
@@ -106,7 +114,15 @@ class DenoHandle implements FileHandle {
         if (n <= 0) throw new Deno.errors.WriteZero("write returned 0 bytes");
         done += n;
       }
+      this.#cursor = position + data.length;
     });
+  }
+
+  /** Moves the cursor to `position` unless it is there; unknown until the caller's I/O succeeds. */
+  async #seek(file: Deno.FsFile, position: number): Promise<void> {
+    const at = this.#cursor;
+    this.#cursor = -1;
+    if (at !== position) await file.seek(position, Deno.SeekMode.Start);
   }
 
   truncate(length: number): Promise<void> {

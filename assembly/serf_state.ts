@@ -222,12 +222,16 @@ function capFor(n: u32): u32 {
 function find(namePtr: usize, nameLen: u32, h: u32): i32 {
   const mask = cap - 1;
   let i = h & mask;
+  // Hash and length compared in one 64-bit word: [hash u32][meta u32], DEAD and OUT masked off.
+  const want: u64 = <u64> h | (<u64> (USED | nameLen) << 32);
+  const keyMask: u64 = 0xffffffff | (<u64> (USED | LEN_MASK) << 32);
   while (true) {
     const s = slotAt(i);
-    const meta = load<u32>(s, 4);
-    if (meta == 0) return -1 - <i32> i;
-    if (load<u32>(s) == h && (meta & LEN_MASK) == nameLen && bytesEqual(slotBytes(s, meta), namePtr, nameLen)) {
-      return <i32> i;
+    const word = load<u64>(s);
+    if ((word & keyMask) == want) {
+      if (bytesEqual(slotBytes(s, <u32> (word >>> 32)), namePtr, nameLen)) return <i32> i;
+    } else if ((word >>> 32) == 0) {
+      return -1 - <i32> i;
     }
     i = (i + 1) & mask;
   }

@@ -612,6 +612,77 @@ function sortRecs(base: usize, lo: i32, hi: i32): void {
   }
 }
 
+// Sorting the keyed records: an LSD radix sort on the 64-bit keys, one pass per key byte that
+// is not the same in every key (names after their common prefix differ in a few bytes), then
+// the quicksort above on each run of equal keys (names that share their first 8 bytes after
+// the prefix), which compares whole names. Quicksort on the keys alone mispredicts about every
+// other comparison: for 100k nodes it took 24 ms.
+
+/** 8 x 256 byte counts of the keys, one histogram per key byte (8 KiB). */
+const RADIX_COUNTS: usize = memory.data(8 * 256 * 4, 16);
+
+/**
+ * Sorts the `n` records at `recs` by key, stably, using `tmp` (room for `n` records) as the
+ * other buffer; returns where the sorted records are (`recs` or `tmp`).
+ */
+function radixSortRecs(recs: usize, tmp: usize, n: u32): usize {
+  memory.fill(RADIX_COUNTS, 0, 8 * 256 * 4);
+  for (let i: u32 = 0; i < n; i++) {
+    const k = load<u64>(recs + <usize>i * REC);
+    for (let b: u32 = 0; b < 8; b++) {
+      const c = RADIX_COUNTS + ((<usize>b << 10) | (<usize>((k >>> (<u64>b << 3)) & 0xff) << 2));
+      store<u32>(c, load<u32>(c) + 1);
+    }
+  }
+  let src = recs;
+  let dst = tmp;
+  for (let b: u32 = 0; b < 8; b++) {
+    const counts = RADIX_COUNTS + (<usize>b << 10);
+    // A byte every key shares orders nothing: skip its pass.
+    const first = (load<u64>(src) >>> (<u64>b << 3)) & 0xff;
+    if (load<u32>(counts + (<usize>first << 2)) == n) continue;
+    let sum: u32 = 0;
+    for (let d: usize = 0; d < 256; d++) {
+      const c = load<u32>(counts + (d << 2));
+      store<u32>(counts + (d << 2), sum);
+      sum += c;
+    }
+    for (let i: u32 = 0; i < n; i++) {
+      const r = src + <usize>i * REC;
+      const k = load<u64>(r);
+      const c = counts + (<usize>((k >>> (<u64>b << 3)) & 0xff) << 2);
+      const at = load<u32>(c);
+      store<u32>(c, at + 1);
+      const o = dst + <usize>at * REC;
+      store<u64>(o, k);
+      store<u64>(o, load<u64>(r, 8), 8);
+      store<u64>(o, load<u64>(r, 16), 16);
+    }
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  return src;
+}
+
+/** Sorts the `n` keyed records at `recs` by name; `tmp` is scratch room for `n` records or 0. */
+function sortByName(recs: usize, tmp: usize, n: u32): usize {
+  if (tmp == 0) {
+    sortRecs(recs, 0, <i32>n - 1);
+    return recs;
+  }
+  const sorted = radixSortRecs(recs, tmp, n);
+  let i: u32 = 0;
+  while (i < n) {
+    const k = load<u64>(sorted + <usize>i * REC);
+    let j = i + 1;
+    while (j < n && load<u64>(sorted + <usize>j * REC) == k) j++;
+    if (j - i > 1) sortRecs(sorted, <i32>i, <i32>j - 1);
+    i = j;
+  }
+  return sorted;
+}
+
 /**
  * `state_export`, then the triples sorted by name bytes. Returns the number of entries, or
  * 0xffffffff (-1 in JS) when memory cannot grow for the sort keys (the triples are then unsorted).
@@ -644,13 +715,16 @@ export function state_export_sorted(outBytes: usize, outOffsets: usize): u32 {
     store<u64>(r + 8, load<u64>(t));
     store<u32>(r + 16, load<u32>(t, 8));
   }
-  sortRecs(recs, 0, <i32>n - 1);
+  // Radix sorting needs a second buffer; without the memory for it, quicksort in place.
+  const tmp = mem_alloc(<usize>n * REC);
+  const sorted = sortByName(recs, tmp, n);
   for (let i: u32 = 0; i < n; i++) {
     const t = outOffsets + <usize>i * 12;
-    const r = recs + <usize>i * REC;
+    const r = sorted + <usize>i * REC;
     store<u64>(t, load<u64>(r + 8));
     store<u32>(t, load<u32>(r + 16), 8);
   }
+  if (tmp != 0) mem_free(tmp, <usize>n * REC);
   mem_free(recs, <usize>n * REC);
   return n;
 }

@@ -283,3 +283,52 @@ Deno.test("SerfState aliveNodes decodes a mixed set: ASCII names beside one mult
     assert.deepEqual(state.aliveNodes(), sortedNodes(model), `multi-byte name at ${pos}`);
   }
 });
+
+Deno.test("SerfState sorts by name where keys tie: long runs sharing 8 bytes after the prefix, short names, shuffled", () => {
+  // aliveNodes() sorts by a 64-bit key (8 name bytes after the common prefix), by radix, then
+  // by whole names within each run of equal keys. Build sets that stress each part.
+  const seed = testSeed("SerfState tied keys");
+  const rng = new Rng(seed);
+  const sets: string[][] = [
+    // One run of 3,000 equal keys ("abbbbbbb"), beside names that end inside the key.
+    [...Array.from({ length: 3000 }, (_, i) => `abbbbbbbbb-${i}`), "a", "ab", "abbbbbbb", "zz", ""],
+    // Every key equal: every radix pass skipped, one run of all.
+    Array.from({ length: 500 }, (_, i) => `same-prefix-${"q".repeat(i % 7)}${i}`),
+    // Keys differing in one byte only, and in the last byte of the key only.
+    Array.from({ length: 2000 }, (_, i) => `n${String.fromCharCode(33 + (i % 90))}zzzzzz${i % 3}${i}`),
+    // Random bytes, multi-byte UTF-8 included.
+    Array.from(
+      { length: 2000 },
+      () =>
+        Array.from(
+          { length: rng.int(14) },
+          () => String.fromCodePoint(rng.int(3) === 0 ? 0xe9 + rng.int(300) : 97 + rng.int(3)),
+        ).join(""),
+    ),
+  ];
+  for (const [k, names] of sets.entries()) {
+    const state = new SerfState(new WasmCore());
+    state.reset(false);
+    const model = new Map<string, string>();
+    // Insert in a shuffled order, so the table's order says nothing about the sorted one.
+    const order = [...new Set(names)];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    for (const [i, name] of order.entries()) {
+      state.alive(name, `10.0.${i >> 8 & 255}.${i & 255}:7946`);
+      model.set(name, `10.0.${i >> 8 & 255}.${i & 255}:7946`);
+    }
+    const got = state.aliveNodes();
+    const want = sortedNodes(model);
+    assert.equal(got.length, want.length, `seed ${seed}, set ${k}`);
+    for (let i = 0; i < want.length; i++) {
+      if (got[i]!.name !== want[i]!.name || got[i]!.addr !== want[i]!.addr) {
+        assert.fail(
+          `seed ${seed}, set ${k}: at ${i}, ${JSON.stringify(got[i])} where ${JSON.stringify(want[i])}`,
+        );
+      }
+    }
+  }
+});

@@ -401,8 +401,8 @@ export class Snapshotter {
 
   /**
    * Opens (or creates) the snapshot at `path`, takes its writer lock, replays it, repairs a
-   * torn tail per `recovery`, removes a leftover `<path>.compact`, and compacts if the file is
-   * over the threshold.
+   * torn tail per `recovery`, removes a crash's leftover `<path>.compact` and `<path>.replaced`
+   * (names snaplog owns beside the snapshot), and compacts if the file is over the threshold.
    *
    * @param path The snapshot file.
    * @param options Behaviour; see {@link SnapshotterOptions}.

@@ -168,11 +168,12 @@ async function crashEveryCompactionStep(format: "binary" | "go-text"): Promise<v
   const pre = await reopenState(preMem);
   let sawOld = false;
   let sawNew = false;
-  // After the directory fsync the compaction is complete: what follows is housekeeping (the
-  // replaced file's close and the removal of its second name), whose failure it ignores.
+  // After the directory fsync the compaction is durable: what follows is the log's new handle
+  // (a failure there poisons the log) and housekeeping (closes, and the removal of the replaced
+  // file's second name), whose failure it ignores.
   const durableAt = steps.findIndex((op) => op.startsWith("syncDir "));
   assert.ok(
-    durableAt > 0 && steps.slice(durableAt + 1).every((op) => /^(close|remove) /.test(op)),
+    durableAt > 0 && steps.slice(durableAt + 1).every((op) => /^(open d\/s\.snap$|close |remove )/.test(op)),
     steps.join("\n"),
   );
   for (let i = 0; i <= steps.length; i++) {
@@ -251,12 +252,11 @@ Deno.test("Snapshotter compaction: the replaced file keeps a second name until a
   assert.ok(at(`datasync ${P}.compact`) < at(`link ${P} ${P}.replaced`), ops.join("\n"));
   assert.ok(at(`link ${P} ${P}.replaced`) < at(`rename ${P}.compact ${P}`));
   assert.ok(at(`rename ${P}.compact ${P}`) < at("syncDir d"));
-  assert.ok(at("syncDir d") < at(`close ${P}`)); // the replaced file's handle (its path at open)
+  assert.ok(at("syncDir d") < at(`open ${P}`), ops.join("\n")); // the log's new handle, by the snapshot's name
+  assert.ok(at(`open ${P}`) < at(`close ${P}`)); // then the replaced file's handle (its path at open)
   assert.ok(at(`close ${P}`) < at(`remove ${P}.replaced`));
-  // The compacted file's own handle carries on: no close or reopen of it.
-  assert.ok(!ops.includes(`close ${P}.compact`) && !ops.includes(`open ${P}`), ops.join("\n"));
   assert.deepEqual(stateOf(s), expected);
-  s.append(alive("after", "10.0.0.98:7946")); // appends go to the compacted file's handle
+  s.append(alive("after", "10.0.0.98:7946")); // appends go to the new file
   const after = stateOf(s);
   await s.close();
   assert.equal(await mem.stat(`${P}.replaced`), null);

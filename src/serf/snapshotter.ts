@@ -1112,9 +1112,7 @@ export class Snapshotter {
       // 1. Write the live state to <path>.compact; the snapshot itself is untouched. Chunks
       //    are built synchronously (the state cannot change in between) and each write is
       //    issued at once, so the file system copies one chunk while Wasm builds the next.
-      //    It is opened for reading and writing, as the snapshot is: after the rename this
-      //    handle is the log's (step 5), with no reopen that could fail.
-      h = await fs.open(tmp, { read: true, write: true, create: true, truncate: true, mode: 0o644 });
+      h = await fs.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
       const file = h;
       let at = 0;
       size = this.#codec.compactInto((chunk) => {
@@ -1141,20 +1139,23 @@ export class Snapshotter {
         cause: e,
       });
     }
-    // 5. Append to the new file from now on: the handle that wrote it.
     const replaced = this.#file;
-    this.#file = h;
     try {
       // 4. fsync the directory so the rename itself survives a power loss.
       await fs.syncDir(dirOf(this.#path));
+      // 5. Append to the new file from now on, through a handle opened under its own name
+      //    (errors name the snapshot, not <path>.compact).
+      this.#file = await fs.open(this.#path, { read: true, write: true });
     } catch (e) {
       this.#poison = e;
-      await replaced.close().catch(noop);
       throw new PoisonedError(this.#path, "compact", e);
+    } finally {
+      // Neither file's close can change what is on disk any more: the new file is synced, and
+      // the replaced one is not the snapshot now.
+      await h.close().catch(noop);
+      if (this.#file !== replaced) await replaced.close().catch(noop);
+      if (aside) this.#dropReplaced = fs.remove(replacedPath(this.#path)).catch(noop);
     }
-    // The replaced file is not the snapshot any more: nothing it says on close concerns it.
-    await replaced.close().catch(noop);
-    if (aside) this.#dropReplaced = fs.remove(replacedPath(this.#path)).catch(noop);
     this.#fileSize = size;
     this.#durableSize = size;
     this.#codec.consume(includedStaged);

@@ -263,6 +263,31 @@ Deno.test("Snapshotter compaction: the replaced file keeps a second name until a
   assert.deepEqual(await reopenState(mem), after);
 });
 
+Deno.test("Snapshotter: a sync queued behind a compaction that poisons the log is refused, not acknowledged", async () => {
+  // The compaction renames its file in and then fails to reopen the snapshot: the log is
+  // poisoned. A sync that was already waiting for its I/O turn must not write anywhere (the old
+  // handle's file has no name any more: data written there would be acknowledged and lost).
+  // Found by the fault fuzz (seed 4277569394).
+  const mem = await compactionPreState();
+  const fs = new FaultFs(mem);
+  const s = await openMem(fs, { sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  let opens = 0;
+  fs.beforeOp = (op) => {
+    // The reopen after the rename (the compaction's first open is of <path>.compact).
+    if (op === `open ${P}` && ++opens === 1) throw new Error("injected: EMFILE");
+  };
+  const compaction = s.compact();
+  s.append(alive("b", "10.0.0.2:7946")); // staged after the image was built
+  const synced = s.sync(); // waits for the compaction's turn
+  await assert.rejects(compaction, PoisonedError);
+  await assert.rejects(synced, PoisonedError);
+  await s.close().catch(() => {});
+  mem.crash();
+  const state = await reopenState(mem);
+  assert.ok(state.alive.some((n) => n.name === "a"), "the compacted image holds the record staged before it");
+});
+
 Deno.test("Snapshotter compaction without hard links: a failed or missing link only costs the close", async () => {
   for (const variant of ["link fails", "no link method"] as const) {
     const mem = await compactionPreState();

@@ -988,9 +988,17 @@ export class Snapshotter {
     }
   }
 
-  /** Runs `fn` after every earlier exclusive operation: file writes never interleave. */
+  /**
+   * Runs `fn` after every earlier exclusive operation: file writes never interleave. A turn
+   * that comes up after an earlier one poisoned the log does nothing and throws: a sync queued
+   * behind a compaction that failed after its rename would otherwise write to the replaced
+   * file, which has no name any more, and acknowledge records a crash loses.
+   */
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#ioTail.then(fn);
+    const run = this.#ioTail.then(() => {
+      if (this.#poison !== null) throw new PoisonedError(this.#path, "write to", this.#poison);
+      return fn();
+    });
     this.#ioTail = run.then(noop, noop);
     return run;
   }

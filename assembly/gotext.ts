@@ -137,7 +137,8 @@ function parseUint(p: usize, e: usize): u32 {
  * starts at address 0: the CRC tables live there). Addresses are short, so this looks at
  * the last 16 bytes with one SIMD compare first.
  */
-function lastSpace(p: usize, e: usize): usize {
+// @ts-ignore: decorator
+@inline function lastSpace(p: usize, e: usize): usize {
   const sp = i8x16.splat(0x20);
   let q = e;
   while (q - p >= 16) {
@@ -152,8 +153,13 @@ function lastSpace(p: usize, e: usize): usize {
   return 0;
 }
 
-/** Applies the line [s, e) (e is its '\n'). false: stop before this line (status set). */
-function applyLine(base: usize, s: usize, e: usize, lineNo: u32): bool {
+/**
+ * Applies the line [s, e) (e is its '\n'). false: stop before this line (status set). Inlined
+ * into both loops of gotext_scan, with lastSpace: 4-5 % faster on the history's and the
+ * 1M-record files (interleaved A/B, medians of 41 rounds), for 0.7 KB more code.
+ */
+// @ts-ignore: decorator
+@inline function applyLine(base: usize, s: usize, e: usize, lineNo: u32): bool {
   const len = <u32> (e - s);
   if (len >= 7) {
     // 8-byte loads at s are safe: s + 7 <= e, and the '\n' at e is in the buffer.

@@ -283,7 +283,7 @@ Deno.test("Snapshotter.open replays a Go text file in two halves: same state, wa
 
 Deno.test("splitPoint splits only when a Worker saves time, where both threads finish together", () => {
   const MiB = 1 << 20;
-  const base = { at: 2 * MiB, size: 40 * MiB, bytesPerMs: 250_000, blockMs: 20, startMs: 30 };
+  const base = { at: 2 * MiB, size: 60 * MiB, bytesPerMs: 250_000, blockMs: 20, startMs: 30 };
   const split = splitPoint(base);
   assert.ok(split !== null);
   const rest = base.size - base.at, x = split - base.at;
@@ -292,9 +292,9 @@ Deno.test("splitPoint splits only when a Worker saves time, where both threads f
   assert.ok(Math.abs(caller - worker) < 0.01, `this thread done at ${caller} ms, the worker at ${worker} ms`);
   // A worker that starts later gets less of the file.
   assert.ok(splitPoint({ ...base, startMs: 60 })! > split);
-  // The saving is (rest/rate - blockMs - startMs) / 2: exactly the 25 ms minimum at 100 ms of rest.
-  assert.notEqual(splitPoint({ ...base, size: base.at + 100 * base.bytesPerMs }), null);
-  assert.equal(splitPoint({ ...base, size: base.at + 100 * base.bytesPerMs - 1 }), null);
+  // The saving is (rest/rate - blockMs - startMs) / 2: exactly the 40 ms minimum at 130 ms of rest.
+  assert.notEqual(splitPoint({ ...base, size: base.at + 130 * base.bytesPerMs }), null);
+  assert.equal(splitPoint({ ...base, size: base.at + 130 * base.bytesPerMs - 1 }), null);
   // The same file on a machine 8x as fast is not worth a Worker.
   assert.equal(splitPoint({ ...base, bytesPerMs: 8 * base.bytesPerMs }), null);
 });

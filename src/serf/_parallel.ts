@@ -65,10 +65,15 @@ export function mayReplayInParallel(size: number): boolean {
 /**
  * The least time a split must promise to save before a Worker is started for it. The model
  * below leaves out the merge, the delta's transfer and two threads sharing two cores with
- * V8's own: bench:compare measured a 21 MiB Go text file (75-90 ms on one thread) 13-17 %
- * slower split with a 15 ms margin, so the margin is 25 ms (a rest of over ~100 ms here).
+ * V8's own, and its speed comes from a short probe whose rate varies 1.8x between runs of the
+ * same file: a split is chosen exactly when the probe ran slow, which is when it misleads.
+ * Session 3 measured a 21 MiB Go text file 13-17 % slower split with a 15 ms margin and set
+ * 25 ms; session 6's twelve bench:compare runs, with faster one-thread replays, found the
+ * ~30 MB history files no faster split than alone (median ratio 1.0) and up to 1.5x slower
+ * in a third of them. 40 ms (a rest of over ~130 ms here) leaves those alone and still splits
+ * the 100+ MB files, where a second thread saves 30-50 %.
  */
-const MIN_SAVING_MS = 25;
+const MIN_SAVING_MS = 40;
 
 /** The median of the last few values seen (one slow outlier must not turn splitting off). */
 class RecentMedian {

@@ -54,7 +54,6 @@ export interface SerfClocks {
   lastQueryClock: bigint;
 }
 
-const decoder = utf8Decoder;
 const encoder = new TextEncoder();
 
 /** A delta-mode state as plain data: see {@link SerfState.exportDelta}. */
@@ -225,7 +224,7 @@ export class SerfState {
     if (ascii) {
       // Almost every cluster names its nodes in ASCII. Then one decode covers every string:
       // byte offsets are character offsets, and each string is a slice of it.
-      const text = decoder.decode(bytes);
+      const text = utf8Decoder.decode(bytes);
       const nodes: AliveNode[] = new Array(count);
       for (let k = 0; k < count; k++) {
         nodes[k] = {
@@ -236,8 +235,8 @@ export class SerfState {
       return nodes;
     }
     return Array.from({ length: count }, (_, k) => ({
-      name: decoder.decode(bytes.subarray(offsets[k * 3]!, offsets[k * 3 + 1]!)),
-      addr: decoder.decode(bytes.subarray(offsets[k * 3 + 1]!, offsets[k * 3 + 2]!)),
+      name: utf8Decoder.decode(bytes.subarray(offsets[k * 3]!, offsets[k * 3 + 1]!)),
+      addr: utf8Decoder.decode(bytes.subarray(offsets[k * 3 + 1]!, offsets[k * 3 + 2]!)),
     }));
   }
 

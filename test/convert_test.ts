@@ -86,6 +86,23 @@ for (const name of fixtures) {
     }));
 }
 
+Deno.test({
+  name: "convertSnapshot creates its output 0644 and keeps the mode of an output it replaces",
+  ignore: Deno.build.os === "windows",
+  fn: () =>
+    withDir(async (dir) => {
+      const src = `${dir}/in.snapshot`;
+      await Deno.writeTextFile(src, "alive: a 10.0.0.1:7946\nclock: 3\n");
+      await convertSnapshot(src, `${dir}/new.snap`, { to: "binary" });
+      assert.equal((await Deno.stat(`${dir}/new.snap`)).mode! & 0o777, 0o644);
+      await Deno.writeTextFile(`${dir}/old.snap`, "");
+      await Deno.chmod(`${dir}/old.snap`, 0o600);
+      await convertSnapshot(src, `${dir}/old.snap`, { to: "binary" });
+      assert.equal((await Deno.stat(`${dir}/old.snap`)).mode! & 0o777, 0o600, "the conversion widened it");
+      assert.equal((await replaySnapshot(`${dir}/old.snap`)).lastClock, 3n);
+    }),
+});
+
 Deno.test("convertSnapshot keeps a trailing leave: both leave modes replay as the source", () =>
   withDir(async (dir) => {
     await Deno.writeTextFile(

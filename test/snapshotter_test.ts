@@ -468,6 +468,32 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name: "Snapshotter keeps a snapshot's narrowed mode through compaction and in its .broken copy",
+  ignore: Deno.build.os === "windows",
+  fn: () =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/s.snap`;
+      const s = await Snapshotter.open(path, { clock: new ManualClock() });
+      for (let i = 0; i < 20; i++) s.append(alive(`n${i % 2}`, `10.0.0.${i}:7946`));
+      await s.close();
+      await Deno.chmod(path, 0o600); // the operator narrows it
+      const t = await Snapshotter.open(path, { clock: new ManualClock() });
+      await t.compact();
+      assert.equal(t.stats.compactions, 1);
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600, "compaction widened the mode");
+      await t.close();
+      // A torn tail: the evidence copy holds the snapshot's bytes, so it gets its mode too.
+      const bytes = await Deno.readFile(path);
+      await Deno.writeFile(path, bytes.subarray(0, bytes.length - 3));
+      const u = await Snapshotter.open(path, { clock: new ManualClock() });
+      assert.equal(u.openReport.brokenCopy, `${path}.broken`);
+      assert.equal((await Deno.stat(`${path}.broken`)).mode! & 0o777, 0o600);
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+      await u.close();
+    }),
+});
+
 // ---------------------------------------------------------------------------------------------
 // 5. Timers
 

@@ -59,3 +59,11 @@ export async function acquireWriterLock(
   }
   return lock;
 }
+
+/**
+ * The permission bits of `path`, for a file that replaces or copies it; 0644 (what snaplog
+ * creates) where there are none to tell (a platform without them, or no such file).
+ */
+export async function modeOf(fs: FileSystem, path: string): Promise<number> {
+  return (await fs.stat(path).catch(() => null))?.mode ?? 0o644;
+}

@@ -28,7 +28,7 @@ import { dirname } from "node:path";
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
-import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
+import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { fsOption } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { FileKind, RecordType, replayBinaryFile, SERF_FRAME_SIZE_MAX, SERF_LIMITS } from "./binary.ts";
@@ -252,7 +252,8 @@ export async function convertSnapshot(
   let file: FileHandle | null = null;
   let bytesWritten = 0;
   try {
-    file = await fs.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    // A new file is 0644; one that replaces an existing OUT keeps OUT's permission bits.
+    file = await fs.open(tmp, { write: true, createNew: true, mode: await modeOf(fs, target) });
     const sink = o.to === "go-text" ? new TextSink(file) : new BinarySink(file);
     await sink.header();
     await writeNodes(sink, parts[0]!);

@@ -6,7 +6,7 @@
 // and refuses to write after an fsync failure. README "Serf snapshots" and "Crash safety".
 import type { Clock } from "../clock.ts";
 import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "../errors.ts";
-import { acquireWriterLock, canonicalPath } from "../fs/lock.ts";
+import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { clockOption, fsOption } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
@@ -1120,7 +1120,10 @@ export class Snapshotter {
       // 1. Write the live state to <path>.compact; the snapshot itself is untouched. Chunks
       //    are built synchronously (the state cannot change in between) and each write is
       //    issued at once, so the file system copies one chunk while Wasm builds the next.
-      h = await fs.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
+      // The new file keeps the snapshot's permission bits (0644 for one snaplog created): a
+      // user who narrowed them to 0600 must not find them widened by a compaction.
+      const mode = await modeOf(fs, this.#path);
+      h = await fs.open(tmp, { write: true, create: true, truncate: true, mode });
       const file = h;
       let at = 0;
       size = this.#codec.compactInto((chunk) => {
@@ -1237,7 +1240,8 @@ async function lastNewlineEnd(file: FileHandle, size: number, path: string): Pro
 async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: string): Promise<string> {
   let target = `${path}.broken`;
   for (let n = 1; (await fs.stat(target)) !== null; n++) target = `${path}.broken.${n}`;
-  const out = await fs.open(target, { write: true, createNew: true, mode: 0o644 });
+  // The copy holds what the snapshot held: it gets the snapshot's permission bits.
+  const out = await fs.open(target, { write: true, createNew: true, mode: await modeOf(fs, path) });
   try {
     const buf = new Uint8Array(1 << 20);
     for (let pos = 0; pos < size; pos += buf.length) {

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { crc32c } from "../mod.ts";
 import { crc32cBytewise, crc32cSlicing8 } from "../src/core/_crc32c_js.ts";
+import { decodeBase64 } from "../src/_wasm/core.ts";
+import { WASM_BASE64 } from "../src/_wasm/wasm.generated.ts";
 import { Rng, testSeed } from "./_rng.ts";
 import { withTempDir } from "./_tmp.ts";
 
@@ -104,4 +106,13 @@ console.log(crc32c(new TextEncoder().encode("123456789".repeat(40))).toString(16
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   const want = crc32cBytewise(new TextEncoder().encode("123456789".repeat(40))).toString(16);
   assert.equal(new TextDecoder().decode(out.stdout).trim(), want);
+});
+
+Deno.test("the embedded module decodes the same natively and by the portable path", () => {
+  const native = decodeBase64(WASM_BASE64);
+  assert.deepEqual(native, decodeBase64(WASM_BASE64, false));
+  assert.deepEqual([...native.subarray(0, 4)], [0x00, 0x61, 0x73, 0x6d]); // "\0asm"
+  for (const s of ["", "AA==", "AAE=", "AAEC", "/+8="]) {
+    assert.deepEqual(decodeBase64(s), decodeBase64(s, false), s);
+  }
 });

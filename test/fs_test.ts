@@ -1,9 +1,11 @@
+import { absolutePath, baseOf, dirOf, joinPath, normalizePosix } from "../src/fs/_path.ts";
 import assert from "node:assert/strict";
+import { posix } from "node:path";
 import { denoFs } from "../src/fs/deno_fs.ts";
 import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import type { FileHandle, FileSystem } from "../src/fs/types.ts";
-import { Rng, testSeed } from "./_rng.ts";
+import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 import { withTempDir } from "./_tmp.ts";
 
 const isWindows = Deno.build.os === "windows";
@@ -680,4 +682,44 @@ Deno.test("FaultFs passes through to denoFs", async () => {
     }
     assert.deepEqual(await readAll(fs, `${dir}/a`), bytes(1, 2));
   });
+});
+
+Deno.test("path helpers: directory, last part, join, absolute, and POSIX normalization", () => {
+  assert.equal(dirOf("d/s.snap"), "d");
+  assert.equal(dirOf("s.snap"), ".");
+  assert.equal(dirOf("/s.snap"), "/");
+  assert.equal(dirOf("/a/b/s.snap"), "/a/b");
+  assert.equal(baseOf("/a/b/s.snap"), "s.snap");
+  assert.equal(baseOf("s.snap"), "s.snap");
+  assert.equal(joinPath("/a", "s"), Deno.build.os === "windows" ? "/a\\s" : "/a/s");
+  assert.equal(joinPath("/a/", "s"), "/a/s");
+  assert.equal(absolutePath("/a/s"), "/a/s");
+  assert.equal(absolutePath("s"), joinPath(Deno.cwd(), "s"));
+  const cases: [string, string][] = [
+    ["./d/../d/x", "d/x"],
+    ["d//x", "d/x"],
+    ["d/./x/", "d/x"],
+    ["../x", "../x"],
+    ["../../x/..", "../.."],
+    ["/../x", "/x"],
+    ["/a/b/../../..", "/"],
+    ["", "."],
+    [".", "."],
+    ["a/..", "."],
+  ];
+  for (const [input, want] of cases) assert.equal(normalizePosix(input), want, input);
+});
+
+Deno.test("normalizePosix agrees with node:path's POSIX normalize (trailing slash aside), seeded", () => {
+  const seed = testSeed("normalizePosix");
+  const rng = new Rng(seed);
+  const parts = ["a", "b", ".", "..", "", "s.snap"];
+  for (let i = 0; i < fuzzIterations(500); i++) {
+    const n = rng.int(7);
+    const segs = Array.from({ length: n }, () => parts[rng.int(parts.length)]!);
+    const path = (rng.int(2) === 0 ? "/" : "") + segs.join("/");
+    let want = posix.normalize(path);
+    if (want.length > 1 && want.endsWith("/")) want = want.slice(0, -1);
+    assert.equal(normalizePosix(path), want, `seed ${seed}: ${JSON.stringify(path)}`);
+  }
 });

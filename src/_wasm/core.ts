@@ -42,7 +42,16 @@ export interface CoreExports {
 
 let compiled: WebAssembly.Module | undefined;
 
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+/** `Uint8Array` with `fromBase64` (TC39, in Deno's V8) where the runtime has it. */
+const U8 = Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array<ArrayBuffer> };
+
+/**
+ * Decodes base64 (the embedded module). Native where the runtime has it (0.03 ms for the
+ * module, against 2-3 ms for atob and a copy loop run once per process in V8's interpreter,
+ * on the way to the first replay); `native: false` takes the portable path (tests).
+ */
+export function decodeBase64(b64: string, native = true): Uint8Array<ArrayBuffer> {
+  if (native && typeof U8.fromBase64 === "function") return U8.fromBase64(b64);
   // With JSR reachable, @std/encoding/base64 decodeBase64 would do this.
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);

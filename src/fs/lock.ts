@@ -1,8 +1,7 @@
 // Which file a path names, and the one-writer lock on it. Both the live log
 // (src/serf/snapshotter.ts) and the offline writers (convert) go through here, so a symlink
 // or a different spelling of a path cannot get around the lock.
-// (With JSR reachable, @std/path would replace node:path; the calls are the same.)
-import { basename, dirname, join, normalize, resolve } from "node:path";
+import { absolutePath, baseOf, dirOf, joinPath, normalizePosix } from "./_path.ts";
 import { LockedError } from "../errors.ts";
 import { denoFs } from "./deno_fs.ts";
 import type { FileHandle, FileSystem } from "./types.ts";
@@ -13,18 +12,18 @@ import type { FileHandle, FileSystem } from "./types.ts";
  * there it is the normalized spelling (`./d/../d/x` is `d/x`).
  */
 export async function canonicalPath(fs: FileSystem, path: string): Promise<string> {
-  if (fs !== denoFs) return normalize(path);
-  const abs = resolve(path);
+  if (fs !== denoFs) return normalizePosix(path);
+  // realPath resolves a relative path against the working directory itself.
   try {
-    return await Deno.realPath(abs);
+    return await Deno.realPath(path);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   try {
-    return join(await Deno.realPath(dirname(abs)), basename(abs));
+    return joinPath(await Deno.realPath(dirOf(path)), baseOf(path));
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return abs;
+    return absolutePath(path); // no such directory: opening the lock file will say so
   }
 }
 

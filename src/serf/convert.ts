@@ -24,11 +24,11 @@
 // Crash safety: the output is written to `<out>.tmp-<random>`, fdatasynced and closed, then
 // renamed over `<out>`, and the directory is fsynced so the rename survives a crash. A failure
 // at any step removes the temporary file and leaves `<out>` as it was.
-import { dirname } from "node:path";
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
+import { dirOf } from "../fs/_path.ts";
 import { fsOption } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { FileKind, RecordType, replayBinaryFile, SERF_FRAME_SIZE_MAX, SERF_LIMITS } from "./binary.ts";
@@ -275,7 +275,7 @@ export async function convertSnapshot(
     await f.close();
     await fs.rename(tmp, target);
     // The rename is durable only once the directory is: README "Crash safety".
-    await fs.syncDir(dirname(target));
+    await fs.syncDir(dirOf(target));
   } catch (err) {
     if (file !== null) await file.close().catch(() => {});
     await fs.remove(tmp).catch(() => {});

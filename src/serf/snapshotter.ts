@@ -7,6 +7,7 @@
 import type { Clock } from "../clock.ts";
 import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "../errors.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
+import { dirOf } from "../fs/_path.ts";
 import { clockOption, fsOption } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
@@ -230,11 +231,6 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     fs: fsOption("open snapshot", options.fs),
     parallel: bool("parallel", true),
   };
-}
-
-function dirOf(path: string): string {
-  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
-  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
 }
 
 /**

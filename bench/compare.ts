@@ -9,7 +9,7 @@
 // run is the one least disturbed. Large files live in a temporary directory
 // ($SNAPLOG_BENCH_DIR or $TMPDIR) that is removed at the end.
 import { parseArgs } from "node:util";
-import { replaySnapshot, Snapshotter } from "../mod.ts";
+import { compactSnapshot, replaySnapshot, Snapshotter } from "../mod.ts";
 import type { SnapshotRecord } from "../src/serf/records.ts";
 import type { AliveNode, SnapshotState } from "../src/serf/types.ts";
 import { ratioChartSvg, type RatioRow } from "./_svg.ts";
@@ -193,6 +193,27 @@ async function machine(dir: string): Promise<Machine> {
 }
 
 // ---------------------------------------------------------------------------- snaplog
+
+/** Medians over `runs` fresh processes of bench/_startup_child.ts on `path`. */
+async function serviceStartup(
+  path: string,
+  runs: number,
+): Promise<{ importMs: number; openMs: number; aliveNodesMs: number; totalMs: number; alive: number }> {
+  const child = new URL("./_startup_child.ts", import.meta.url).pathname;
+  const parts: Array<{ importMs: number; openMs: number; aliveNodesMs: number; alive: number }> = [];
+  for (let i = 0; i < runs; i++) {
+    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", child, path], stderr: "piped" })
+      .output();
+    if (!out.success) throw new Error(`start-up child failed: ${new TextDecoder().decode(out.stderr)}`);
+    parts.push(JSON.parse(new TextDecoder().decode(out.stdout)));
+  }
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[xs.length >> 1]!;
+  const importMs = median(parts.map((p) => p.importMs));
+  const openMs = median(parts.map((p) => p.openMs));
+  const aliveNodesMs = median(parts.map((p) => p.aliveNodesMs));
+  const totalMs = median(parts.map((p) => p.importMs + p.openMs + p.aliveNodesMs));
+  return { importMs, openMs, aliveNodesMs, totalMs, alive: parts[0]!.alive };
+}
 
 /** Raw `append()` of records, buffered, syncing every BUFFERED_SYNC_EVERY records. */
 async function snaplogAppendRecords(
@@ -695,6 +716,23 @@ try {
       }
       : {}),
   });
+  // A service's start-up: a fresh process imports snaplog, opens its snapshot (compacted, as a
+  // live log keeps it) and lists the alive set, which is what a node pays to rejoin.
+  log("start-up of a service in fresh processes");
+  const svcPath = `${dir}/service.snap`;
+  await Deno.copyFile(binPath, svcPath);
+  await compactSnapshot(svcPath);
+  const svcBytes = (await Deno.stat(svcPath)).size;
+  const svc = await serviceStartup(svcPath, 5);
+  rows.push({
+    op: `start-up of a service: a fresh process imports snaplog, opens the history's compacted snapshot (${
+      fmtBytes(svcBytes)
+    }, ${svc.alive.toLocaleString("en-US")} alive) and lists it (median of 5)`,
+    snaplog: `${fmtMs(svc.totalMs)}: import ${fmtMs(svc.importMs)}, open ${fmtMs(svc.openMs)}, aliveNodes() ${
+      fmtMs(svc.aliveNodesMs)
+    }`,
+  });
+  data.serviceStartup = { bytes: svcBytes, ...svc };
   rows.push({
     op: `replay ${histLabel}: snaplog binary vs sqlite SELECT of the alive set only`,
     snaplog: fmtMs(repBin.ms),

@@ -1026,6 +1026,22 @@ Deno.test('Snapshotter with sync: "always" compacts when the file passes the thr
   assert.deepEqual((await reopenState(mem)).alive, [{ name: "node-0", addr: "10.0.0.1:7946" }]);
 });
 
+Deno.test({
+  name:
+    "Snapshotter fsyncs the directory a file named with a backslash is in (a backslash separates only on Windows)",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const mem = new MemFs();
+    const s = await Snapshotter.open("d/a\\b.snap", { fs: mem, clock: new ManualClock() });
+    await s.close();
+    // The directory whose entry must be durable is d, not d/a.
+    assert.ok(mem.ops.includes("syncDir d"), mem.ops.join("\n"));
+    assert.ok(!mem.ops.includes("syncDir d/a"), mem.ops.join("\n"));
+    mem.crash();
+    assert.notEqual(await mem.stat("d/a\\b.snap"), null, "the new snapshot vanished in a crash");
+  },
+});
+
 Deno.test("Snapshotter creates a binary file with its header in place, and opens an existing empty file as Go text", async () => {
   const mem = new MemFs();
   const s = await openMem(mem);

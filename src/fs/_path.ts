@@ -7,9 +7,13 @@
 const WINDOWS = Deno.build.os === "windows";
 const SEP = WINDOWS ? "\\" : "/";
 
-/** Index of the last separator in `path` (`/`, and `\` as well: a name never needs one here), or -1. */
+/**
+ * Index of the last separator in `path`, or -1: `/`, and on Windows `\` as well. On other
+ * systems `\` is an ordinary character of a name (`a\b.snap` is a file in the directory).
+ */
 function lastSep(path: string): number {
-  return Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  const slash = path.lastIndexOf("/");
+  return WINDOWS ? Math.max(slash, path.lastIndexOf("\\")) : slash;
 }
 
 /** The directory part of `path`: `.` for a bare name, `/` for a file in the root. */
@@ -25,7 +29,7 @@ export function baseOf(path: string): string {
 
 /** `name` inside directory `dir`. */
 export function joinPath(dir: string, name: string): string {
-  return dir.endsWith("/") || dir.endsWith("\\") ? dir + name : dir + SEP + name;
+  return dir.endsWith("/") || (WINDOWS && dir.endsWith("\\")) ? dir + name : dir + SEP + name;
 }
 
 /** True if `path` does not depend on the working directory. */

@@ -726,3 +726,17 @@ Deno.test("normalizePosix agrees with node:path's POSIX normalize (trailing slas
     assert.equal(normalizePosix(path), want, `seed ${seed}: ${JSON.stringify(path)}`);
   }
 });
+
+Deno.test({
+  name: "denoFs: a name too long for the file system names no file (stat null, remove no error)",
+  ignore: isWindows,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const path = `${dir}/${"n".repeat(300)}`;
+      assert.equal(await denoFs.stat(path), null);
+      await denoFs.remove(path);
+      // Other errors still throw: a directory is not a file to remove.
+      await Deno.mkdir(`${dir}/sub/inner`, { recursive: true });
+      await assert.rejects(() => denoFs.remove(`${dir}/sub`));
+    }),
+});

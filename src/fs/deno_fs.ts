@@ -207,6 +207,15 @@ async function openFile(path: string, options: OpenOptions): Promise<DenoHandle>
 }
 
 /**
+ * True for an error that says there is no file at the path: it does not exist, or its name is
+ * longer than the file system allows, so no file can have it (a snapshot whose name leaves no
+ * room for `.replaced` beside it has no such file to clean up).
+ */
+function cannotExist(err: unknown): boolean {
+  return err instanceof Deno.errors.NotFound || (err as { code?: unknown } | null)?.code === "ENAMETOOLONG";
+}
+
+/**
  * The real {@link FileSystem}, over Deno's file APIs. Needs `--allow-read` and `--allow-write` for
  * the paths it touches.
  *
@@ -247,7 +256,7 @@ export const denoFs: FileSystem = {
       const info = await Deno.stat(path);
       return { size: info.size, mode: info.mode === null ? null : info.mode & 0o777, isFile: info.isFile };
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return null;
+      if (cannotExist(err)) return null;
       throw wrap(`stat "${path}"`, err);
     }
   },
@@ -272,7 +281,7 @@ export const denoFs: FileSystem = {
     try {
       await Deno.remove(path);
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return;
+      if (cannotExist(err)) return;
       throw wrap(`remove "${path}"`, err);
     }
   },

@@ -490,7 +490,16 @@ Deno.test({
       assert.equal(u.openReport.brokenCopy, `${path}.broken`);
       assert.equal((await Deno.stat(`${path}.broken`)).mode! & 0o777, 0o600);
       assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+      // Made read-only while the log runs: the compacted file keeps the rest of the bits, but
+      // the owner can still write it, or the log could not reopen it after the rename.
+      await Deno.chmod(path, 0o440);
+      u.append(alive("n9", "10.0.0.9:7946"));
+      await u.compact();
+      assert.equal(u.stats.compactions, 1);
+      await u.sync();
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o640);
       await u.close();
+      assert.equal((await replaySnapshot(path)).aliveNodes.length, 3);
     }),
 });
 

@@ -60,9 +60,12 @@ export async function acquireWriterLock(
 }
 
 /**
- * The permission bits of `path`, for a file that replaces or copies it; 0644 (what snaplog
- * creates) where there are none to tell (a platform without them, or no such file).
+ * The permission bits of `path`, for a file that replaces or copies it, with the owner's read
+ * and write added (a log must go on writing the file that replaces its snapshot, even if
+ * someone made the snapshot read-only meanwhile); 0644 (what snaplog creates) where there are
+ * none to tell (a platform without them, or no such file).
  */
 export async function modeOf(fs: FileSystem, path: string): Promise<number> {
-  return (await fs.stat(path).catch(() => null))?.mode ?? 0o644;
+  const mode = (await fs.stat(path).catch(() => null))?.mode;
+  return mode === null || mode === undefined ? 0o644 : mode | 0o600;
 }

@@ -537,6 +537,23 @@ Deno.test("Snapshotter keeps the .broken copy of a torn tail across a crash", as
   assert.deepEqual(mem.read(`${P}.broken`), torn);
 });
 
+Deno.test("Snapshotter leaves no partial .broken copy when the disk fills during it, and repairs nothing", async () => {
+  const { bytes } = await kRecords();
+  const torn = bytes.slice(0, bytes.length - 3);
+  const mem = new MemFs();
+  mem.write(P, torn);
+  const fs = new FaultFs(mem);
+  fs.failAfterBytes(10); // the copy's first write runs out of room
+  await assert.rejects(Snapshotter.open(P, { fs, clock: new ManualClock() }));
+  assert.deepEqual(mem.read(P), torn, "the damaged file was repaired without its copy");
+  assert.equal(await mem.stat(`${P}.broken`), null, "a partial copy passes for the evidence");
+  // Room again: the next open copies it whole, then repairs.
+  const s = await Snapshotter.open(P, { fs: mem, clock: new ManualClock() });
+  assert.equal(s.openReport.brokenCopy, `${P}.broken`);
+  assert.deepEqual(mem.read(`${P}.broken`), torn);
+  await s.close();
+});
+
 Deno.test("Snapshotter keeps every earlier .broken copy when it repairs again", async () => {
   const { bytes, starts } = await kRecords();
   const mem = new MemFs();

@@ -1251,8 +1251,13 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
     // truncation and loses the evidence (test "Snapshotter keeps the .broken copy of a torn
     // tail across a crash").
     await fs.syncDir(dirOf(path));
-  } finally {
-    await out.close();
+  } catch (e) {
+    // A copy cut short (a full disk) must not pass for the evidence; the open fails before
+    // any repair, and the next one copies again.
+    await out.close().catch(noop);
+    await fs.remove(target).catch(noop);
+    throw e;
   }
+  await out.close();
   return target;
 }

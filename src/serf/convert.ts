@@ -21,9 +21,11 @@
 // non-zero clock of F was written after the last leave and so equals T's. README "Converting
 // snapshots".
 //
-// Crash safety: the output is written to `<out>.tmp-<random>`, fdatasynced and closed, then
-// renamed over `<out>`, and the directory is fsynced so the rename survives a crash. A failure
-// at any step removes the temporary file and leaves `<out>` as it was.
+// Crash safety: the output is written to `<out>.compact` (the name a live log's compaction
+// uses, free under the writer lock convert holds), fdatasynced and closed, then renamed over
+// `<out>`, and the directory is fsynced so the rename survives a crash. A failure at any step
+// removes the temporary file and leaves `<out>` as it was; a crash leaves `<out>.compact`,
+// which the next convert to `<out>` overwrites and the next open of `<out>` removes.
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
@@ -170,7 +172,7 @@ function checkOptions(options: ConvertOptions): Resolved {
  * Skipped lines and a torn tail of the input are not converted, as replay drops them too; the
  * report lists them.
  *
- * The output is written atomically: to `<output>.tmp-<random>`, fdatasynced, renamed over
+ * The output is written atomically: to `<output>.compact`, fdatasynced, renamed over
  * `output`, and its directory fsynced. On any failure the temporary file is removed and
  * `output` is left as it was. The output's writer lock (the one {@link Snapshotter.open}
  * takes) is held meanwhile, so a live log on `output` is never replaced under it; a symlink
@@ -248,12 +250,13 @@ export async function convertSnapshot(
 
   const target = await canonicalPath(fs, output);
   const lock = await acquireWriterLock(fs, target, output);
-  const tmp = `${target}.tmp-${randomHex(8)}`;
+  const tmp = `${target}.compact`;
   let file: FileHandle | null = null;
   let bytesWritten = 0;
   try {
     // A new file is 0644; one that replaces an existing OUT keeps OUT's permission bits.
-    file = await fs.open(tmp, { write: true, createNew: true, mode: await modeOf(fs, target) });
+    // (A leftover of a crashed convert or compaction is overwritten: truncate.)
+    file = await fs.open(tmp, { write: true, create: true, truncate: true, mode: await modeOf(fs, target) });
     const sink = o.to === "go-text" ? new TextSink(file) : new BinarySink(file);
     await sink.header();
     await writeNodes(sink, parts[0]!);
@@ -318,11 +321,6 @@ async function sameFile(fs: FileSystem, input: string, output: string): Promise<
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
-}
-
-function randomHex(bytes: number): string {
-  const b = crypto.getRandomValues(new Uint8Array(bytes));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 // ---- replay in both leave modes ----------------------------------------------------------

@@ -554,6 +554,32 @@ Deno.test("Snapshotter leaves no partial .broken copy when the disk fills during
   await s.close();
 });
 
+Deno.test("Snapshotter: a process killed while copying the evidence leaves no .broken file, and the next open copies it whole", async () => {
+  const { bytes } = await kRecords();
+  const torn = bytes.slice(0, bytes.length - 3);
+  // Record an open that repairs, then kill one at each step up to its rename of the copy.
+  const rec = new MemFs();
+  rec.write(P, torn);
+  const recorder = new FaultFs(rec);
+  await (await Snapshotter.open(P, { fs: recorder, clock: new ManualClock() })).close();
+  const renameAt = recorder.ops.findIndex((op) => op.startsWith(`rename ${P}.compact ${P}.broken`));
+  assert.ok(renameAt > 0, recorder.ops.join("\n"));
+  for (let at = 0; at <= renameAt; at++) {
+    const mem = new MemFs();
+    mem.write(P, torn);
+    const fs = new FaultFs(mem);
+    fs.crashAt(at);
+    await assert.rejects(Snapshotter.open(P, { fs, clock: new ManualClock() }));
+    assert.equal(await mem.stat(`${P}.broken`), null, `killed at step ${at}: a partial copy is the evidence`);
+    assert.deepEqual(mem.read(P), torn, `killed at step ${at}: repaired without the copy`);
+    const s = await Snapshotter.open(P, { fs: mem, clock: new ManualClock() });
+    assert.equal(s.openReport.brokenCopy, `${P}.broken`, `after a kill at step ${at}`);
+    assert.deepEqual(mem.read(`${P}.broken`), torn);
+    assert.equal(await mem.stat(`${P}.compact`), null);
+    await s.close();
+  }
+});
+
 Deno.test("Snapshotter keeps every earlier .broken copy when it repairs again", async () => {
   const { bytes, starts } = await kRecords();
   const mem = new MemFs();

@@ -1231,13 +1231,18 @@ async function lastNewlineEnd(file: FileHandle, size: number, path: string): Pro
 
 /**
  * Copies a damaged file to `<path>.broken` (or `.broken.N` if that exists) before a repair,
- * so the evidence is kept (etcd's Repair does the same).
+ * so the evidence is kept (etcd's Repair does the same). The copy is written to
+ * `<path>.compact` and renamed into place once whole, so a `.broken` file is never a partial
+ * copy: a failure removes the temporary file, and a crash leaves it to the next open, which
+ * removes it.
  */
 async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: string): Promise<string> {
   let target = `${path}.broken`;
   for (let n = 1; (await fs.stat(target)) !== null; n++) target = `${path}.broken.${n}`;
+  const tmp = `${path}.compact`;
   // The copy holds what the snapshot held: it gets the snapshot's permission bits.
-  const out = await fs.open(target, { write: true, createNew: true, mode: await modeOf(fs, path) });
+  const out = await fs.open(tmp, { write: true, create: true, truncate: true, mode: await modeOf(fs, path) });
+  let open = true;
   try {
     const buf = new Uint8Array(1 << 20);
     for (let pos = 0; pos < size; pos += buf.length) {
@@ -1246,6 +1251,9 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
       await out.write(view, pos);
     }
     await out.datasync();
+    open = false;
+    await out.close();
+    await fs.rename(tmp, target);
     // FIX (snapshotter tests): the copy's directory entry must be durable before the caller
     // truncates the damaged file and fsyncs that, or a crash right after the repair keeps the
     // truncation and loses the evidence (test "Snapshotter keeps the .broken copy of a torn
@@ -1254,10 +1262,9 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
   } catch (e) {
     // A copy cut short (a full disk) must not pass for the evidence; the open fails before
     // any repair, and the next one copies again.
-    await out.close().catch(noop);
-    await fs.remove(target).catch(noop);
+    if (open) await out.close().catch(noop);
+    await fs.remove(tmp).catch(noop);
     throw e;
   }
-  await out.close();
   return target;
 }

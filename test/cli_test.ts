@@ -3,6 +3,7 @@
 // exit codes and the one-line errors.
 import assert from "node:assert/strict";
 import { type CliIo, main } from "../src/cli/main.ts";
+import { replaySnapshot, Snapshotter } from "../mod.ts";
 import { fixtureNames, fixturePath, FIXTURES } from "./_fixtures.ts";
 import { withTempDir } from "./_tmp.ts";
 
@@ -287,7 +288,6 @@ Deno.test("deno task cli convert round-trips a fixture through both formats", as
 });
 
 Deno.test("cli compact shrinks a churned snapshot offline, keeps its state, and refuses a locked file", async () => {
-  const { Snapshotter, replaySnapshot } = await import("../mod.ts");
   await withTempDir(async (dir) => {
     for (const format of ["binary", "go-text"] as const) {
       const path = `${dir}/serf-${format}.snap`;
@@ -334,5 +334,40 @@ Deno.test("main replay --json lists the first 10,000 warnings and counts the res
     assert.equal(got.warningsOmitted, 5);
     assert.equal(got.records, 10_006);
     assert.deepEqual(got.aliveNodes, [{ name: "a", addr: "10.0.0.1:7946" }]);
+  });
+});
+
+Deno.test("main: damage before the tail says how to get past it, and convert --recovery salvage does", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    const snap = await Snapshotter.open(path, { format: "binary" });
+    for (let i = 0; i < 5; i++) snap.append({ type: "alive", name: `n${i}`, addr: `10.0.0.${i}:7946` });
+    await snap.close();
+    const bytes = await Deno.readFile(path);
+    bytes[24 + 2 * 40 + 14]! ^= 0x01; // the third frame (40 bytes each): n2's name
+    await Deno.writeFile(path, bytes);
+    for (const args of [["replay", "--json", path], ["convert", "--to", "go-text", path, `${dir}/o.txt`]]) {
+      const r = await run(args);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.equal(r.stderr.split("\n").length, 2, "one line");
+      assert.match(
+        r.stderr,
+        /checksum mismatch; valid records resume at offset \d+ \(--recovery salvage keeps/,
+      );
+    }
+    const c = await run(["convert", "--to", "go-text", "--recovery", "salvage", path, `${dir}/o.txt`]);
+    assert.equal(c.code, 0, c.stderr);
+    const r = await run(["replay", "--json", `${dir}/o.txt`]);
+    assert.deepEqual(JSON.parse(r.stdout).aliveNodes.map((n: { name: string }) => n.name), [
+      "n0",
+      "n1",
+      "n3",
+      "n4",
+    ]);
+    // Salvage itself gets no hint; a bad value is a usage error.
+    assert.equal(
+      (await run(["convert", "--to", "go-text", "--recovery", "fix", path, `${dir}/p.txt`])).code,
+      2,
+    );
   });
 });

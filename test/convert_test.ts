@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { type ConvertProgress, convertSnapshot } from "../src/serf/convert.ts";
 import { replaySnapshot } from "../src/serf/replay.ts";
 import { type SnapshotRecord, Snapshotter } from "../src/serf/snapshotter.ts";
-import { LockedError } from "../src/errors.ts";
+import { CorruptionError, LockedError } from "../src/errors.ts";
 import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import type { FileSystem } from "../src/fs/types.ts";
@@ -455,3 +455,48 @@ Deno.test("convertSnapshot refuses to replace an output a live Snapshotter is wr
     assert.ok((await Deno.lstat(`${dir}/alias.snap`)).isSymlink);
     assert.deepEqual((await replaySnapshot(`${dir}/out.snap`)).aliveNodes.map((n) => n.name), ["a"]);
   }));
+
+Deno.test("convertSnapshot's recovery: salvage converts the records around damage, the others refuse it", async () => {
+  const mem = new MemFs();
+  const s = await Snapshotter.open("in.snap", { fs: mem, format: "binary" });
+  for (let i = 0; i < 5; i++) s.append({ type: "alive", name: `n${i}`, addr: `10.0.0.${i}:7946` });
+  s.append({ type: "clock", value: 9n });
+  await s.close();
+  const bytes = mem.read("in.snap");
+  const starts: number[] = [];
+  for (let at = 24; at < bytes.length;) { // frame starts: 12-byte header, 8-byte aligned
+    starts.push(at);
+    at += (12 + new DataView(bytes.buffer, bytes.byteOffset + at + 4, 4).getUint32(0, true) + 7) & ~7;
+  }
+  const bad = bytes.slice();
+  bad[starts[2]! + 14]! ^= 0x01; // n2's name: its checksum fails
+  mem.write("bad.snap", bad);
+  for (const recovery of [undefined, "truncate-tail", "strict"] as const) {
+    await assert.rejects(
+      convertSnapshot("bad.snap", "out.txt", { to: "go-text", fs: mem, ...(recovery ? { recovery } : {}) }),
+      CorruptionError,
+      String(recovery),
+    );
+    assert.equal(await mem.stat("out.txt"), null);
+  }
+  const r = await convertSnapshot("bad.snap", "out.txt", { to: "go-text", fs: mem, recovery: "salvage" });
+  assert.equal(r.warnings.length, 1);
+  assert.equal(r.warnings[0]!.line, starts[2]);
+  const out = await replaySnapshot("out.txt", { fs: mem });
+  assert.deepEqual(out.aliveNodes.map((n) => n.name), ["n0", "n1", "n3", "n4"]);
+  assert.equal(out.lastClock, 9n);
+  assert.deepEqual(mem.read("bad.snap"), bad, "the input was modified");
+  // strict refuses a torn tail that truncate-tail leaves out.
+  mem.write("torn.snap", bytes.slice(0, bytes.length - 3));
+  await assert.rejects(
+    convertSnapshot("torn.snap", "t.txt", { to: "go-text", fs: mem, recovery: "strict" }),
+    CorruptionError,
+  );
+  const t = await convertSnapshot("torn.snap", "t.txt", { to: "go-text", fs: mem });
+  assert.ok(t.tornTailBytes > 0);
+  await assert.rejects(
+    // @ts-expect-error: a wrong value on purpose
+    convertSnapshot("bad.snap", "out.txt", { to: "go-text", fs: mem, recovery: "fix" }),
+    TypeError,
+  );
+});

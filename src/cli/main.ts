@@ -9,6 +9,7 @@ import { type ConvertProgress, convertSnapshot } from "../serf/convert.ts";
 import { compactSnapshot } from "../serf/compact.ts";
 import { replaySnapshot } from "../serf/replay.ts";
 import type { SnapshotState } from "../serf/types.ts";
+import { CorruptionError } from "../errors.ts";
 
 /** Where the CLI writes; tests pass their own to capture the output in-process. */
 export interface CliIo {
@@ -75,6 +76,9 @@ Options:
   --to binary|go-text             The output format (required)
   --from auto|binary|go-text      The input format (default: auto, detected from its header)
   --rejoin-after-leave            Summarize the state with leave records ignored
+  --recovery truncate-tail|strict|salvage
+                                  Binary input: how damage is handled (default: truncate-tail;
+                                  salvage converts every good record around it)
   -h, --help                      Show this help
 
 Exit status: 0 converted, 1 the conversion failed (OUT is left as it was), 2 usage error.
@@ -179,7 +183,12 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
       io.stderr(`snaplog: ${err.message}\n\n${usage}`);
       return 2;
     }
-    io.stderr(`snaplog${command === undefined ? "" : ` ${command}`}: ${oneLine(err)}\n`);
+    // Damage before the tail: say how to get past it (salvage keeps every good record).
+    const hint = err instanceof CorruptionError && /resume at offset/.test(err.message) &&
+        !args.includes("salvage")
+      ? " (--recovery salvage keeps the records around the damage)"
+      : "";
+    io.stderr(`snaplog${command === undefined ? "" : ` ${command}`}: ${oneLine(err)}${hint}\n`);
     return 1;
   }
 }
@@ -312,6 +321,7 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
     to: { type: "string" },
     from: { type: "string" },
     "rejoin-after-leave": { type: "boolean" },
+    recovery: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
@@ -321,6 +331,7 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
   if (values.to === undefined) throw new UsageError("missing --to binary|go-text");
   const to = oneOf("--to", values.to, ["binary", "go-text"] as const, "binary");
   const from = oneOf("--from", values.from, ["auto", "binary", "go-text"] as const, "auto");
+  const recovery = recoveryOption(values.recovery);
   if (positionals.length !== 2) {
     throw new UsageError(
       `expected IN and OUT, got ${positionals.length} path${positionals.length === 1 ? "" : "s"}`,
@@ -346,6 +357,7 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
     from,
     rejoinAfterLeave: values["rejoin-after-leave"] === true,
     onProgress,
+    recovery,
   });
   const ms = performance.now() - start;
   const where = r.from === "go-text" ? "line" : "offset";

@@ -33,7 +33,14 @@ import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { dirOf } from "../fs/_path.ts";
 import { fsOption } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
-import { FileKind, RecordType, replayBinaryFile, SERF_FRAME_SIZE_MAX, SERF_LIMITS } from "./binary.ts";
+import {
+  FileKind,
+  RecordType,
+  type RecoveryMode,
+  replayBinaryFile,
+  SERF_FRAME_SIZE_MAX,
+  SERF_LIMITS,
+} from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { NAME_BYTES_MAX, typeName, utf8Decoder } from "./records.ts";
@@ -70,6 +77,13 @@ export interface ConvertOptions {
    * @default {undefined}
    */
   onProgress?: (progress: ConvertProgress) => void;
+  /**
+   * Binary input only: `"truncate-tail"` leaves a torn tail out (reported) and throws on
+   * damage before it; `"strict"` throws on any damage; `"salvage"` converts every good record
+   * around damaged regions and lists them as warnings. The input is never modified.
+   * @default {"truncate-tail"}
+   */
+  recovery?: RecoveryMode;
   /** The file system; every read and write goes through it. @default {denoFs} */
   fs?: FileSystem;
 }
@@ -129,6 +143,7 @@ interface Resolved {
   from: "auto" | SnapshotFormat;
   rejoinAfterLeave: boolean;
   onProgress: ((progress: ConvertProgress) => void) | null;
+  recovery: RecoveryMode;
   fs: FileSystem;
 }
 
@@ -153,11 +168,16 @@ function checkOptions(options: ConvertOptions): Resolved {
   if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
     throw new TypeError(`Cannot convert snapshot: onProgress must be a function`);
   }
+  const recovery = options.recovery === undefined ? "truncate-tail" : options.recovery;
+  if (!["truncate-tail", "strict", "salvage"].includes(recovery)) {
+    throw new TypeError(`Cannot convert snapshot: recovery must be "truncate-tail", "strict" or "salvage"`);
+  }
   return {
     to: options.to,
     from,
     rejoinAfterLeave,
     onProgress: options.onProgress ?? null,
+    recovery,
     fs: fsOption("convert snapshot", options.fs),
   };
 }
@@ -200,7 +220,8 @@ function checkOptions(options: ConvertOptions): Resolved {
  * @param input The snapshot to read; it is never modified.
  * @param output Where to write the converted snapshot; replaced if it exists.
  * @param options The target format (required), the source format, the leave mode the report
- *   describes, a progress callback and the file system.
+ *   describes, a progress callback, the recovery mode for a damaged binary input and the file
+ *   system.
  * @returns What was read and written, and the replayed state's size and clocks.
  * @throws {Deno.errors.NotFound} If the input does not exist.
  * @throws {Error} If `output` names the input file (also through `..`, symlinks or hard links).
@@ -208,7 +229,8 @@ function checkOptions(options: ConvertOptions): Resolved {
  * @throws {RangeError} If a node cannot be written in the target format: for go-text a name
  *   holding `\n` or an address holding `\n` or a space; for binary a name or address over
  *   65535 bytes.
- * @throws {CorruptionError} If a binary input is damaged before its tail.
+ * @throws {CorruptionError} If a binary input is damaged before its tail (anywhere, with
+ *   `recovery: "strict"`; never with `"salvage"`).
  * @throws {TypeError} For options of the wrong type.
  */
 export async function convertSnapshot(
@@ -236,7 +258,7 @@ export async function convertSnapshot(
   const progress = new Progress(info.size, o.onProgress);
   const replayed = from === "go-text"
     ? await replayGoTextBoth(fs, input, info.size, progress)
-    : await replayBinaryBoth(fs, input, info.size, progress);
+    : await replayBinaryBoth(fs, input, info.size, progress, o.recovery);
   progress.end();
 
   const { leaving, staying } = replayed; // rejoinAfterLeave false / true
@@ -408,13 +430,14 @@ async function replayBinaryBoth(
   path: string,
   size: number,
   progress: Progress,
+  recovery: RecoveryMode,
 ): Promise<{ leaving: Replayed; staying: Replayed }> {
   const file = await fs.open(path, { read: true });
   try {
     const shared = new SharedReads(file, progress);
     const run = async (rejoin: boolean): Promise<Replayed> => {
       const codec = newBinaryCodec(rejoin);
-      const r = await replayBinaryFile(codec.core, shared, size, path, "truncate-tail");
+      const r = await replayBinaryFile(codec.core, shared, size, path, recovery);
       return {
         state: codec.state,
         records: r.records,

@@ -60,12 +60,13 @@ export async function acquireWriterLock(
 }
 
 /**
- * The permission bits of `path`, for a file that replaces or copies it, with the owner's read
- * and write added (a log must go on writing the file that replaces its snapshot, even if
- * someone made the snapshot read-only meanwhile); 0644 (what snaplog creates) where there are
- * none to tell (a platform without them, or no such file).
+ * The permission bits of `path`, for a file that replaces or copies it: its read and write
+ * bits, with the owner's read and write added (a log must go on writing the file that replaces
+ * its snapshot, even if someone made the snapshot read-only meanwhile) and no execute bits (a
+ * snapshot is data: serf creates its compacted file 0755, which becomes 0644 here); 0644 (what
+ * snaplog creates) where there are none to tell (a platform without them, or no such file).
  */
 export async function modeOf(fs: FileSystem, path: string): Promise<number> {
   const mode = (await fs.stat(path).catch(() => null))?.mode;
-  return mode === null || mode === undefined ? 0o644 : mode | 0o600;
+  return mode === null || mode === undefined ? 0o644 : (mode & 0o666) | 0o600;
 }

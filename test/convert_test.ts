@@ -291,7 +291,7 @@ Deno.test("convertSnapshot writes through the FileSystem seam: temp, fsync, clos
   await convertSnapshot("dir/in.snapshot", "dir/out.snap", { to: "binary", fs: mem });
   const ops = mem.ops.filter((op) => !op.endsWith(" dir/in.snapshot")); // reads of the input
   const tmp = ops[1]!.replace(/^open /, "");
-  assert.equal(tmp, "dir/out.snap.compact");
+  assert.equal(tmp, "dir/out.snap.convert");
   // The output's writer lock is held from before the temp file exists until the rename is durable.
   assert.deepEqual(ops.map((op) => op.replaceAll(tmp, "TMP").replace(/^write TMP \d+ \d+$/, "write TMP")), [
     "open dir/out.snap.lock",
@@ -330,7 +330,7 @@ Deno.test("convertSnapshot after a crashed convert: the leftover temp file is ov
     // The process died; the machine did not (a power loss would take the unsynced entry too).
     assert.deepEqual(
       mem.files(),
-      ["in.snapshot", "out.snap.compact", "out.snap.lock"],
+      ["in.snapshot", "out.snap.convert", "out.snap.lock"],
       "the crash's leftover",
     );
     if (next === "convert") {

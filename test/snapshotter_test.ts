@@ -454,6 +454,8 @@ Deno.test({
   fn: () =>
     withTempDir(async (dir) => {
       const path = `${dir}/s.snap`;
+      await (await Snapshotter.open(path, { clock: new ManualClock() })).close();
+      // A crashed compaction's leftover (the snapshot is there, so it is one).
       await Deno.writeFile(`${path}.compact`, new Uint8Array([9]), { mode: 0o600 });
       const s = await Snapshotter.open(path, { clock: new ManualClock() });
       assert.equal(await denoFs.stat(`${path}.compact`), null); // leftover removed on open
@@ -1073,14 +1075,44 @@ Deno.test({
   },
 });
 
+Deno.test("Snapshotter finishes a compaction serf left between removing the snapshot and renaming the new one", async () => {
+  // Serf compacts by writing and fsyncing <path>.compact, removing the snapshot, then renaming:
+  // a serf that died in between left its whole state only in <path>.compact.
+  const mem = new MemFs();
+  const text = "alive: a 10.0.0.1:7946\nalive: b 10.0.0.2:7946\nclock: 7\nevent-clock: 3\nquery-clock: 0\n";
+  mem.write("d/serf.snapshot.compact", new TextEncoder().encode(text));
+  await assert.rejects(replaySnapshot("d/serf.snapshot", { fs: mem }), /serf\.snapshot\.compact" exists/);
+  const s = await Snapshotter.open("d/serf.snapshot", { fs: mem, clock: new ManualClock() });
+  assert.equal(s.openReport.finishedCompaction, true);
+  assert.equal(s.openReport.created, false);
+  assert.equal(s.format, "go-text");
+  assert.deepEqual(s.aliveNodes().map((n) => n.name), ["a", "b"]);
+  assert.equal(s.lastClock, 7n);
+  await s.close();
+  assert.equal(await mem.stat("d/serf.snapshot.compact"), null);
+  mem.crash(); // the rename was made durable
+  assert.equal(new TextDecoder().decode(mem.read("d/serf.snapshot")), text);
+
+  // An empty one is a creation cut short, not a state: a new snapshot, as before.
+  const m2 = new MemFs();
+  m2.write("d/x.snap.compact", new Uint8Array(0));
+  const t = await Snapshotter.open("d/x.snap", { fs: m2, clock: new ManualClock() });
+  assert.equal(t.openReport.finishedCompaction, false);
+  assert.equal(t.openReport.created, true);
+  assert.equal(t.format, "binary");
+  await t.close();
+  assert.equal(await m2.stat("d/x.snap.compact"), null);
+});
+
 Deno.test("Snapshotter creates a binary file with its header in place, and opens an existing empty file as Go text", async () => {
   const mem = new MemFs();
   const s = await openMem(mem);
   // The header is written beside the file and renamed in: there is never an empty snapshot.
-  assert.deepEqual(mem.ops.slice(0, 9), [
+  assert.deepEqual(mem.ops.slice(0, 10), [
     `open ${P}.lock`,
     `remove ${P}.compact`, // a crash's leftovers
     `remove ${P}.replaced`,
+    `remove ${P}.convert`,
     `open ${P}.compact`,
     `write ${P}.compact 0 24`,
     `datasync ${P}.compact`,

@@ -21,11 +21,13 @@
 // non-zero clock of F was written after the last leave and so equals T's. README "Converting
 // snapshots".
 //
-// Crash safety: the output is written to `<out>.compact` (the name a live log's compaction
-// uses, free under the writer lock convert holds), fdatasynced and closed, then renamed over
-// `<out>`, and the directory is fsynced so the rename survives a crash. A failure at any step
-// removes the temporary file and leaves `<out>` as it was; a crash leaves `<out>.compact`,
-// which the next convert to `<out>` overwrites and the next open of `<out>` removes.
+// Crash safety: the output is written to `<out>.convert` (free under the writer lock convert
+// holds), fdatasynced and closed, then renamed over `<out>`, and the directory is fsynced so
+// the rename survives a crash. A failure at any step removes the temporary file and leaves
+// `<out>` as it was; a crash leaves `<out>.convert`, which the next convert to `<out>`
+// overwrites and the next open of `<out>` removes. (Not `<out>.compact`: with `<out>` missing,
+// open takes that for a compaction cut short between serf's remove and rename, and finishes it,
+// which must never happen to a half-written conversion.)
 import { WasmCore } from "../_wasm/core.ts";
 import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
@@ -45,7 +47,7 @@ import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { NAME_BYTES_MAX, typeName, utf8Decoder } from "./records.ts";
 import type { SerfState } from "./_state.ts";
-import { detectFormat } from "./snapshotter.ts";
+import { convertPath, detectFormat } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
 
 /** How far a conversion has read its input, for {@link ConvertOptions.onProgress}. */
@@ -192,7 +194,7 @@ function checkOptions(options: ConvertOptions): Resolved {
  * Skipped lines and a torn tail of the input are not converted, as replay drops them too; the
  * report lists them.
  *
- * The output is written atomically: to `<output>.compact`, fdatasynced, renamed over
+ * The output is written atomically: to `<output>.convert`, fdatasynced, renamed over
  * `output`, and its directory fsynced. On any failure the temporary file is removed and
  * `output` is left as it was. The output's writer lock (the one {@link Snapshotter.open}
  * takes) is held meanwhile, so a live log on `output` is never replaced under it; a symlink
@@ -272,7 +274,7 @@ export async function convertSnapshot(
 
   const target = await canonicalPath(fs, output);
   const lock = await acquireWriterLock(fs, target, output);
-  const tmp = `${target}.compact`;
+  const tmp = convertPath(target);
   let file: FileHandle | null = null;
   let bytesWritten = 0;
   try {

@@ -139,6 +139,12 @@ export interface OpenReport {
   compactionError: string | null;
   /** True if the file was created by this open. */
   created: boolean;
+  /**
+   * True if the snapshot was missing and this open finished a compaction that had removed it
+   * before renaming its new file in: `<path>.compact` became the snapshot. Serf compacts that
+   * way, so a serf that died between the two steps leaves its whole state only there.
+   */
+  finishedCompaction: boolean;
 }
 
 /** Counters of a live snapshotter. */
@@ -427,10 +433,17 @@ export class Snapshotter {
 
   static async #openLocked(path: string, o: Resolved, lock: FileHandle): Promise<Snapshotter> {
     const fs = o.fs;
+    // Serf compacts by removing the snapshot and then renaming its new file in; a serf that
+    // died between the two left its whole state in <path>.compact (written and fsynced before
+    // the removal) and no snapshot. Finish that rename rather than take the file for a
+    // leftover. (snaplog's own compaction renames over the snapshot, so the snapshot is never
+    // missing while its <path>.compact exists; an empty one is a creation cut short.)
+    const finishedCompaction = await finishCompaction(fs, path);
     // A crash during compaction can leave the temporary file and the replaced file's second
-    // name (see #setAside); the snapshot itself is intact.
+    // name (see #setAside), and a crashed convert its output; the snapshot itself is intact.
     await fs.remove(`${path}.compact`);
     await fs.remove(replacedPath(path));
+    await fs.remove(convertPath(path));
     const info = await fs.stat(path);
     const created = info === null;
     // A new binary file appears with its header in place (written beside it and renamed), so
@@ -456,6 +469,7 @@ export class Snapshotter {
         compactedOnOpen: false,
         compactionError: null,
         created,
+        finishedCompaction,
       };
       let codec: Codec;
       let end: number;
@@ -1201,6 +1215,24 @@ export class Snapshotter {
 }
 
 function noop(): void {}
+
+/**
+ * If `path` is missing and `<path>.compact` holds something, renames it into place and fsyncs
+ * the directory: see the caller. True if it did.
+ */
+async function finishCompaction(fs: FileSystem, path: string): Promise<boolean> {
+  if ((await fs.stat(path)) !== null) return false;
+  const leftover = await fs.stat(`${path}.compact`);
+  if (leftover === null || leftover.size === 0 || !leftover.isFile) return false;
+  await fs.rename(`${path}.compact`, path);
+  await fs.syncDir(dirOf(path));
+  return true;
+}
+
+/** Where `convert` writes its output before renaming it over `path` (under its writer lock). */
+export function convertPath(path: string): string {
+  return `${path}.convert`;
+}
 
 /** The second name a compaction gives the file it replaces (see #setAside). */
 function replacedPath(path: string): string {

@@ -6,6 +6,7 @@ import {
   BackpressureError,
   ClosedError,
   compactSnapshot,
+  convertSnapshot,
   CorruptionError,
   LockedError,
   ManualClock,
@@ -1082,6 +1083,10 @@ Deno.test("Snapshotter finishes a compaction serf left between removing the snap
   const text = "alive: a 10.0.0.1:7946\nalive: b 10.0.0.2:7946\nclock: 7\nevent-clock: 3\nquery-clock: 0\n";
   mem.write("d/serf.snapshot.compact", new TextEncoder().encode(text));
   await assert.rejects(replaySnapshot("d/serf.snapshot", { fs: mem }), /serf\.snapshot\.compact" exists/);
+  await assert.rejects(
+    convertSnapshot("d/serf.snapshot", "d/out.snap", { to: "binary", fs: mem }),
+    /serf\.snapshot\.compact" exists/,
+  );
   const s = await Snapshotter.open("d/serf.snapshot", { fs: mem, clock: new ManualClock() });
   assert.equal(s.openReport.finishedCompaction, true);
   assert.equal(s.openReport.created, false);
@@ -1102,6 +1107,14 @@ Deno.test("Snapshotter finishes a compaction serf left between removing the snap
   assert.equal(t.format, "binary");
   await t.close();
   assert.equal(await m2.stat("d/x.snap.compact"), null);
+
+  // The offline compaction takes it for the snapshot it is, not for a missing file.
+  const m3 = new MemFs();
+  m3.write("d/serf.snapshot.compact", new TextEncoder().encode(text));
+  const r = await compactSnapshot("d/serf.snapshot", { fs: m3, clock: new ManualClock() });
+  assert.equal(r.aliveNodes, 2);
+  assert.equal((await replaySnapshot("d/serf.snapshot", { fs: m3 })).lastClock, 7n);
+  await assert.rejects(compactSnapshot("d/none.snapshot", { fs: m3 }), Deno.errors.NotFound);
 });
 
 Deno.test("Snapshotter creates a binary file with its header in place, and opens an existing empty file as Go text", async () => {

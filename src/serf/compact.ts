@@ -1,5 +1,5 @@
 import { fsOption } from "../_options.ts";
-import { Snapshotter, type SnapshotterOptions } from "./snapshotter.ts";
+import { interruptedCompaction, Snapshotter, type SnapshotterOptions } from "./snapshotter.ts";
 
 /** What {@link compactSnapshot} did. */
 export interface CompactReport {
@@ -50,9 +50,13 @@ export async function compactSnapshot(
   options: SnapshotterOptions = {},
 ): Promise<CompactReport> {
   // Snapshotter.open creates a missing file; compacting one is a mistake (a typo in a path
-  // would leave a new, empty snapshot behind).
-  if (typeof path === "string" && (await fsOption("compact snapshot", options.fs).stat(path)) === null) {
-    throw new Deno.errors.NotFound(`Cannot compact "${path}": no such file`);
+  // would leave a new, empty snapshot behind). A compaction serf left between removing the
+  // snapshot and renaming its new file in is not missing: open finishes it, then this compacts.
+  if (typeof path === "string") {
+    const fs = fsOption("compact snapshot", options.fs);
+    if ((await fs.stat(path)) === null && !(await interruptedCompaction(fs, path))) {
+      throw new Deno.errors.NotFound(`Cannot compact "${path}": no such file`);
+    }
   }
   const snap = await Snapshotter.open(path, options);
   try {

@@ -47,7 +47,7 @@ import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { NAME_BYTES_MAX, typeName, utf8Decoder } from "./records.ts";
 import type { SerfState } from "./_state.ts";
-import { convertPath, detectFormat } from "./snapshotter.ts";
+import { convertPath, detectFormat, missingSnapshot } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
 
 /** How far a conversion has read its input, for {@link ConvertOptions.onProgress}. */
@@ -251,7 +251,7 @@ export async function convertSnapshot(
   const o = checkOptions(options);
   const fs = o.fs;
   const info = await fs.stat(input);
-  if (info === null) throw new Deno.errors.NotFound(`Cannot convert "${input}": no such file`);
+  if (info === null) throw await missingSnapshot(fs, input, "convert");
   if (await sameFile(fs, input, output)) {
     throw new Error(`Cannot convert "${input}": the output "${output}" is the input file`);
   }

@@ -5,7 +5,7 @@ import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
-import { formatOf } from "./snapshotter.ts";
+import { formatOf, missingSnapshot } from "./snapshotter.ts";
 import { addWarnings, checkMaxWarnings, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replaySnapshot}. */
@@ -101,16 +101,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
     throw new TypeError(`Cannot replay snapshot: format must be "auto", "binary" or "go-text"`);
   }
   const info = await fs.stat(path);
-  if (info === null) {
-    // A compaction that removed the snapshot before renaming its new file in (serf does) and
-    // died between the two left the state beside it; replay is read-only, so only say so.
-    const compact = await fs.stat(`${path}.compact`);
-    throw new Deno.errors.NotFound(
-      compact !== null && compact.size > 0
-        ? `Cannot replay "${path}": no such file, but "${path}.compact" exists: a compaction that removed the snapshot before renaming its new file in (serf does) was cut short; Snapshotter.open finishes it`
-        : `Cannot replay "${path}": no such file`,
-    );
-  }
+  if (info === null) throw await missingSnapshot(fs, path, "replay");
   const file = await fs.open(path, { read: true });
   try {
     const format: SnapshotFormat = want === "auto"

@@ -1221,12 +1221,29 @@ function noop(): void {}
  * the directory: see the caller. True if it did.
  */
 async function finishCompaction(fs: FileSystem, path: string): Promise<boolean> {
-  if ((await fs.stat(path)) !== null) return false;
-  const leftover = await fs.stat(`${path}.compact`);
-  if (leftover === null || leftover.size === 0 || !leftover.isFile) return false;
+  if (!(await interruptedCompaction(fs, path))) return false;
   await fs.rename(`${path}.compact`, path);
   await fs.syncDir(dirOf(path));
   return true;
+}
+
+/**
+ * True if `path` is missing and `<path>.compact` holds something: a compaction that removed the
+ * snapshot before renaming its new file in (serf's way) was cut short between the two.
+ */
+export async function interruptedCompaction(fs: FileSystem, path: string): Promise<boolean> {
+  if ((await fs.stat(path)) !== null) return false;
+  const leftover = await fs.stat(`${path}.compact`);
+  return leftover !== null && leftover.size > 0 && leftover.isFile;
+}
+
+/** The NotFound a read-only command throws for a missing snapshot (naming such a file). */
+export async function missingSnapshot(fs: FileSystem, path: string, what: string): Promise<Error> {
+  return new Deno.errors.NotFound(
+    (await interruptedCompaction(fs, path))
+      ? `Cannot ${what} "${path}": no such file, but "${path}.compact" exists: a compaction that removed the snapshot before renaming its new file in (serf does) was cut short; Snapshotter.open finishes it`
+      : `Cannot ${what} "${path}": no such file`,
+  );
 }
 
 /** Where `convert` writes its output before renaming it over `path` (under its writer lock). */

@@ -802,6 +802,11 @@ Deno.test("Snapshotter open rejects options of the wrong type or range", async (
       Deno.inspect(options),
     );
   }
+  // The message says which number it got, not just "number".
+  await assert.rejects(
+    Snapshotter.open(P, { compactRetryMs: Infinity }),
+    /compactRetryMs must be a finite number, got Infinity/,
+  );
   const rangeErrors: SnapshotterOptions[] = [
     { flushIntervalMs: 0, fs: mem },
     { syncIntervalMs: -1, fs: mem },

@@ -201,7 +201,8 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     const v = options[name];
     if (v === undefined) return def;
     if (typeof v !== "number" || !Number.isFinite(v)) {
-      throw new TypeError(`Cannot open snapshot: ${name} must be a finite number, got ${typeName(v)}`);
+      const got = typeof v === "number" ? String(v) : typeName(v); // NaN and Infinity say which
+      throw new TypeError(`Cannot open snapshot: ${name} must be a finite number, got ${got}`);
     }
     if (v < min || v > max) {
       throw new RangeError(`Cannot open snapshot: ${name} must be in ${min}..${max}, got ${v}`);

@@ -776,6 +776,15 @@ Deno.test("Snapshotter handleEvent rejects bad events with TypeError", async () 
     assert.throws(() => s.handleEvent(event as never), TypeError, Deno.inspect(event));
   }
   assert.throws(() => s.handleEvent({ type: "query", ltime: -1n }), RangeError);
+  // The messages name the event's field, not a record's.
+  assert.throws(
+    () => s.handleEvent({ type: "user", ltime: 5 } as never),
+    /Cannot handle user event: ltime must be a bigint, got number/,
+  );
+  assert.throws(
+    () => s.handleEvent({ type: "query", ltime: 2n ** 64n }),
+    /query event: ltime 18446744073709551616 is outside/,
+  );
   assert.equal(s.stats.appended, 0);
   await s.close();
   assert.deepEqual(await reopenState(mem), { alive: [], clocks: [0n, 0n, 0n] });
@@ -1281,6 +1290,7 @@ Deno.test("Options that are objects or timeouts are checked at once, naming the 
   ) {
     await assert.rejects(s.close({ timeoutMs } as never), err as ErrorConstructor, String(timeoutMs));
   }
+  await assert.rejects(s.close({ timeoutMs: NaN }), /timeoutMs must be a number, got NaN/);
   s.append(alive("a", "10.0.0.1:7946"));
   await s.close({ timeoutMs: Infinity }); // waits, as without a timeout
   assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"]);

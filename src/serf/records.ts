@@ -63,12 +63,20 @@ export function isUint64(value: bigint): boolean {
 }
 
 /** Throws TypeError/RangeError unless `value` is a bigint in 0..2^64-1. */
-export function checkClock(what: string, value: unknown): asserts value is bigint {
+export function checkClock(
+  what: string,
+  value: unknown,
+  from: "record" | "event" = "record",
+): asserts value is bigint {
+  // A record's clock is its `value`; an event's (handleEvent) is its Lamport time, `ltime`.
+  const [verb, noun, field] = from === "record"
+    ? ["append", "record", "value"]
+    : ["handle", "event", "ltime"];
   if (typeof value !== "bigint") {
-    throw new TypeError(`Cannot append ${what} record: value must be a bigint, got ${typeName(value)}`);
+    throw new TypeError(`Cannot ${verb} ${what} ${noun}: ${field} must be a bigint, got ${typeName(value)}`);
   }
   if (!isUint64(value)) {
-    throw new RangeError(`Cannot append ${what} record: value ${value} is outside 0..2^64-1`);
+    throw new RangeError(`Cannot ${verb} ${what} ${noun}: ${field} ${value} is outside 0..2^64-1`);
   }
 }
 

@@ -768,7 +768,7 @@ export class Snapshotter {
       }
       case "user":
       case "query": {
-        checkClock(event.type, event.ltime);
+        checkClock(event.type, event.ltime, "event");
         if (this.#leaving) return RESOLVED;
         if (event.type === "user") {
           if (event.ltime <= this.lastEventClock) return RESOLVED;
@@ -899,7 +899,9 @@ export class Snapshotter {
     let timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs))) {
       throw new TypeError(
-        `Cannot close "${this.#path}": timeoutMs must be a number, got ${typeName(timeoutMs)}`,
+        `Cannot close "${this.#path}": timeoutMs must be a number, got ${
+          typeof timeoutMs === "number" ? "NaN" : typeName(timeoutMs)
+        }`,
       );
     }
     if (timeoutMs !== undefined && (timeoutMs < 0 || (timeoutMs > TIMER_MAX_MS && timeoutMs !== Infinity))) {

@@ -1112,15 +1112,42 @@ Deno.test("Snapshotter finishes a compaction serf left between removing the snap
   mem.crash(); // the rename was made durable
   assert.equal(new TextDecoder().decode(mem.read("d/serf.snapshot")), text);
 
-  // An empty one is a creation cut short, not a state: a new snapshot, as before.
-  const m2 = new MemFs();
-  m2.write("d/x.snap.compact", new Uint8Array(0));
-  const t = await Snapshotter.open("d/x.snap", { fs: m2, clock: new ManualClock() });
-  assert.equal(t.openReport.finishedCompaction, false);
-  assert.equal(t.openReport.created, true);
-  assert.equal(t.format, "binary");
-  await t.close();
-  assert.equal(await m2.stat("d/x.snap.compact"), null);
+  // Anything but a whole compacted snapshot is a leftover, not a state: an empty file or a bare
+  // header (a creation cut short), a compaction's file cut short mid-write (text or binary).
+  const full = new MemFs();
+  const w = await Snapshotter.open("d/w.snap", { fs: full, clock: new ManualClock() });
+  for (let i = 0; i < 3; i++) w.append(alive(`n${i}`, `10.0.0.${i}:7946`));
+  await w.compact();
+  await w.close();
+  const compacted = full.read("d/w.snap"); // alive frames, then the three clock frames
+  const leftovers: [string, Uint8Array][] = [
+    ["empty", new Uint8Array(0)],
+    ["a bare header", compacted.subarray(0, 24)],
+    ["binary cut short", compacted.subarray(0, compacted.length - 24)],
+    [
+      "binary, last frame damaged",
+      Uint8Array.from(compacted, (b, i) => i === compacted.length - 1 ? b ^ 1 : b),
+    ],
+    ["text cut short", new TextEncoder().encode(text.slice(0, text.indexOf("query-clock")))],
+    ["text, torn last line", new TextEncoder().encode(text.slice(0, -1))],
+  ];
+  for (const [what, bytes] of leftovers) {
+    const m = new MemFs();
+    m.write("d/x.snap.compact", bytes);
+    const t = await Snapshotter.open("d/x.snap", { fs: m, clock: new ManualClock() });
+    assert.equal(t.openReport.finishedCompaction, false, what);
+    assert.equal(t.openReport.created, true, what);
+    assert.deepEqual(t.aliveNodes(), [], what);
+    await t.close();
+    assert.equal(await m.stat("d/x.snap.compact"), null, what);
+  }
+  // A whole binary one (snaplog's format) is a state.
+  const mb = new MemFs();
+  mb.write("d/x.snap.compact", compacted);
+  const b = await Snapshotter.open("d/x.snap", { fs: mb, clock: new ManualClock() });
+  assert.equal(b.openReport.finishedCompaction, true);
+  assert.deepEqual(b.aliveNodes().map((n) => n.name), ["n0", "n1", "n2"]);
+  await b.close();
 
   // The offline compaction takes it for the snapshot it is, not for a missing file.
   const m3 = new MemFs();

@@ -11,7 +11,8 @@ import { dirOf } from "../fs/_path.ts";
 import { clockOption, fsOption } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
-import { readFull, type RecoveryMode } from "./binary.ts";
+import { readFull, RecordType, type RecoveryMode } from "./binary.ts";
+import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
@@ -437,8 +438,8 @@ export class Snapshotter {
     // Serf compacts by removing the snapshot and then renaming its new file in; a serf that
     // died between the two left its whole state in <path>.compact (written and fsynced before
     // the removal) and no snapshot. Finish that rename rather than take the file for a
-    // leftover. (snaplog's own compaction renames over the snapshot, so the snapshot is never
-    // missing while its <path>.compact exists; an empty one is a creation cut short.)
+    // leftover. (snaplog's own compaction renames over the snapshot, so it never leaves that;
+    // a file that is not a whole compacted snapshot is a leftover: see interruptedCompaction.)
     const finishedCompaction = await finishCompaction(fs, path);
     // A crash during compaction can leave the temporary file and the replaced file's second
     // name (see #setAside), and a crashed convert its output; the snapshot itself is intact.
@@ -1231,13 +1232,46 @@ async function finishCompaction(fs: FileSystem, path: string): Promise<boolean> 
 }
 
 /**
- * True if `path` is missing and `<path>.compact` holds something: a compaction that removed the
- * snapshot before renaming its new file in (serf's way) was cut short between the two.
+ * True if `path` is missing and `<path>.compact` is a whole compacted snapshot: a compaction
+ * that removed the snapshot before renaming its new file in (serf's way) was cut short between
+ * the two. Anything less (empty, a bare header from a creation cut short, a compaction's file
+ * cut short mid-write) is a leftover, not a state.
  */
 export async function interruptedCompaction(fs: FileSystem, path: string): Promise<boolean> {
   if ((await fs.stat(path)) !== null) return false;
   const leftover = await fs.stat(`${path}.compact`);
-  return leftover !== null && leftover.size > 0 && leftover.isFile;
+  if (leftover === null || !leftover.isFile || leftover.size === 0) return false;
+  return await endsLikeCompaction(fs, `${path}.compact`, leftover.size);
+}
+
+/**
+ * True if the `size`-byte file at `path` ends as every whole compacted snapshot ends, serf's
+ * and snaplog's, in either format: with its query clock, the last record a compaction writes
+ * (a `query-clock: N` line; a query-clock frame whose checksum holds).
+ */
+async function endsLikeCompaction(fs: FileSystem, path: string, size: number): Promise<boolean> {
+  const h = await fs.open(path, { read: true });
+  try {
+    const head = new Uint8Array(Math.min(size, FILE_HEADER_BYTES));
+    await readFull(h, head, 0, path);
+    if (typeof decodeFileHeader(head) !== "string") {
+      const frame = 24; // header 12, u64 clock, padding 4
+      if (size < FILE_HEADER_BYTES + frame) return false;
+      const tail = new Uint8Array(frame);
+      await readFull(h, tail, size - frame, path);
+      const view = new DataView(tail.buffer);
+      if (view.getUint32(0, true) !== RecordType.queryClock || view.getUint32(4, true) !== 8) return false;
+      const crc = view.getUint32(8, true);
+      view.setUint32(8, 0, true); // the checksum covers the frame with its own field as zero
+      return crc32c(tail) === crc;
+    }
+    const n = Math.min(size, 64);
+    const tail = new Uint8Array(n);
+    await readFull(h, tail, size - n, path);
+    return /(^|\n)query-clock: [0-9]+\n$/.test(new TextDecoder().decode(tail));
+  } finally {
+    await h.close();
+  }
 }
 
 /** The NotFound a read-only command throws for a missing snapshot (naming such a file). */

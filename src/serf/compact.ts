@@ -1,5 +1,5 @@
 import { fsOption } from "../_options.ts";
-import { interruptedCompaction, Snapshotter, type SnapshotterOptions } from "./snapshotter.ts";
+import { Snapshotter, type SnapshotterOptions, wholeCompactionBeside } from "./snapshotter.ts";
 
 /** What {@link compactSnapshot} did. */
 export interface CompactReport {
@@ -54,7 +54,7 @@ export async function compactSnapshot(
   // snapshot and renaming its new file in is not missing: open finishes it, then this compacts.
   if (typeof path === "string") {
     const fs = fsOption("compact snapshot", options.fs);
-    if ((await fs.stat(path)) === null && !(await interruptedCompaction(fs, path))) {
+    if ((await fs.stat(path)) === null && !(await wholeCompactionBeside(fs, path))) {
       throw new Deno.errors.NotFound(`Cannot compact "${path}": no such file`);
     }
   }

@@ -439,14 +439,19 @@ export class Snapshotter {
     // died between the two left its whole state in <path>.compact (written and fsynced before
     // the removal) and no snapshot. Finish that rename rather than take the file for a
     // leftover. (snaplog's own compaction renames over the snapshot, so it never leaves that;
-    // a file that is not a whole compacted snapshot is a leftover: see interruptedCompaction.)
-    const finishedCompaction = await finishCompaction(fs, path);
+    // a file that is not a whole compacted snapshot is a leftover: see wholeCompactionBeside.)
+    let info = await fs.stat(path);
+    const finishedCompaction = info === null && await wholeCompactionBeside(fs, path);
+    if (finishedCompaction) {
+      await fs.rename(`${path}.compact`, path);
+      await fs.syncDir(dirOf(path));
+      info = await fs.stat(path);
+    }
     // A crash during compaction can leave the temporary file and the replaced file's second
     // name (see #setAside), and a crashed convert its output; the snapshot itself is intact.
     await fs.remove(`${path}.compact`);
     await fs.remove(replacedPath(path));
     await fs.remove(convertPath(path));
-    const info = await fs.stat(path);
     const created = info === null;
     // A new binary file appears with its header in place (written beside it and renamed), so
     // an existing empty file is never a snaplog file: it is serf's (serf creates its snapshot
@@ -1221,24 +1226,12 @@ export class Snapshotter {
 function noop(): void {}
 
 /**
- * If `path` is missing and `<path>.compact` holds something, renames it into place and fsyncs
- * the directory: see the caller. True if it did.
+ * For a missing snapshot `path`: true if `<path>.compact` is a whole compacted snapshot, that is,
+ * a compaction that removed the snapshot before renaming its new file in (serf's way) was cut
+ * short between the two. Anything less (empty, a bare header from a creation cut short, a
+ * compaction's file cut short mid-write) is a leftover, not a state.
  */
-async function finishCompaction(fs: FileSystem, path: string): Promise<boolean> {
-  if (!(await interruptedCompaction(fs, path))) return false;
-  await fs.rename(`${path}.compact`, path);
-  await fs.syncDir(dirOf(path));
-  return true;
-}
-
-/**
- * True if `path` is missing and `<path>.compact` is a whole compacted snapshot: a compaction
- * that removed the snapshot before renaming its new file in (serf's way) was cut short between
- * the two. Anything less (empty, a bare header from a creation cut short, a compaction's file
- * cut short mid-write) is a leftover, not a state.
- */
-export async function interruptedCompaction(fs: FileSystem, path: string): Promise<boolean> {
-  if ((await fs.stat(path)) !== null) return false;
+export async function wholeCompactionBeside(fs: FileSystem, path: string): Promise<boolean> {
   const leftover = await fs.stat(`${path}.compact`);
   if (leftover === null || !leftover.isFile || leftover.size === 0) return false;
   return await endsLikeCompaction(fs, `${path}.compact`, leftover.size);
@@ -1277,7 +1270,7 @@ async function endsLikeCompaction(fs: FileSystem, path: string, size: number): P
 /** The NotFound a read-only command throws for a missing snapshot (naming such a file). */
 export async function missingSnapshot(fs: FileSystem, path: string, what: string): Promise<Error> {
   return new Deno.errors.NotFound(
-    (await interruptedCompaction(fs, path))
+    (await wholeCompactionBeside(fs, path))
       ? `Cannot ${what} "${path}": no such file, but "${path}.compact" exists: a compaction that removed the snapshot before renaming its new file in (serf does) was cut short; Snapshotter.open finishes it`
       : `Cannot ${what} "${path}": no such file`,
   );

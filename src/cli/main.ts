@@ -183,9 +183,8 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
       io.stderr(`snaplog: ${err.message}\n\n${usage}`);
       return 2;
     }
-    // Damage before the tail: say how to get past it (salvage keeps every good record).
-    const hint = err instanceof CorruptionError && /resume at offset/.test(err.message) &&
-        !args.includes("salvage")
+    // Damage before the tail (which salvage never throws for): say how to get past it.
+    const hint = err instanceof CorruptionError && err.reason.includes("valid records resume at")
       ? " (--recovery salvage keeps the records around the damage)"
       : "";
     io.stderr(`snaplog${command === undefined ? "" : ` ${command}`}: ${oneLine(err)}${hint}\n`);

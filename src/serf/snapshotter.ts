@@ -9,7 +9,7 @@ import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { dirOf } from "../fs/_path.ts";
 import { clockOption, fsOption } from "../_options.ts";
-import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind } from "../core/frame.ts";
+import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, RecordType, type RecoveryMode } from "./binary.ts";
 import { crc32c } from "../core/crc32c.ts";
@@ -282,7 +282,7 @@ function memberRecord(type: SerfEvent["type"], m: unknown): SnapshotRecord | nul
  * complete header, never an empty file.
  */
 async function createBinaryFile(fs: FileSystem, path: string): Promise<void> {
-  const tmp = `${path}.compact`;
+  const tmp = compactPath(path);
   const h = await fs.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
   try {
     await h.write(encodeFileHeader(FileKind.serfSnapshot), 0);
@@ -443,13 +443,13 @@ export class Snapshotter {
     let info = await fs.stat(path);
     const finishedCompaction = info === null && await wholeCompactionBeside(fs, path);
     if (finishedCompaction) {
-      await fs.rename(`${path}.compact`, path);
+      await fs.rename(compactPath(path), path);
       await fs.syncDir(dirOf(path));
       info = await fs.stat(path);
     }
     // A crash during compaction can leave the temporary file and the replaced file's second
     // name (see #setAside), and a crashed convert its output; the snapshot itself is intact.
-    await fs.remove(`${path}.compact`);
+    await fs.remove(compactPath(path));
     await fs.remove(replacedPath(path));
     await fs.remove(convertPath(path));
     const created = info === null;
@@ -1129,7 +1129,7 @@ export class Snapshotter {
   async #compactLocked(): Promise<void> {
     const fs = this.#o.fs;
     this.#materializeClock();
-    const tmp = `${this.#path}.compact`;
+    const tmp = compactPath(this.#path);
     let h: FileHandle | null = null;
     let size = 0;
     let includedStaged = 0;
@@ -1232,9 +1232,9 @@ function noop(): void {}
  * compaction's file cut short mid-write) is a leftover, not a state.
  */
 export async function wholeCompactionBeside(fs: FileSystem, path: string): Promise<boolean> {
-  const leftover = await fs.stat(`${path}.compact`);
+  const leftover = await fs.stat(compactPath(path));
   if (leftover === null || !leftover.isFile || leftover.size === 0) return false;
-  return await endsLikeCompaction(fs, `${path}.compact`, leftover.size);
+  return await endsLikeCompaction(fs, compactPath(path), leftover.size);
 }
 
 /**
@@ -1248,7 +1248,7 @@ async function endsLikeCompaction(fs: FileSystem, path: string, size: number): P
     const head = new Uint8Array(Math.min(size, FILE_HEADER_BYTES));
     await readFull(h, head, 0, path);
     if (typeof decodeFileHeader(head) !== "string") {
-      const frame = 24; // header 12, u64 clock, padding 4
+      const frame = frameSize(8); // a clock frame: header, u64, padding
       if (size < FILE_HEADER_BYTES + frame) return false;
       const tail = new Uint8Array(frame);
       await readFull(h, tail, size - frame, path);
@@ -1274,6 +1274,14 @@ export async function missingSnapshot(fs: FileSystem, path: string, what: string
       ? `Cannot ${what} "${path}": no such file, but "${path}.compact" exists: a compaction that removed the snapshot before renaming its new file in (serf does) was cut short; Snapshotter.open finishes it`
       : `Cannot ${what} "${path}": no such file`,
   );
+}
+
+/**
+ * Where a compaction writes the file that replaces `path` (snaplog's and serf's name), and
+ * where the copy before a repair and a new binary file are written before their renames.
+ */
+function compactPath(path: string): string {
+  return `${path}.compact`;
 }
 
 /** Where `convert` writes its output before renaming it over `path` (under its writer lock). */
@@ -1318,7 +1326,7 @@ async function lastNewlineEnd(file: FileHandle, size: number, path: string): Pro
 async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: string): Promise<string> {
   let target = `${path}.broken`;
   for (let n = 1; (await fs.stat(target)) !== null; n++) target = `${path}.broken.${n}`;
-  const tmp = `${path}.compact`;
+  const tmp = compactPath(path);
   // The copy holds what the snapshot held: it gets the snapshot's permission bits.
   const out = await fs.open(tmp, { write: true, create: true, truncate: true, mode: await modeOf(fs, path) });
   let open = true;

@@ -279,31 +279,38 @@ export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
   let off: u32 = 0;
   let status = ENCODE_OK;
   while (off < len) {
-    const word = load<u64>(ptr + off);
-    const type = <u32> (word & 0xff);
-    if (type == 0 || type > 31 || (word & 0xffffff00) != 0) {
-      status = ENCODE_BAD_TYPE;
+    const size = frame_seal(ptr, off, len, recordSizeMax);
+    if (size < 0) {
+      status = <u32> -size;
       break;
     }
-    const length = <u32> (word >>> 32);
-    if (length > recordSizeMax) {
-      status = ENCODE_BAD_LENGTH;
-      break;
-    }
-    const size = frame_size(length);
-    if (<u64> off + <u64> size > <u64> len) {
-      status = ENCODE_FULL;
-      break;
-    }
-    const f = ptr + off;
-    const padStart = f + FRAME_HEADER + length;
-    const padEnd = f + size;
-    if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
-    store<u32>(f, frameCrc(f, length), 8);
-    off += size;
+    off += <u32> size;
   }
   encodeBytes = off;
   return status;
+}
+
+/**
+ * Seals the frame the host laid out at `ptr + off` (`len - off` bytes present): checks its
+ * header, zeroes its padding and stores its CRC. Returns the frame's size, or the negated
+ * ENCODE_* status. Shared by `frames_seal` and the fused seal-and-apply pass
+ * (assembly/serf_binary.ts).
+ */
+// @ts-ignore: decorator
+@inline export function frame_seal(ptr: usize, off: u32, len: u32, recordSizeMax: u32): i32 {
+  const word = load<u64>(ptr + off);
+  const type = <u32> (word & 0xff);
+  if (type == 0 || type > 31 || (word & 0xffffff00) != 0) return -<i32> ENCODE_BAD_TYPE;
+  const length = <u32> (word >>> 32);
+  if (length > recordSizeMax) return -<i32> ENCODE_BAD_LENGTH;
+  const size = frame_size(length);
+  if (<u64> off + <u64> size > <u64> len) return -<i32> ENCODE_FULL;
+  const f = ptr + off;
+  const padStart = f + FRAME_HEADER + length;
+  const padEnd = f + size;
+  if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
+  store<u32>(f, frameCrc(f, length), 8);
+  return <i32> size;
 }
 
 /**

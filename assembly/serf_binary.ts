@@ -11,7 +11,7 @@
 //   type 7 coordinate   | opaque bytes, written and ignored on replay |
 //   type 8 comment      | UTF-8 text, ignored on replay             |
 
-import { FRAME_HEADER, frame_check, frame_size, SCAN_END, scan_set_result } from "./frame";
+import { FRAME_HEADER, frame_check, frame_seal, SCAN_END, scan_set_result } from "./frame";
 import { state_alive, state_clock, state_leave, state_not_alive } from "./serf_state";
 
 export const REC_ALIVE: u32 = 1;
@@ -28,35 +28,39 @@ export const APPLY_MALFORMED: u32 = 1; // a frame with a good CRC but an impossi
 export const APPLY_NO_MEMORY: u32 = 2;
 
 let applyOffset: u32 = 0;
-let applyCount: u32 = 0;
 
-/** Where the last `serf_apply_frames` stopped (relative to its `ptr`). */
+/** Where the last `serf_seal_apply` stopped (relative to its `ptr`). */
 export function serf_apply_offset(): u32 {
   return applyOffset;
 }
-/** Frames applied by the last `serf_apply_frames`. */
-export function serf_apply_count(): u32 {
-  return applyCount;
-}
+
+/** `serf_seal_apply` returns this plus an APPLY_* status when a sealed frame could not be applied. */
+export const SEAL_APPLY_FAILED: u32 = 100;
 
 /**
- * Applies the frames in `[ptr, ptr + len)` to the replay state, in order. The frames must
- * already be validated (by `frames_scan`) or freshly sealed by this process, so checksums are
- * not checked again; payload shapes are. Returns an APPLY_* status.
+ * The writer's pass: seals the frames the host laid out in `[ptr, ptr + len)` (as
+ * `frames_seal`) and applies each to the state while it is in cache.
+ * Returns an ENCODE_* status from sealing, or SEAL_APPLY_FAILED + an APPLY_* status;
+ * `serf_apply_offset()` says how far it got: the frames before that offset are sealed and
+ * applied, the frame at it may be sealed but is not applied.
  */
-export function serf_apply_frames(ptr: usize, len: u32): u32 {
+export function serf_seal_apply(ptr: usize, len: u32, recordSizeMax: u32): u32 {
   let off: u32 = 0;
-  let n: u32 = 0;
-  let status = APPLY_OK;
+  let status: u32 = 0;
   while (off < len) {
-    const f = ptr + off;
-    status = applyFrame(f);
-    if (status != APPLY_OK) break;
-    off += frame_size(<u32> (load<u64>(f) >>> 32));
-    n++;
+    const size = frame_seal(ptr, off, len, recordSizeMax);
+    if (size < 0) {
+      status = <u32> -size;
+      break;
+    }
+    const a = applyFrame(ptr + off);
+    if (a != APPLY_OK) {
+      status = SEAL_APPLY_FAILED + a;
+      break;
+    }
+    off += <u32> size;
   }
   applyOffset = off;
-  applyCount = n;
   return status;
 }
 

@@ -299,6 +299,25 @@ Deno.test("FrameEncoder.consume keeps the unwritten rest sealed and scannable", 
   assert.deepEqual(r.frames, records.slice(1));
 });
 
+Deno.test("FrameEncoder.consume keeps frames staged after the written part pending", () => {
+  // A log writes the sealed batch while appends go on; what was appended meanwhile must stay
+  // pending, so a caller's own pass (seal and apply, src/serf/_codec.ts) still sees it.
+  const enc = new FrameEncoder(new WasmCore(), LIMITS, 1024);
+  assert.ok(enc.append(1, new Uint8Array([1])));
+  assert.ok(enc.append(2, new Uint8Array([2, 2])));
+  const written = enc.bytes().length;
+  assert.equal(enc.sealedLength, written);
+  assert.ok(enc.append(3, new Uint8Array([3, 3, 3])));
+  enc.consume(written);
+  assert.equal(enc.sealedLength, 0, "the frame appended during the write is still pending");
+  assert.equal(enc.length, frameSize(3));
+  for (const n of [4, -8, NaN, frameSize(3) + 8]) {
+    assert.throws(() => enc.markSealed(n), RangeError, String(n));
+  }
+  assert.deepEqual(scan(enc.bytes().slice()).frames, [[3, new Uint8Array([3, 3, 3])]]);
+  assert.throws(() => enc.markSealed(0), RangeError, "sealing never goes backwards");
+});
+
 Deno.test("FrameEncoder grows without losing pending frames", () => {
   const core = new WasmCore();
   const enc = new FrameEncoder(core, LIMITS, 64);

@@ -133,6 +133,35 @@ Deno.test("replaySnapshot reports a frame with a good CRC but an impossible payl
   );
 });
 
+Deno.test("BinaryCodec seals and applies records staged while a write is in flight", async () => {
+  // take() hands the sealed batch to a write; appends go on; consume() drops what was written.
+  const codec = newBinaryCodec(false);
+  codec.encode({ type: "alive", name: "a", addr: "10.0.0.1:1" });
+  const first = codec.take().slice();
+  codec.encode({ type: "alive", name: "b", addr: "10.0.0.2:1" });
+  codec.encode({ type: "not-alive", name: "a" });
+  codec.consume(first.length);
+  const second = codec.take().slice();
+  codec.consume(second.length);
+  assert.equal(codec.staged, 0);
+  assert.deepEqual(codec.state.aliveNodes(), [{ name: "b", addr: "10.0.0.2:1" }]);
+  // Both writes hold whole, checksummed frames: replayed, they give the same state.
+  await withTempDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    const bytes = new Uint8Array([...codec.header(), ...first, ...second]);
+    await Deno.writeFile(path, bytes);
+    const replayed = newBinaryCodec(false);
+    const file = await denoFs.open(path, { read: true });
+    try {
+      const r = await replayBinaryFile(replayed.core, file, bytes.length, path, "strict");
+      assert.equal(r.records, 3);
+    } finally {
+      await file.close();
+    }
+    assert.deepEqual(replayed.state.aliveNodes(), [{ name: "b", addr: "10.0.0.2:1" }]);
+  });
+});
+
 Deno.test("replayBinaryFile gives its scan buffer back: an open log's instance does not keep it", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/s.snap`;

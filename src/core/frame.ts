@@ -424,6 +424,22 @@ export class FrameEncoder {
     this.#sealed = this.#len;
   }
 
+  /** Bytes of the batch already sealed: the pending frames start here. */
+  get sealedLength(): number {
+    return this.#sealed;
+  }
+
+  /**
+   * Records that a Wasm pass of the caller's sealed the pending frames up to `length` (a
+   * fused pass that seals and also applies each frame, assembly/serf_binary.ts).
+   */
+  markSealed(length: number): void {
+    if (!Number.isInteger(length) || (length & 7) !== 0 || length < this.#sealed || length > this.#len) {
+      throw new RangeError(`Cannot mark ${length} bytes of the batch sealed: not a pending frame boundary`);
+    }
+    this.#sealed = length;
+  }
+
   /** The sealed bytes of the batch (seals first), as a view into Wasm memory. */
   bytes(): Uint8Array<ArrayBuffer> {
     this.seal();
@@ -441,10 +457,12 @@ export class FrameEncoder {
       this.#sealed = 0;
       return;
     }
-    this.seal();
+    // What was written had been sealed (take the bytes with bytes()); frames staged since keep
+    // their place in the order: still pending, for the next seal.
+    if (n > this.#sealed) this.seal();
     this.#core.u8.copyWithin(this.#ptr, this.#ptr + n, this.#ptr + this.#len);
     this.#len -= n;
-    this.#sealed = this.#len;
+    this.#sealed -= n;
   }
 
   /** Drops the frames after the first `length` bytes of the batch (not yet sealed). */

@@ -50,17 +50,19 @@ export const SERF_LIMITS = { typeMask: SERF_TYPE_MASK, recordSizeMax: SERF_RECOR
 
 /** The exports of assembly/serf_binary.ts. */
 export interface SerfBinaryExports {
-  serf_apply_frames(ptr: number, len: number): number;
+  serf_seal_apply(ptr: number, len: number, recordSizeMax: number): number;
   serf_scan_apply(ptr: number, len: number, recordSizeMax: number, limit: number): number;
   serf_apply_status(): number;
   scan_offset(): number;
   scan_count(): number;
   scan_frame_end(): number;
   serf_apply_offset(): number;
-  serf_apply_count(): number;
 }
 
-const APPLY_NO_MEMORY = 2;
+/** Mirrors assembly/serf_binary.ts: the alive set could not grow. */
+export const APPLY_NO_MEMORY = 2;
+/** Mirrors assembly/serf_binary.ts: `serf_seal_apply` returns this plus an APPLY_* status. */
+export const SEAL_APPLY_FAILED = 100;
 /** Mirrors assembly/serf_binary.ts: a frame with a good CRC that could not be applied. */
 const SCAN_APPLY_FAILED = 100;
 

@@ -170,6 +170,8 @@ const FLUSH_THRESHOLD_BYTES = 1 << 20;
 /** Bytes per alive node in serf's compaction rule (snapshotBytesPerNode 128 × threshold 2). */
 const COMPACT_BYTES_PER_NODE = 256;
 const MAGIC_BYTES = [0x53, 0x4e, 0x4c, 0x47]; // "SNLG"
+/** The header of every serf snapshot in the binary format (base 0). */
+const SERF_HEADER = encodeFileHeader(FileKind.serfSnapshot);
 
 interface Resolved {
   rejoinAfterLeave: boolean;
@@ -245,15 +247,20 @@ function checkOptions(options: SnapshotterOptions): Resolved {
  * Detects the format of an open file of `size` bytes from its first bytes; null for an empty
  * file. Binary means a whole 24-byte header that starts with snaplog's magic and either checks
  * out or has a zero byte in its version or kind (a damaged header, for salvage: no line of
- * serf's text has one there). Anything else is serf's text, also a text file whose first line
- * happens to begin with "SNLG". (snaplog creates a binary file with its whole header, so a
- * shorter one is not its own.)
+ * serf's text has one there), or a file shorter than a header that is the magic and what
+ * follows it in a serf snapshot's header (a header cut short: snaplog creates a file with its
+ * whole header, so only a copy or a file system cut short leaves one; it holds no newline, so
+ * serf would read no record from it either). Anything else is serf's text, also a text file
+ * whose first line happens to begin with "SNLG", or a file of one to three bytes.
  */
 export async function formatOf(file: FileHandle, size: number, path: string): Promise<SnapshotFormat | null> {
   if (size === 0) return null;
-  if (size < FILE_HEADER_BYTES) return "go-text";
-  const head = new Uint8Array(FILE_HEADER_BYTES);
+  const head = new Uint8Array(Math.min(size, FILE_HEADER_BYTES));
   await readFull(file, head, 0, path);
+  if (size < FILE_HEADER_BYTES) {
+    const cutHeader = size >= MAGIC_BYTES.length && head.every((b, i) => b === SERF_HEADER[i]);
+    return cutHeader ? "binary" : "go-text";
+  }
   if (!MAGIC_BYTES.every((b, i) => head[i] === b)) return "go-text";
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }

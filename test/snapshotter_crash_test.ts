@@ -18,7 +18,7 @@ import { FaultFs } from "../src/fs/fault_fs.ts";
 import type { FileHandle, FileSystem, OpenOptions } from "../src/fs/types.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import { WasmCore } from "../src/_wasm/core.ts";
-import { FrameEncoder } from "../src/core/frame.ts";
+import { encodeFileHeader, FileKind, FrameEncoder } from "../src/core/frame.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 
@@ -620,6 +620,22 @@ Deno.test("Snapshotter rewrites a torn file header", async () => {
       assert.equal(after.format, format);
       assert.deepEqual(after.aliveNodes.length, 1);
     }
+  }
+});
+
+Deno.test("A snaplog file of another kind (a raft segment) is refused in every mode and left alone", async () => {
+  const { bytes } = await kRecords();
+  const other = bytes.slice();
+  other.set(encodeFileHeader(FileKind.raftSegment, 7n), 0);
+  for (const recovery of ["truncate-tail", "strict", "salvage"] as const) {
+    const mem = new MemFs();
+    mem.write(P, other);
+    const err = await openMem(mem, { recovery }).catch((e) => e);
+    assert.ok(err instanceof CorruptionError && err.offset === 0, `${recovery}: ${err}`);
+    assert.match(err.message, /kind 2 is not a serf snapshot/);
+    await assert.rejects(replaySnapshot(P, { fs: mem, recovery }), CorruptionError);
+    assert.deepEqual(mem.read(P), other, `${recovery} must not touch the file`);
+    assert.equal(await mem.stat(`${P}.broken`), null);
   }
 });
 

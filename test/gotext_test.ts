@@ -8,6 +8,7 @@ import {
   replayGoText,
 } from "../src/serf/gotext.ts";
 import { replayGoTextRef } from "../src/serf/_gotext_ref.ts";
+import { decodeUtf8 } from "../src/serf/records.ts";
 import type { SnapshotState } from "../src/serf/types.ts";
 
 const FIXTURES = new URL("../../shared/fixtures/serf-go/", import.meta.url);
@@ -539,5 +540,71 @@ Deno.test("bad clock values are quoted with Go 1.19's idea of printable (Unicode
       line: 1,
       reason: `Failed to convert clock time: strconv.ParseUint: parsing ${quoted}: invalid syntax`,
     }]);
+  }
+});
+
+Deno.test("Names that are not UTF-8 decode as Go shows them: one U+FFFD for each byte that begins no whole rune", () => {
+  const r = "\ufffd";
+  const cases: Array<[number[], string]> = [
+    [[0x41, 0xe2, 0x82, 0x41], `A${r}${r}A`], // a 3-byte rune cut short: WHATWG writes one U+FFFD
+    [[0xf0, 0x9f, 0x98], `${r}${r}${r}`], // a 4-byte rune cut short at the end
+    [[0xf0, 0x9f, 0x98, 0x80], "\u{1f600}"],
+    [[0xed, 0xa0, 0x80], `${r}${r}${r}`], // an encoded surrogate
+    [[0xf4, 0x90, 0x80, 0x80], `${r}${r}${r}${r}`], // above U+10FFFF
+    [[0xc0, 0xaf], `${r}${r}`], // overlong
+    [[0xe0, 0x9f, 0xbf], `${r}${r}${r}`], // overlong 3-byte form
+    [[0xef, 0xbb, 0xbf, 0x61], "\ufeffa"], // a leading U+FEFF is part of the name
+    [[0xc3, 0xa9, 0xff], `\u00e9${r}`],
+  ];
+  for (const [bytes, want] of cases) {
+    assert.equal(decodeUtf8(new Uint8Array(bytes)), want, JSON.stringify(bytes));
+  }
+  // Against a decoder built another way (the shortest prefix a strict decoder takes is a rune).
+  const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  const slow = (b: Uint8Array): string => {
+    let out = "";
+    for (let i = 0; i < b.length;) {
+      const width = [1, 2, 3, 4].find((w) => {
+        if (i + w > b.length) return false;
+        try {
+          strict.decode(b.subarray(i, i + w));
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      out += width === undefined ? r : strict.decode(b.subarray(i, i + width));
+      i += width ?? 1;
+    }
+    return out;
+  };
+  const rng = new Rng(testSeed("decodeUtf8 vs a strict decoder"));
+  const interesting = [
+    0x00,
+    0x41,
+    0x7f,
+    0x80,
+    0x8f,
+    0x90,
+    0x9f,
+    0xa0,
+    0xbf,
+    0xc0,
+    0xc2,
+    0xdf,
+    0xe0,
+    0xed,
+    0xef,
+    0xf0,
+    0xf4,
+    0xf5,
+    0xff,
+  ];
+  for (let k = 0; k < fuzzIterations(2000); k++) {
+    const b = Uint8Array.from(
+      { length: rng.int(12) },
+      () => rng.int(2) ? rng.pick(interesting) : rng.int(256),
+    );
+    assert.equal(decodeUtf8(b), slow(b), JSON.stringify([...b]));
   }
 });

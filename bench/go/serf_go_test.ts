@@ -248,6 +248,52 @@ serfTest(
   },
 );
 
+serfTest(
+  "snaplog shows names, addresses and skipped lines that are not UTF-8 as serf's JSON and log do",
+  async (bin, dir) => {
+    const { replaySnapshot } = await import("../../mod.ts");
+    const { Rng, testSeed } = await import("../../test/_rng.ts");
+    const rng = new Rng(testSeed("serf vs snaplog on bytes that are not UTF-8"));
+    // Lead bytes, continuations and the bytes around the ranges Go's decoder checks, so that
+    // runes cut short, overlong forms and surrogates all come up; never a space or newline.
+    const pool = [
+      0x41,
+      0x7e,
+      0x80,
+      0x8f,
+      0x90,
+      0x9f,
+      0xa0,
+      0xbf,
+      0xc0,
+      0xc3,
+      0xe0,
+      0xe2,
+      0xed,
+      0xf0,
+      0xf4,
+      0xff,
+    ];
+    const junk = (n: number): number[] => Array.from({ length: n }, () => rng.pick(pool));
+    const lines: number[][] = [];
+    for (let i = 0; i < 400; i++) {
+      const name = [...new TextEncoder().encode(`n${i % 60}-`), ...junk(rng.int(6))];
+      const addr = [...new TextEncoder().encode("10.0.0.1:"), ...junk(rng.int(3))];
+      const kind = rng.int(10);
+      if (kind < 6) lines.push([...new TextEncoder().encode("alive: "), ...name, 0x20, ...addr, 0x0a]);
+      else if (kind < 8) lines.push([...new TextEncoder().encode("not-alive: "), ...name, 0x0a]);
+      else if (kind < 9) lines.push([...new TextEncoder().encode("alive: "), ...name, 0x0a]); // no address
+      else lines.push([...junk(1 + rng.int(8)), 0x0a]); // an unrecognized line
+    }
+    const path = `${dir}/bytes.snapshot`;
+    await Deno.writeFile(path, new Uint8Array(lines.flat()));
+    const ours = await replaySnapshot(path, { format: "go-text" });
+    const serf = await serfReplay(bin, path, { nodes: true });
+    assert.deepEqual(ours.aliveNodes, serf.aliveNodes);
+    assert.deepEqual(ours.warnings.map((w) => `[WARN] serf: ${w.reason}`), serf.serfLog);
+  },
+);
+
 Deno.test({
   name: "goIsPrint matches Go's strconv.IsPrint on every rune (how serf's log quotes a bad clock)",
   ignore: skip,

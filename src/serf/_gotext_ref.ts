@@ -21,8 +21,31 @@ function fromBinary(s: string): Uint8Array {
   return out;
 }
 
+const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes a binary string as Go's utf8.DecodeRune walks it (serf's JSON and log show names so):
+ * the shortest prefix a strict decoder takes is a rune; where none of 1..4 bytes is, that byte
+ * is one U+FFFD.
+ */
 function utf8(s: string): string {
-  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(fromBinary(s));
+  const b = fromBinary(s);
+  let out = "";
+  for (let i = 0; i < b.length;) {
+    let width = 0;
+    for (let w = 1; w <= 4 && i + w <= b.length && width === 0; w++) {
+      try {
+        out += fatal.decode(b.subarray(i, i + w));
+        width = w;
+      } catch { /* not a whole sequence of this width */ }
+    }
+    if (width === 0) {
+      out += "\ufffd";
+      width = 1;
+    }
+    i += width;
+  }
+  return out;
 }
 
 /** Go's strconv.ParseUint(s, 10, 64), returning the value or Go's error text. */
@@ -37,8 +60,6 @@ function parseUint(s: string): bigint | string {
   }
   return n;
 }
-
-const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Go's strconv.Quote of a binary string. */
 function goQuote(s: string): string {

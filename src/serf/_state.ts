@@ -3,7 +3,7 @@
 // only the SnapshotState they return.
 import { WasmCore } from "../_wasm/core.ts";
 import type { AliveNode } from "./types.ts";
-import { utf8Decoder } from "./records.ts";
+import { decodeUtf8 } from "./records.ts";
 
 /** The exports of assembly/serf_state.ts. u64 values cross as BigInt (signed i64). */
 export interface SerfStateExports {
@@ -218,13 +218,13 @@ export class SerfState {
     this.#x.state_leave();
   }
 
-  /** The alive set, sorted byte-wise by the UTF-8 name bytes, decoded as UTF-8. */
+  /** The alive set, sorted byte-wise by the name bytes, decoded as serf shows them (decodeUtf8). */
   aliveNodes(): AliveNode[] {
     const { bytes, offsets, count, ascii } = this.exportSorted();
     if (ascii) {
       // Almost every cluster names its nodes in ASCII. Then one decode covers every string:
       // byte offsets are character offsets, and each string is a slice of it.
-      const text = utf8Decoder.decode(bytes);
+      const text = decodeUtf8(bytes);
       const nodes: AliveNode[] = new Array(count);
       for (let k = 0; k < count; k++) {
         nodes[k] = {
@@ -235,8 +235,8 @@ export class SerfState {
       return nodes;
     }
     return Array.from({ length: count }, (_, k) => ({
-      name: utf8Decoder.decode(bytes.subarray(offsets[k * 3]!, offsets[k * 3 + 1]!)),
-      addr: utf8Decoder.decode(bytes.subarray(offsets[k * 3 + 1]!, offsets[k * 3 + 2]!)),
+      name: decodeUtf8(bytes.subarray(offsets[k * 3]!, offsets[k * 3 + 1]!)),
+      addr: decodeUtf8(bytes.subarray(offsets[k * 3 + 1]!, offsets[k * 3 + 2]!)),
     }));
   }
 

@@ -45,7 +45,7 @@ import {
 } from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
-import { NAME_BYTES_MAX, typeName, utf8Decoder } from "./records.ts";
+import { decodeUtf8, NAME_BYTES_MAX, typeName } from "./records.ts";
 import type { SerfState } from "./_state.ts";
 import { convertPath, detectFormat, missingSnapshot } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
@@ -538,10 +538,8 @@ interface Nodes {
 
 type Check = (bytes: Uint8Array, nameStart: number, addrStart: number, addrEnd: number) => void;
 
-const decoder = utf8Decoder;
-
 function nodeName(bytes: Uint8Array, start: number, end: number): string {
-  return JSON.stringify(decoder.decode(bytes.subarray(start, end)));
+  return JSON.stringify(decodeUtf8(bytes.subarray(start, end)));
 }
 
 /**
@@ -561,7 +559,7 @@ const checkGoText: Check = (bytes, nameStart, addrStart, addrEnd) => {
     const what = addr.indexOf(0x0a) >= 0 ? '"\\n"' : '" "';
     throw new RangeError(
       `Cannot write node ${nodeName(bytes, nameStart, addrStart)} in go-text format: its address ${
-        JSON.stringify(decoder.decode(addr))
+        JSON.stringify(decodeUtf8(addr))
       } contains ${what}`,
     );
   }

@@ -7,7 +7,7 @@ import { WasmCore } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import { goQuote } from "./_go_quote.ts";
 import type { FileHandle } from "../fs/types.ts";
-import { isUint64, type SnapshotRecord, utf8Decoder } from "./records.ts";
+import { decodeUtf8, isUint64, type SnapshotRecord } from "./records.ts";
 import { checkMaxWarnings, type ReplayWarning, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replayGoText} and {@link GoTextReplayer}. */
@@ -69,7 +69,6 @@ const GOTEXT_WARNINGS_FULL = 2;
 const CLOCK_WORDS = ["clock", "event clock", "query clock"] as const;
 const CLOCK_PREFIX_BYTES = [7, 13, 13] as const; // "clock: ", "event-clock: ", "query-clock: "
 
-const decoder = utf8Decoder;
 const encoder = new TextEncoder();
 
 /**
@@ -300,9 +299,9 @@ export class GoTextReplayer {
 function warningReason(code: number, line: Uint8Array): string {
   switch (code) {
     case WARN_ADDRESS:
-      return `Failed to parse address: ${decoder.decode(line)}`;
+      return `Failed to parse address: ${decodeUtf8(line)}`;
     case WARN_UNRECOGNIZED:
-      return `Unrecognized snapshot line: ${decoder.decode(line)}`;
+      return `Unrecognized snapshot line: ${decodeUtf8(line)}`;
     case INFO_LEAVE_IGNORED:
       return "Ignoring previous leave in snapshot";
   }

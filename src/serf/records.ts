@@ -23,10 +23,62 @@ export type SnapshotRecord =
 export const NAME_BYTES_MAX = 65535;
 
 /**
- * The decoder for names, addresses and lines. ignoreBOM: a name may begin with U+FEFF, which
- * the default decoder strips as a byte-order mark (two names would become one).
+ * ignoreBOM: a name may begin with U+FEFF, which the default decoder strips as a byte-order
+ * mark (two names would become one). fatal: invalid bytes take decodeUtf8's Go rule instead.
  */
-export const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * Decodes a name, an address or a line as Go does where serf's own output shows it (its JSON,
+ * its log): valid UTF-8 as it is, and each byte that does not begin a whole valid sequence as
+ * one U+FFFD (Go's utf8.DecodeRune). The WHATWG decoder of TextDecoder writes one U+FFFD for a
+ * sequence cut short (`E2 82` then `A`: one, where Go writes two), so on such names it would
+ * disagree with serf.
+ */
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    // Not valid UTF-8: decode the valid runs, one U+FFFD for each byte between them.
+  }
+  let out = "";
+  let run = 0; // start of the current valid run
+  for (let i = 0; i < bytes.length;) {
+    const n = utf8SequenceLength(bytes, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    out += lenientDecoder.decode(bytes.subarray(run, i)) + "\ufffd";
+    run = ++i;
+  }
+  return out + lenientDecoder.decode(bytes.subarray(run));
+}
+
+/**
+ * Length of the valid UTF-8 sequence at `bytes[i]`, or 0 if none begins there (Go's
+ * utf8.DecodeRune rules: no overlong forms, no surrogates, nothing above U+10FFFF).
+ */
+function utf8SequenceLength(bytes: Uint8Array, i: number): number {
+  const b0 = bytes[i]!;
+  if (b0 < 0x80) return 1;
+  const cont = (k: number, lo = 0x80, hi = 0xbf): boolean => {
+    const b = bytes[i + k];
+    return b !== undefined && b >= lo && b <= hi;
+  };
+  if (b0 < 0xc2) return 0;
+  if (b0 < 0xe0) return cont(1) ? 2 : 0;
+  if (b0 < 0xf0) {
+    const ok = cont(1, b0 === 0xe0 ? 0xa0 : 0x80, b0 === 0xed ? 0x9f : 0xbf) && cont(2);
+    return ok ? 3 : 0;
+  }
+  if (b0 < 0xf5) {
+    const ok = cont(1, b0 === 0xf0 ? 0x90 : 0x80, b0 === 0xf4 ? 0x8f : 0xbf) && cont(2) && cont(3);
+    return ok ? 4 : 0;
+  }
+  return 0;
+}
 
 /** Exact UTF-8 length of `s` as TextEncoder writes it (a lone surrogate becomes 3 bytes). */
 export function utf8Length(s: string): number {

@@ -1,4 +1,8 @@
-/** A member of the alive set: its node name and its address as serf writes it (`HOST:PORT`). */
+/**
+ * A member of the alive set: its node name and its address as serf writes it (`HOST:PORT`).
+ * Names and addresses that are not UTF-8 (a Go text file can hold any bytes) read as serf's
+ * JSON shows them: each byte that begins no whole UTF-8 sequence becomes one U+FFFD.
+ */
 export interface AliveNode {
   /** The node name. */
   name: string;

@@ -294,6 +294,39 @@ serfTest(
   },
 );
 
+serfTest(
+  "snaplog replays random line soups exactly as the real serf does (both leave modes)",
+  async (bin, dir) => {
+    const { replaySnapshot } = await import("../../mod.ts");
+    const { fuzzIterations, Rng, testSeed } = await import("../../test/_rng.ts");
+    const { randomSoup } = await import("../../test/_soup.ts");
+    const rng = new Rng(testSeed("serf vs snaplog on line soups"));
+    const r = (): number => rng.next();
+    const iterations = fuzzIterations(40);
+    for (let i = 0; i < iterations; i++) {
+      const path = `${dir}/soup-${i}.snapshot`;
+      await Deno.writeFile(path, randomSoup(r));
+      for (const rejoinAfterLeave of [false, true]) {
+        const what = `soup ${i}, rejoinAfterLeave ${rejoinAfterLeave}`;
+        const ours = await replaySnapshot(path, { format: "go-text", rejoinAfterLeave });
+        const serf = await serfReplay(bin, path, { nodes: true, rejoinAfterLeave });
+        assert.deepEqual(ours.aliveNodes, serf.aliveNodes, what);
+        assert.deepEqual(
+          [ours.lastClock, ours.lastEventClock, ours.lastQueryClock].map(String),
+          [serf.lastClock, serf.lastEventClock, serf.lastQueryClock],
+          what,
+        );
+        const log = ours.warnings.map((w) =>
+          w.reason === "Ignoring previous leave in snapshot"
+            ? `[INFO] serf: ${w.reason}`
+            : `[WARN] serf: ${w.reason}`
+        );
+        assert.deepEqual(log, serf.serfLog, what);
+      }
+    }
+  },
+);
+
 Deno.test({
   name: "goIsPrint matches Go's strconv.IsPrint on every rune (how serf's log quotes a bad clock)",
   ignore: skip,

@@ -85,7 +85,7 @@ function hex(n: number, digits: number): string {
 }
 
 /** Go's utf8.DecodeRune: [rune, width], rune -1 (width 1) for an invalid encoding. */
-function decodeRune(b: Uint8Array, i: number): [number, number] {
+export function decodeRune(b: Uint8Array, i: number): [number, number] {
   const b0 = b[i]!;
   if (b0 < 0x80) return [b0, 1];
   const cont = (k: number): number => {

@@ -1,4 +1,5 @@
 // The serf snapshot records and their validation, shared by both file formats.
+import { decodeRune } from "./_go_quote.ts";
 
 /**
  * One record of a serf membership snapshot, as {@link Snapshotter.append} takes it.
@@ -45,39 +46,15 @@ export function decodeUtf8(bytes: Uint8Array): string {
   let out = "";
   let run = 0; // start of the current valid run
   for (let i = 0; i < bytes.length;) {
-    const n = utf8SequenceLength(bytes, i);
-    if (n > 0) {
-      i += n;
+    const [rune, width] = decodeRune(bytes, i);
+    if (rune >= 0) {
+      i += width;
       continue;
     }
     out += lenientDecoder.decode(bytes.subarray(run, i)) + "\ufffd";
     run = ++i;
   }
   return out + lenientDecoder.decode(bytes.subarray(run));
-}
-
-/**
- * Length of the valid UTF-8 sequence at `bytes[i]`, or 0 if none begins there (Go's
- * utf8.DecodeRune rules: no overlong forms, no surrogates, nothing above U+10FFFF).
- */
-function utf8SequenceLength(bytes: Uint8Array, i: number): number {
-  const b0 = bytes[i]!;
-  if (b0 < 0x80) return 1;
-  const cont = (k: number, lo = 0x80, hi = 0xbf): boolean => {
-    const b = bytes[i + k];
-    return b !== undefined && b >= lo && b <= hi;
-  };
-  if (b0 < 0xc2) return 0;
-  if (b0 < 0xe0) return cont(1) ? 2 : 0;
-  if (b0 < 0xf0) {
-    const ok = cont(1, b0 === 0xe0 ? 0xa0 : 0x80, b0 === 0xed ? 0x9f : 0xbf) && cont(2);
-    return ok ? 3 : 0;
-  }
-  if (b0 < 0xf5) {
-    const ok = cont(1, b0 === 0xf0 ? 0x90 : 0x80, b0 === 0xf4 ? 0x8f : 0xbf) && cont(2) && cont(3);
-    return ok ? 4 : 0;
-  }
-  return 0;
 }
 
 /** Exact UTF-8 length of `s` as TextEncoder writes it (a lone surrogate becomes 3 bytes). */

@@ -295,9 +295,9 @@ serfTest(
 );
 
 serfTest(
-  "snaplog replays random line soups exactly as the real serf does (both leave modes)",
+  "snaplog replays random line soups exactly as the real serf does, and converts them losslessly for serf",
   async (bin, dir) => {
-    const { replaySnapshot } = await import("../../mod.ts");
+    const { convertSnapshot, replaySnapshot } = await import("../../mod.ts");
     const { fuzzIterations, Rng, testSeed } = await import("../../test/_rng.ts");
     const { randomSoup } = await import("../../test/_soup.ts");
     const rng = new Rng(testSeed("serf vs snaplog on line soups"));
@@ -322,6 +322,21 @@ serfTest(
             : `[WARN] serf: ${w.reason}`
         );
         assert.deepEqual(log, serf.serfLog, what);
+      }
+      // Converted to binary and back to serf's text, it is the same snapshot to serf.
+      await convertSnapshot(path, `${path}.bin`, { to: "binary" });
+      await convertSnapshot(`${path}.bin`, `${path}.txt`, { to: "go-text" });
+      const state = (
+        x: SerfReplayResult,
+      ): unknown[] => [x.aliveNodes, x.lastClock, x.lastEventClock, x.lastQueryClock];
+      for (const rejoinAfterLeave of [false, true]) {
+        const source = await serfReplay(bin, path, { nodes: true, rejoinAfterLeave });
+        const converted = await serfReplay(bin, `${path}.txt`, { nodes: true, rejoinAfterLeave });
+        assert.deepEqual(
+          state(converted),
+          state(source),
+          `soup ${i} converted, rejoinAfterLeave ${rejoinAfterLeave}`,
+        );
       }
     }
   },

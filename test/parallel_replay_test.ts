@@ -8,6 +8,8 @@ import {
   mayReplayInParallel,
   parallelStats,
   replayDelta,
+  replayRate,
+  resetReplayRates,
   setParallelReplayMode,
   setWorkerCost,
   splitPoint,
@@ -297,6 +299,31 @@ Deno.test("splitPoint splits only when a Worker saves time, where both threads f
   assert.equal(splitPoint({ ...base, size: base.at + 130 * base.bytesPerMs - 1 }), null);
   // The same file on a machine 8x as fast is not worth a Worker.
   assert.equal(splitPoint({ ...base, bytesPerMs: 8 * base.bytesPerMs }), null);
+});
+
+Deno.test("a probe slower than the last ones counts at their median, per format", () => {
+  resetReplayRates();
+  try {
+    // A process's first replays decide on their own probe, slow or not.
+    assert.equal(replayRate("binary", 300), 300);
+    assert.equal(replayRate("binary", 100), 100);
+    assert.equal(replayRate("binary", 500), 500);
+    // From the fourth on, never below the median of the last five (300 of 300, 100, 500).
+    assert.equal(replayRate("binary", 150), 300);
+    assert.equal(replayRate("binary", 900), 900, "a fast probe counts as it is");
+    // The other format has its own history.
+    assert.equal(replayRate("go-text", 120), 120);
+    // It keeps the last five: 300, 100, 500, 150, 900 (median 300), then 100 ... 80 (median 150).
+    assert.equal(replayRate("binary", 80), 300);
+    assert.equal(replayRate("binary", 60), 150);
+    // A slow probe with that rate in the model would have split: at the median it does not.
+    const MiB = 1 << 20;
+    const input = { at: 5 * MiB, size: 34 * MiB, blockMs: 25, startMs: 40 };
+    assert.notEqual(splitPoint({ ...input, bytesPerMs: 175_000 }), null);
+    assert.equal(splitPoint({ ...input, bytesPerMs: 380_000 }), null);
+  } finally {
+    resetReplayRates();
+  }
 });
 
 Deno.test("auto mode measures first, then splits a large file only when the cost model says it pays", async () => {

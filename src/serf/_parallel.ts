@@ -85,10 +85,39 @@ class RecentMedian {
     this.#values.push(v);
     if (this.#values.length > 5) this.#values.shift();
   }
+  /** How many values it holds (at most five). */
+  get count(): number {
+    return this.#values.length;
+  }
   get value(): number {
     const sorted = [...this.#values].sort((a, b) => a - b);
     return sorted[sorted.length >> 1]!;
   }
+}
+
+/** The probe rates of this process's last replays, per format (see {@link replayRate}). */
+const probeRates: Record<SnapshotFormat, RecentMedian | null> = { binary: null, "go-text": null };
+
+/**
+ * The rate (bytes/ms) a split decision takes from a probe that measured `probe`: once three
+ * replays of the format have probed in this process, never less than the median of the last
+ * five. A probe runs slow now and then (a GC, a neighbour on the VM: 175 against 290-440 MB/s
+ * in one series here), and a slow probe is exactly what makes a split look worth it; on the
+ * ~30 MB history files those splits took 1.3-1.4x as long as one thread. A big file still
+ * splits at the median rate, and a process's first replays decide on their own probe.
+ */
+export function replayRate(format: SnapshotFormat, probe: number): number {
+  const seen = probeRates[format];
+  const rate = seen !== null && seen.count >= 3 ? Math.max(probe, seen.value) : probe;
+  if (seen === null) probeRates[format] = new RecentMedian(probe);
+  else seen.add(probe);
+  return rate;
+}
+
+/** Forgets the probe rates (tests). */
+export function resetReplayRates(): void {
+  probeRates.binary = null;
+  probeRates["go-text"] = null;
 }
 
 /**
@@ -353,7 +382,7 @@ export class SplitPlanner {
     let split = splitMode === "always" ? Math.floor(this.#size * 0.55) : splitPoint({
       at,
       size: this.#size,
-      bytesPerMs: (at - this.#from) / Math.max(performance.now() - this.#t0, 0.001),
+      bytesPerMs: replayRate(this.#format, (at - this.#from) / Math.max(performance.now() - this.#t0, 0.001)),
       blockMs: workerCost.block.value,
       startMs: workerCost.start.value,
     });

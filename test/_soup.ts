@@ -5,6 +5,36 @@
 
 const encoder = new TextEncoder();
 
+/**
+ * Bytes around the ranges Go's UTF-8 decoder checks (ASCII, continuations, lead bytes and the
+ * bounds of their second bytes), so that runes cut short, overlong forms, surrogates and code
+ * points past U+10FFFF all come up in random names. No space and no newline.
+ */
+export const UTF8_EDGE_BYTES: readonly number[] = [
+  0x00,
+  0x41,
+  0x7e,
+  0x7f,
+  0x80,
+  0x8f,
+  0x90,
+  0x9f,
+  0xa0,
+  0xbf,
+  0xc0,
+  0xc2,
+  0xc3,
+  0xdf,
+  0xe0,
+  0xe2,
+  0xed,
+  0xef,
+  0xf0,
+  0xf4,
+  0xf5,
+  0xff,
+];
+
 function int(r: () => number, n: number): number {
   return Math.floor(r() * n);
 }

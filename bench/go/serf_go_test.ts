@@ -253,28 +253,9 @@ serfTest(
   async (bin, dir) => {
     const { replaySnapshot } = await import("../../mod.ts");
     const { Rng, testSeed } = await import("../../test/_rng.ts");
+    const { UTF8_EDGE_BYTES } = await import("../../test/_soup.ts");
     const rng = new Rng(testSeed("serf vs snaplog on bytes that are not UTF-8"));
-    // Lead bytes, continuations and the bytes around the ranges Go's decoder checks, so that
-    // runes cut short, overlong forms and surrogates all come up; never a space or newline.
-    const pool = [
-      0x41,
-      0x7e,
-      0x80,
-      0x8f,
-      0x90,
-      0x9f,
-      0xa0,
-      0xbf,
-      0xc0,
-      0xc3,
-      0xe0,
-      0xe2,
-      0xed,
-      0xf0,
-      0xf4,
-      0xff,
-    ];
-    const junk = (n: number): number[] => Array.from({ length: n }, () => rng.pick(pool));
+    const junk = (n: number): number[] => Array.from({ length: n }, () => rng.pick(UTF8_EDGE_BYTES));
     const lines: number[][] = [];
     for (let i = 0; i < 400; i++) {
       const name = [...new TextEncoder().encode(`n${i % 60}-`), ...junk(rng.int(6))];

@@ -326,7 +326,7 @@ Deno.test("a probe slower than the last ones counts at their median, per format"
   }
 });
 
-Deno.test("auto mode measures first, then splits a large file only when the cost model says it pays", async () => {
+Deno.test("auto mode measures first, then splits a large file only when the cost model says it pays, not on a first replay", async () => {
   const rng = new Rng(testSeed("parallel auto"));
   await withTempDir(async (dir) => {
     const records = churn(rng, 320_000, { nodes: 5000, leaveAt: 250_000 });
@@ -338,6 +338,21 @@ Deno.test("auto mode measures first, then splits a large file only when the cost
       assert.ok(mayReplayInParallel(size), `${path}: ${size} bytes is too small to test the split`);
       const want = await replaySnapshot(path, { parallel: false });
       // Costs that make every split pay (negative), so the decision does not depend on this machine.
+      // A process's first replay of a format splits only a file of 64 MiB or more, whatever the
+      // costs: the start-up replay, whose probe nothing can check.
+      resetReplayRates();
+      const restoreCosts = setWorkerCost(-1e9, -1e9);
+      try {
+        const merged0 = parallelStats.merged;
+        assert.deepEqual(await replaySnapshot(path), want, `${path}, first replay`);
+        assert.equal(
+          parallelStats.merged,
+          merged0,
+          `${path}: a first replay of ${size} bytes must not split`,
+        );
+      } finally {
+        restoreCosts();
+      }
       for (const [blockMs, splits] of [[-1e9, true], [60_000, false]] as const) {
         const restore = setWorkerCost(blockMs, blockMs);
         try {

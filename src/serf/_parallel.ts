@@ -114,6 +114,16 @@ export function replayRate(format: SnapshotFormat, probe: number): number {
   return rate;
 }
 
+/**
+ * The smallest file a process's first replay of a format splits. That replay has no earlier
+ * probe to check its own against, its Worker costs are guesses, and V8 is still compiling the
+ * module's optimized code on the other core: on the ~30 MB history files such splits lost to
+ * one thread in 7 and 8 of 12 fresh processes (the start-up row of bench:compare, sessions
+ * 6-8: medians 134 against 124 ms, worst 153 against 100). Twice that size leaves the 100+ MB
+ * logs, where the split saves 30-50 %, as they were.
+ */
+const FIRST_SPLIT_MIN_BYTES = 64 << 20;
+
 /** Forgets the probe rates (tests). */
 export function resetReplayRates(): void {
   probeRates.binary = null;
@@ -379,13 +389,23 @@ export class SplitPlanner {
       if (at - this.#from < PROBE_BYTES) return null;
     }
     this.#decided = true;
-    let split = splitMode === "always" ? Math.floor(this.#size * 0.55) : splitPoint({
-      at,
-      size: this.#size,
-      bytesPerMs: replayRate(this.#format, (at - this.#from) / Math.max(performance.now() - this.#t0, 0.001)),
-      blockMs: workerCost.block.value,
-      startMs: workerCost.start.value,
-    });
+    let split: number | null;
+    if (splitMode === "always") split = Math.floor(this.#size * 0.55);
+    else {
+      const first = probeRates[this.#format] === null;
+      const bytesPerMs = replayRate(
+        this.#format,
+        (at - this.#from) / Math.max(performance.now() - this.#t0, 0.001),
+      );
+      if (first && this.#size < FIRST_SPLIT_MIN_BYTES) return null;
+      split = splitPoint({
+        at,
+        size: this.#size,
+        bytesPerMs,
+        blockMs: workerCost.block.value,
+        startMs: workerCost.start.value,
+      });
+    }
     if (split === null) return null;
     if (this.#format === "binary") split = Math.max(FILE_HEADER_BYTES, split - (split % 8));
     if (split <= at || split >= this.#size) return null;

@@ -318,6 +318,16 @@ serfTest(
           state(source),
           `soup ${i} converted, rejoinAfterLeave ${rejoinAfterLeave}`,
         );
+        // And the binary file between them replays, in snaplog, to what serf reads from the text.
+        const binary = await replaySnapshot(`${path}.bin`, { rejoinAfterLeave });
+        assert.deepEqual(
+          [
+            binary.aliveNodes,
+            ...[binary.lastClock, binary.lastEventClock, binary.lastQueryClock].map(String),
+          ],
+          state(source),
+          `soup ${i} as binary, rejoinAfterLeave ${rejoinAfterLeave}`,
+        );
       }
     }
   },

@@ -28,19 +28,13 @@ async function assertSameState(a: string, b: string, what: string, fs?: FileSyst
   }
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  await withTempDir(async (dir) => {
-    await fn(dir);
-  });
-}
-
 function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 }
 
 for (const name of fixtures) {
   Deno.test(`convertSnapshot keeps the state of ${name} through binary and back`, () =>
-    withDir(async (dir) => {
+    withTempDir(async (dir) => {
       const src = fixturePath(name);
       for (const rejoin of [false, true]) {
         const report = await convertSnapshot(src, `${dir}/a.snap`, {
@@ -90,7 +84,7 @@ Deno.test({
   name: "convertSnapshot creates its output 0644 and keeps the mode of an output it replaces",
   ignore: Deno.build.os === "windows",
   fn: () =>
-    withDir(async (dir) => {
+    withTempDir(async (dir) => {
       const src = `${dir}/in.snapshot`;
       await Deno.writeTextFile(src, "alive: a 10.0.0.1:7946\nclock: 3\n");
       await convertSnapshot(src, `${dir}/new.snap`, { to: "binary" });
@@ -104,7 +98,7 @@ Deno.test({
 });
 
 Deno.test("convertSnapshot keeps a trailing leave: both leave modes replay as the source", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     await Deno.writeTextFile(
       `${dir}/in.snapshot`,
       "alive: a 10.0.0.1:7946\nclock: 4\nevent-clock: 2\nleave\nclock: 5\nnot-alive: a\n",
@@ -172,7 +166,7 @@ Deno.test("convertSnapshot round-trips a seeded random binary history through go
   const seed = testSeed("convertSnapshot random history");
   const rng = new Rng(seed);
   for (let round = 0; round < 20; round++) {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const snap = await Snapshotter.open(`${dir}/src.snap`, {
         format: "binary",
         sync: "never",
@@ -198,7 +192,7 @@ Deno.test("convertSnapshot round-trips a seeded random binary history through go
 });
 
 Deno.test("convertSnapshot refuses to overwrite its input, however the path is spelled", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     await Deno.mkdir(`${dir}/x`);
     const input = `${dir}/x/file`;
     await Deno.writeTextFile(input, "alive: a 10.0.0.1:7946\nclock: 1\n");
@@ -228,7 +222,7 @@ Deno.test("convertSnapshot refuses to overwrite its input, however the path is s
   }));
 
 Deno.test("convertSnapshot refuses what go-text cannot hold, leaving no output and no temp file", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     for (
       const [record, re] of [
         [{ type: "alive", name: "evil\nleave", addr: "10.0.0.1:7946" }, /name contains "\\n"/],
@@ -264,7 +258,7 @@ Deno.test("convertSnapshot refuses what go-text cannot hold, leaving no output a
   }));
 
 Deno.test("convertSnapshot refuses a name over 65535 bytes for the binary format", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/in.snapshot`, `alive: ${"n".repeat(70_000)} 10.0.0.1:7946\n`);
     await assert.rejects(
       convertSnapshot(`${dir}/in.snapshot`, `${dir}/out.snap`, { to: "binary" }),
@@ -274,7 +268,7 @@ Deno.test("convertSnapshot refuses a name over 65535 bytes for the binary format
   }));
 
 Deno.test("convertSnapshot reports a missing input as NotFound", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     await assert.rejects(
       convertSnapshot(`${dir}/none`, `${dir}/out`, { to: "binary" }),
       Deno.errors.NotFound,
@@ -380,7 +374,7 @@ function assertProgress(calls: ConvertProgress[], size: number): void {
 }
 
 Deno.test("convertSnapshot reports progress, increasing, at least every 8 MiB, ending at bytesTotal", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     // About 20 MiB of go-text with 2,000 long-named nodes: a 20 MiB binary file to read back.
     const parts: string[] = [];
     for (let i = 0; i < 2000; i++) {
@@ -435,7 +429,7 @@ Deno.test("convertSnapshot checks its arguments", async () => {
 });
 
 Deno.test("convertSnapshot refuses to replace an output a live Snapshotter is writing", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/in.snapshot`, "alive: a 10.0.0.1:7946\n");
     const live = await Snapshotter.open(`${dir}/out.snap`, { format: "binary" });
     live.append({ type: "alive", name: "live", addr: "10.0.0.2:7946" });

@@ -55,6 +55,19 @@ export function mem_alloc(size: usize): usize {
   return ptr;
 }
 
+/**
+ * As `mem_alloc`, the block zeroed. A block from the bump region is zero already (memory past
+ * the bump pointer has never been written: memory.grow gives zeroed pages), so only a reused
+ * one is cleared; clearing a fresh multi-MiB table would also fault in every page of it at once.
+ */
+export function mem_alloc_zeroed(size: usize): usize {
+  ensureTop();
+  const before = top;
+  const ptr = mem_alloc(size);
+  if (ptr != 0 && top == before) memory.fill(ptr, 0, size);
+  return ptr;
+}
+
 /** Returns a block from `mem_alloc(size)` (same `size`) to its free list. */
 export function mem_free(ptr: usize, size: usize): void {
   if (ptr == 0) return;

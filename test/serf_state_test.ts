@@ -332,3 +332,31 @@ Deno.test("SerfState sorts by name where keys tie: long runs sharing 8 bytes aft
     }
   }
 });
+
+Deno.test("SerfState.reserveFor builds at once the table inserting the nodes ends with, capped, never shrinking", () => {
+  for (const nodes of [100, 4_097, 8_000, 8_974, 16_384]) {
+    const grown = new SerfState(new WasmCore());
+    grown.reset(false);
+    for (let i = 0; i < nodes; i++) grown.alive(`node-${i}`, "10.0.0.1:7946");
+    const core = new WasmCore();
+    const state = new SerfState(core);
+    state.reset(false);
+    state.reserveFor(nodes * 48);
+    assert.equal(state.exports.state_capacity(), grown.exports.state_capacity(), `${nodes} nodes`);
+    state.alive("node-0", "10.0.0.1:7946"); // the host's scratch block comes with the first call
+    const used = core.exports.mem_used();
+    for (let i = 1; i < nodes; i++) state.alive(`node-${i}`, "10.0.0.1:7946");
+    // Names this short live in their slots: no block at all, so no table was rebuilt either.
+    assert.equal(core.exports.mem_used(), used, `${nodes} nodes: memory taken after the reserve`);
+    assert.deepEqual(state.aliveNodes(), grown.aliveNodes());
+  }
+  const state = new SerfState(new WasmCore());
+  state.reset(false);
+  state.reserveFor(1e12); // capped at 16,384 nodes: 32,768 slots
+  assert.equal(state.exports.state_capacity(), 32_768);
+  for (let i = 0; i < 50_000; i++) state.alive(`node-${i}`, "10.0.0.1:7946");
+  const slots = state.exports.state_capacity();
+  state.reserveFor(48);
+  assert.equal(state.exports.state_capacity(), slots);
+  assert.equal(state.count, 50_000);
+});

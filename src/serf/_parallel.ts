@@ -443,6 +443,7 @@ export async function readBinary(
   maxSkipped: number = WARNINGS_MAX_DEFAULT,
 ): Promise<BinaryReplayResult> {
   try {
+    state.reserveFor(size);
     const range = par ? { plan: (at: number) => par.check(at), maxSkipped } : { maxSkipped };
     const r = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, range);
     if (par?.job && r.stoppedAt !== null) {
@@ -517,6 +518,7 @@ export async function readGoText(
   par: SplitPlanner | null,
 ): Promise<GoTextRest | null> {
   try {
+    replayer.state.reserveFor(end);
     return await readGoTextSplit(replayer, file, end, par);
   } finally {
     par?.cancel();

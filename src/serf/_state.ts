@@ -5,9 +5,13 @@ import { WasmCore } from "../_wasm/core.ts";
 import type { AliveNode } from "./types.ts";
 import { decodeUtf8 } from "./records.ts";
 
+/** The most alive nodes a replay sizes its table for up front (see SerfState.reserveFor). */
+const RESERVE_NODES_MAX = 16384;
+
 /** The exports of assembly/serf_state.ts. u64 values cross as BigInt (signed i64). */
 export interface SerfStateExports {
   state_reset(flags: number): void;
+  state_reserve(nodes: number): number;
   state_delta_flags(): number;
   state_delta_count(): number;
   state_delta_bytes(): number;
@@ -96,6 +100,16 @@ export class SerfState {
    */
   reset(rejoinAfterLeave: boolean, delta = false): void {
     this.#x.state_reset((rejoinAfterLeave ? 1 : 0) | (delta ? 2 : 0));
+  }
+
+  /**
+   * Sizes the alive set's table for a replay of `bytes` bytes of records, so it is built
+   * once rather than doubled up to its size: one alive node per 48 bytes (a compacted file's
+   * density), at most RESERVE_NODES_MAX (a 2 MiB table, of which only the pages that get a
+   * node are touched). A hint: if memory cannot grow now, the replay itself reports it.
+   */
+  reserveFor(bytes: number): void {
+    this.#x.state_reserve(Math.min(Math.floor(bytes / 48), RESERVE_NODES_MAX));
   }
 
   /**

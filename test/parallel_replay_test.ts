@@ -18,7 +18,7 @@ import { WasmCore } from "../src/_wasm/core.ts";
 import { FrameEncoder } from "../src/core/frame.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { fixtureNames, fixturePath } from "./_fixtures.ts";
-import { Rng, testSeed } from "./_rng.ts";
+import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 import { withTempDir } from "./_tmp.ts";
 
 /** Runs `f` with every replay split in two ("always" mode: at 55 % of the file). */
@@ -122,6 +122,49 @@ Deno.test("parallel replay equals sequential replay on churning binary and Go te
         assert.equal(await assertSameBothWays(txt, { rejoinAfterLeave }, `${what} go-text`), "merged");
       }
     }
+  });
+});
+
+Deno.test("parallel replay equals sequential replay wherever the split falls (seeded split points)", async () => {
+  // The merge must not depend on where the Worker starts: inside a frame header, a payload,
+  // a line, before or after the leave, just past the first records or just before the end.
+  const seed = testSeed("parallel replay split points");
+  const rng = new Rng(seed);
+  const splits = fuzzIterations(6);
+  await withTempDir(async (dir) => {
+    const n = 2000;
+    const records = churn(rng, n, { leaveAt: Math.floor(n / 2), nodes: 150 });
+    const bin = `${dir}/s.snap`, txt = `${dir}/s.txt`;
+    await writeBinary(bin, records);
+    await Deno.writeTextFile(txt, goText(records) + "alive: torn 10.0.0.1:7946");
+    const merged0 = parallelStats.merged;
+    let tries = 0;
+    for (let i = 0; i < splits; i++) {
+      const at = 0.01 + 0.98 * (rng.int(1_000_000) / 1_000_000);
+      for (const path of [bin, txt]) {
+        for (const rejoinAfterLeave of [false, true]) {
+          const sequential = await replaySnapshot(path, { rejoinAfterLeave, parallel: false });
+          const old = setParallelReplayMode("always", at);
+          let parallel;
+          try {
+            parallel = await replaySnapshot(path, { rejoinAfterLeave });
+          } finally {
+            setParallelReplayMode(old);
+          }
+          assert.deepEqual(
+            parallel,
+            sequential,
+            `seed ${seed}: split at ${at} of ${path}, rejoin ${rejoinAfterLeave}`,
+          );
+          tries++;
+        }
+      }
+    }
+    // Go text always merges (lines split at '\n'); binary merges unless the resync lands in a record.
+    assert.ok(
+      parallelStats.merged - merged0 >= tries / 2,
+      `${parallelStats.merged - merged0} merges of ${tries}`,
+    );
   });
 });
 

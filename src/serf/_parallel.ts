@@ -35,14 +35,21 @@ import { SerfState, type StateDelta } from "./_state.ts";
 import { addWarnings, type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
 import type { SnapshotFormat } from "./_codec.ts";
 
-/** "auto": measure and split when it pays; "always": split every replay at 55 % (tests). */
+/** "auto": measure and split when it pays; "always": split every replay (tests), at 55 % by default. */
 export type SplitMode = "auto" | "always";
 let splitMode: SplitMode = "auto";
+/** Where "always" splits, as a fraction of the file. */
+let alwaysAt = 0.55;
 
-/** Sets how replays decide to split (tests force "always"); returns the previous mode. */
-export function setParallelReplayMode(mode: SplitMode): SplitMode {
+/**
+ * Sets how replays decide to split (tests force "always", at `at` of the file: 0 < at < 1);
+ * returns the previous mode.
+ */
+export function setParallelReplayMode(mode: SplitMode, at = 0.55): SplitMode {
+  if (!(at > 0 && at < 1)) throw new RangeError(`Cannot split replays at ${at} of the file: not in (0, 1)`);
   const old = splitMode;
   splitMode = mode;
+  alwaysAt = at;
   return old;
 }
 
@@ -390,7 +397,7 @@ export class SplitPlanner {
     }
     this.#decided = true;
     let split: number | null;
-    if (splitMode === "always") split = Math.floor(this.#size * 0.55);
+    if (splitMode === "always") split = Math.floor(this.#size * alwaysAt);
     else {
       const first = probeRates[this.#format] === null;
       const bytesPerMs = replayRate(

@@ -848,6 +848,27 @@ Deno.test("Snapshotter rejects every use after close with ClosedError", async ()
   assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
 });
 
+Deno.test("Snapshotter closes at the end of an await using scope, also one left by a throw", async () => {
+  const mem = new MemFs();
+  {
+    await using s = await openMem(mem, { sync: "never" });
+    s.append(alive("a", "10.0.0.1:7946"));
+  }
+  mem.crash(); // only what close() fsynced survives
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+  await assert.rejects(
+    (async () => {
+      await using s = await openMem(mem, { sync: "never" });
+      s.append(alive("b", "10.0.0.2:7946"));
+      throw new Error("the caller's own failure");
+    })(),
+    /the caller's own failure/,
+  );
+  mem.crash();
+  // The lock was released (reopenState opens the file) and b was flushed and fsynced.
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a", "b"]);
+});
+
 Deno.test("Snapshotter append throws BackpressureError at bufferSizeMaxBytes and drops nothing", async () => {
   const mem = new MemFs();
   const s = await openMem(mem, { bufferSizeMaxBytes: 1 << 20, sync: "never" });

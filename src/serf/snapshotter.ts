@@ -986,6 +986,30 @@ export class Snapshotter {
   }
 
   /**
+   * Closes the snapshotter as {@link close} does (no timeout) when an `await using`
+   * declaration that holds it goes out of scope, also when the scope is left by a throw.
+   *
+   * @example Closed at the end of the block
+   * ```ts
+   * import { replaySnapshot, Snapshotter } from "@snaplog/snaplog";
+   * import assert from "node:assert/strict";
+   *
+   * const path = `${await Deno.makeTempDir()}/serf.snap`;
+   * {
+   *   await using snap = await Snapshotter.open(path);
+   *   snap.append({ type: "alive", name: "node-1", addr: "10.0.0.1:7946" });
+   * } // flushed, fsynced, lock released
+   * const state = await replaySnapshot(path);
+   * assert.deepEqual(state.aliveNodes, [{ name: "node-1", addr: "10.0.0.1:7946" }]);
+   * ```
+   *
+   * @throws {Error} As {@link close}: naming the bytes that could not be flushed.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
    * Resolves when the background work started so far (timer flushes, automatic
    * compactions, the removal of a compaction's replaced file) has finished. For tests that
    * drive the clock by hand, and benchmarks that time one operation at a time.

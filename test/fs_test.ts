@@ -250,6 +250,22 @@ Deno.test("denoFs keeps NotFound and AlreadyExists recognisable and says which s
   });
 });
 
+Deno.test("denoFs open with create on a dangling symlink says so and creates nothing", async () => {
+  await withTempDir(async (dir) => {
+    // Exclusive creation refuses the link, and opening cannot follow it: not a race to retry.
+    await Deno.symlink(`${dir}/gone/target`, `${dir}/link`);
+    await assert.rejects(denoFs.open(`${dir}/link`, { write: true, create: true }), (err: Error) => {
+      assert.ok(err instanceof Deno.errors.NotFound, String(err));
+      assert.equal(
+        err.message,
+        `Cannot open "${dir}/link": it is a symbolic link to "${dir}/gone/target", which does not exist`,
+      );
+      return true;
+    });
+    assert.equal(await denoFs.stat(`${dir}/gone/target`), null);
+  });
+});
+
 Deno.test("denoFs handle calls after close throw", async () => {
   await withTempDir(async (dir) => {
     const f = await denoFs.open(`${dir}/a`, { write: true, create: true });

@@ -1271,6 +1271,24 @@ Deno.test("Snapshotter open in a missing directory names the snapshot, not its l
     );
   }));
 
+Deno.test("Snapshotter open says when the lock file itself cannot be created, not that the directory is missing", () =>
+  withTempDir(async (dir) => {
+    // A dangling symlink where the lock file goes: creating it fails with NotFound though the
+    // directory is there (as on a file system that lets no file be created beside the snapshot).
+    const path = `${dir}/s.snap`;
+    await Deno.writeTextFile(path, "alive: a 10.0.0.1:7946\n");
+    await Deno.symlink(`${dir}/none/target`, `${path}.lock`);
+    const canonical = await Deno.realPath(path);
+    await assert.rejects(Snapshotter.open(path), (e: unknown) => {
+      assert.ok(e instanceof Deno.errors.NotFound, String(e));
+      assert.match(e.message, new RegExp(`^Cannot open "${path}": cannot create its lock file "`));
+      assert.ok(e.message.includes(`"${canonical}.lock"`), e.message);
+      assert.ok(e.message.includes(`symbolic link to "${dir}/none/target", which does not exist`), e.message);
+      return true;
+    });
+    assert.equal(await Deno.readTextFile(path), "alive: a 10.0.0.1:7946\n");
+  }));
+
 Deno.test("A name or address that begins with U+FEFF keeps it (it is not a byte-order mark here)", async () => {
   // Binary: through the live state and a replay.
   const mem = new MemFs();

@@ -185,6 +185,14 @@ async function openFile(path: string, options: OpenOptions): Promise<DenoHandle>
             file = await Deno.open(path, base);
           } catch (err2) {
             if (!(err2 instanceof Deno.errors.NotFound)) throw err2;
+            // There and not there: a race with a remover (try again), or a symlink to nothing,
+            // which exclusive creation refuses and opening cannot follow (say so).
+            const target = await Deno.readLink(path).catch(() => null);
+            if (target !== null) {
+              throw new Deno.errors.NotFound(`it is a symbolic link to "${target}", which does not exist`, {
+                cause: err2,
+              });
+            }
           }
         }
       }

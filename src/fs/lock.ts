@@ -46,9 +46,21 @@ export async function acquireWriterLock(
   try {
     lock = await fs.open(`${canonical}.lock`, { read: true, write: true, create: true, mode: 0o644 });
   } catch (err) {
-    // The lock file is an implementation detail: name the file the caller asked for.
+    // The lock file is an implementation detail: name the file the caller asked for, unless
+    // the lock file itself is what is wrong (a dangling symlink in its place, a directory that
+    // lets no file be created).
     if (err instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`Cannot open "${shown}": its directory does not exist`, { cause: err });
+      const dir = dirOf(canonical);
+      const dirInfo = await fs.stat(dir === "" ? "." : dir).catch(() => null);
+      if (dirInfo === null || dirInfo.isFile) {
+        throw new Deno.errors.NotFound(`Cannot open "${shown}": its directory does not exist`, {
+          cause: err,
+        });
+      }
+      throw new Deno.errors.NotFound(
+        `Cannot open "${shown}": cannot create its lock file "${canonical}.lock" (${osText(err)})`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -69,4 +81,10 @@ export async function acquireWriterLock(
 export async function modeOf(fs: FileSystem, path: string): Promise<number> {
   const mode = (await fs.stat(path).catch(() => null))?.mode;
   return mode === null || mode === undefined ? 0o644 : (mode & 0o666) | 0o600;
+}
+
+/** The operating system's words for a failure: the wrapped cause's message where there is one. */
+function osText(e: Error): string {
+  // Deno appends the syscall and path ("...(os error 2): open 'a.lock'"): the message says both.
+  return (e.cause instanceof Error ? e.cause.message : e.message).replace(/: [a-z_]+ '.*$/s, "");
 }

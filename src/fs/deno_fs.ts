@@ -22,10 +22,17 @@ const CREATE_ATTEMPTS_MAX = 8;
 const denoErrorClasses: ReadonlySet<unknown> = new Set(Object.values(Deno.errors));
 
 /** Wraps a system error as `Cannot <what>: <detail>`, keeping its Deno class and its code. */
+/**
+ * A Deno error's message without the syscall and path Deno appends ("...(os error 2): open
+ * 'a.log'"), for a message of ours that names both already.
+ */
+export function osErrorText(err: Error): string {
+  return err.message.replace(/: [a-z_]+ '.*$/s, "");
+}
+
 function wrap(what: string, err: unknown): Error {
   if (!(err instanceof Error)) return new Error(`Cannot ${what}: ${String(err)}`, { cause: err });
-  // Deno appends the syscall and path ("...(os error 2): open 'a.log'"); our prefix says both.
-  const detail = err.message.replace(/: [a-z_]+ '.*$/s, "");
+  const detail = osErrorText(err);
   const ctor = err.constructor;
   const wrapped: Error = denoErrorClasses.has(ctor)
     ? new (ctor as ErrorConstructor)(`Cannot ${what}: ${detail}`, { cause: err })

@@ -3,7 +3,7 @@
 // or a different spelling of a path cannot get around the lock.
 import { absolutePath, baseOf, dirOf, joinPath, normalizePosix } from "./_path.ts";
 import { LockedError } from "../errors.ts";
-import { denoFs } from "./deno_fs.ts";
+import { denoFs, osErrorText } from "./deno_fs.ts";
 import type { FileHandle, FileSystem } from "./types.ts";
 
 /**
@@ -85,6 +85,5 @@ export async function modeOf(fs: FileSystem, path: string): Promise<number> {
 
 /** The operating system's words for a failure: the wrapped cause's message where there is one. */
 function osText(e: Error): string {
-  // Deno appends the syscall and path ("...(os error 2): open 'a.lock'"): the message says both.
-  return (e.cause instanceof Error ? e.cause.message : e.message).replace(/: [a-z_]+ '.*$/s, "");
+  return osErrorText(e.cause instanceof Error ? e.cause : e);
 }

@@ -51,7 +51,14 @@ export {
   convertSnapshot,
 } from "./src/serf/convert.ts";
 export type { AliveNode, ReplayWarning, SnapshotState } from "./src/serf/types.ts";
-export { BackpressureError, ClosedError, CorruptionError, LockedError, PoisonedError } from "./src/errors.ts";
+export {
+  BackpressureError,
+  ClosedError,
+  CorruptionError,
+  FileChangedError,
+  LockedError,
+  PoisonedError,
+} from "./src/errors.ts";
 export { type Clock, ManualClock, systemClock } from "./src/clock.ts";
 export type { FileHandle, FileInfo, FileSystem, OpenOptions } from "./src/fs/types.ts";
 export { denoFs } from "./src/fs/deno_fs.ts";

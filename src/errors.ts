@@ -96,9 +96,49 @@ export class ClosedError extends Error {
 }
 
 /**
- * A write or fsync failed earlier, so the log no longer knows what reached the disk: it
- * refuses every further write until it is reopened, which replays what is really there
- * (the lesson of PostgreSQL's "fsyncgate"). `cause` is the original failure.
+ * The log's path no longer names the file the log has been writing, or another writer changed
+ * that file: it was removed or renamed away, another file was put in its place, or its size is
+ * not what this log wrote (a copy over it, a truncation, a second writer through a hard link or
+ * a program that takes no lock, such as serf on a go-text file). What this log wrote since is
+ * not where a reopen will look, so it refuses further writes, as after a failed fsync: the
+ * `cause` of every {@link PoisonedError} that follows. SQLite's `SQLITE_READONLY_DBMOVED` is the
+ * model. The check runs with each fsync and before a compaction renames over the file, so
+ * a compaction never replaces a file the log does not own.
+ *
+ * @example
+ * ```ts
+ * import { FileChangedError, PoisonedError } from "@snaplog/snaplog";
+ * import assert from "node:assert/strict";
+ *
+ * const err = new FileChangedError("a.snap", "it was removed or renamed away");
+ * assert.equal(err.message, '"a.snap" is no longer the file this log writes: it was removed or renamed away');
+ * assert.match(new PoisonedError("a.snap", "sync", err).message, /no longer the file this log writes/);
+ * ```
+ */
+export class FileChangedError extends Error {
+  /** The log's file. */
+  readonly path: string;
+  /** What changed. */
+  readonly reason: string;
+  /**
+   * Creates the error.
+   *
+   * @param path The log's file.
+   * @param reason What changed.
+   */
+  constructor(path: string, reason: string) {
+    super(`"${path}" is no longer the file this log writes: ${reason}`);
+    this.name = "FileChangedError";
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A write or fsync failed earlier, or the log's file was changed behind it
+ * ({@link FileChangedError}), so the log no longer knows what reached the disk: it refuses
+ * every further write until it is reopened, which replays what is really there (the lesson
+ * of PostgreSQL's "fsyncgate"). `cause` is the original failure.
  *
  * @example
  * ```ts
@@ -123,9 +163,11 @@ export class PoisonedError extends Error {
    */
   constructor(path: string, action: string, cause: unknown) {
     super(
-      `Cannot ${action} "${path}": an earlier write or fsync failed (${
-        cause instanceof Error ? cause.message : String(cause)
-      }); reopen the log`,
+      `Cannot ${action} "${path}": ${
+        cause instanceof FileChangedError
+          ? cause.message
+          : `an earlier write or fsync failed (${cause instanceof Error ? cause.message : String(cause)})`
+      }; reopen the log`,
       { cause },
     );
     this.name = "PoisonedError";

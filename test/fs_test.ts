@@ -199,11 +199,31 @@ Deno.test("denoFs stat of a missing file is null", async () => {
   await withTempDir(async (dir) => {
     assert.equal(await denoFs.stat(`${dir}/missing`), null);
     await Deno.writeFile(`${dir}/present`, bytes(1, 2));
-    assert.deepEqual(await denoFs.stat(`${dir}/present`), {
+    const { id, ...rest } = (await denoFs.stat(`${dir}/present`))!;
+    assert.deepEqual(rest, {
       size: 2,
       mode: isWindows ? null : (await Deno.stat(`${dir}/present`)).mode! & 0o777,
       isFile: true,
     });
+    if (isWindows) assert.equal(id, undefined); // no inode numbers: logs check sizes only
+    else assert.match(id!, /^\d+:\d+$/);
+  });
+});
+
+Deno.test("denoFs stat ids: a file keeps its id through a rename and a second name, another file differs", {
+  ignore: isWindows,
+}, async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/a`, bytes(1));
+    await Deno.writeFile(`${dir}/b`, bytes(1));
+    const a = (await denoFs.stat(`${dir}/a`))!.id;
+    assert.notEqual((await denoFs.stat(`${dir}/b`))!.id, a);
+    await denoFs.rename(`${dir}/a`, `${dir}/c`);
+    assert.equal((await denoFs.stat(`${dir}/c`))!.id, a);
+    await denoFs.link!(`${dir}/c`, `${dir}/d`);
+    assert.equal((await denoFs.stat(`${dir}/d`))!.id, a);
+    await denoFs.rename(`${dir}/b`, `${dir}/c`); // another file in its place
+    assert.notEqual((await denoFs.stat(`${dir}/c`))!.id, a);
   });
 });
 
@@ -436,7 +456,16 @@ Deno.test("MemFs open follows the OpenOptions contract", async () => {
   await assert.rejects(fs.open("x", { create: true }), TypeError);
   const f = await fs.open("x", { write: true, createNew: true, mode: 0o600 });
   assert.equal(fs.mode("x"), 0o600);
-  assert.deepEqual(await fs.stat("x"), { size: 0, mode: 0o600, isFile: true });
+  const { id, ...rest } = (await fs.stat("x"))!;
+  assert.deepEqual(rest, { size: 0, mode: 0o600, isFile: true });
+  // Ids follow the file, not the name, as inode numbers do.
+  fs.write("other", bytes(1));
+  assert.notEqual((await fs.stat("other"))!.id, id);
+  await fs.link("x", "x2");
+  assert.equal((await fs.stat("x2"))!.id, id);
+  await fs.rename("x2", "other");
+  assert.equal((await fs.stat("other"))!.id, id);
+  await fs.remove("other");
   await assert.rejects(fs.open("x", { write: true, createNew: true }), Deno.errors.AlreadyExists);
   await f.write(bytes(1, 2), 0);
   await assert.rejects(

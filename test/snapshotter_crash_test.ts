@@ -6,6 +6,7 @@ import {
   BackpressureError,
   ClosedError,
   CorruptionError,
+  FileChangedError,
   LockedError,
   ManualClock,
   PoisonedError,
@@ -129,6 +130,146 @@ Deno.test("Snapshotter reports a failed timer flush on the next sync and keeps t
   await s.sync();
   mem.crash();
   assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 7b. The file changed behind the log
+
+/** Asserts that `p` rejects with a PoisonedError caused by a FileChangedError matching `reason`. */
+async function rejectsChanged(p: Promise<unknown>, reason: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof PoisonedError, String(e));
+    assert.ok(e.cause instanceof FileChangedError, String(e.cause));
+    assert.match(e.cause.reason, reason);
+    assert.equal(e.cause.path, P);
+    assert.match(e.message, /is no longer the file this log writes/);
+    return true;
+  });
+}
+
+/** The bytes of a closed binary snapshot at `path` in `mem` holding only node `name`. */
+async function otherSnapshot(mem: MemFs, path: string, name: string): Promise<Uint8Array> {
+  const o = await Snapshotter.open(path, { fs: mem, clock: new ManualClock() });
+  o.append(alive(name, "10.9.9.9:7946"));
+  await o.close();
+  return mem.read(path);
+}
+
+Deno.test("Snapshotter refuses to go on when its file was renamed away or removed", async () => {
+  for (const how of ["rename", "remove"] as const) {
+    const mem = new MemFs();
+    const s = await openMem(mem, { sync: "never" });
+    s.append(alive("a", "10.0.0.1:7946"));
+    await s.sync();
+    if (how === "rename") await mem.rename(P, `${P}.bak`);
+    else await mem.remove(P);
+    s.append(alive("b", "10.0.0.2:7946"));
+    // The fsync reached only a file no reopen reads: the sync must not be acknowledged.
+    await rejectsChanged(s.sync(), /removed or renamed away/);
+    assert.throws(() => s.append(alive("c", "10.0.0.3:7946")), PoisonedError);
+    await rejectsChanged(s.compact(), /removed or renamed away/);
+    await assert.rejects(s.close(), /Cannot close/);
+    assert.equal(await mem.stat(P), null, "nothing was recreated under the path");
+    // The lock is released: a reopen starts on what is at the path now (nothing).
+    assert.deepEqual((await reopenState(mem)).alive, []);
+  }
+});
+
+Deno.test("Snapshotter never compacts over a file put in its place, and says so on the next sync", async () => {
+  for (const first of ["sync", "compact"] as const) {
+    const mem = new MemFs();
+    const s = await openMem(mem, { sync: "never" });
+    s.append(alive("a", "10.0.0.1:7946"));
+    await s.sync();
+    // An operator restores another snapshot over the live one, as `mv other.snap s.snap` does.
+    const other = await otherSnapshot(mem, "d/other.snap", "restored");
+    await mem.rename("d/other.snap", P);
+    s.append(alive("b", "10.0.0.2:7946"));
+    if (first === "sync") await rejectsChanged(s.sync(), /another file was put in its place/);
+    await rejectsChanged(s.compact(), /another file was put in its place/);
+    assert.deepEqual(mem.read(P), other, "the restored file is untouched");
+    assert.equal(await mem.stat(`${P}.compact`), null);
+    await assert.rejects(s.close(), /Cannot close/);
+    assert.deepEqual((await reopenState(mem)).alive, [{ name: "restored", addr: "10.9.9.9:7946" }]);
+  }
+});
+
+Deno.test("Snapshotter notices its file's size changing under it: a copy over it, a truncation, growth", async () => {
+  const changes = {
+    // `cp other.snap s.snap`: the same file, other bytes (shorter than the log's file here).
+    copy: async (mem: MemFs) => mem.write(P, await otherSnapshot(mem, "d/o.snap", "copied-over")),
+    truncate: (mem: MemFs) => mem.write(P, mem.read(P).subarray(0, mem.read(P).length - 8)),
+    // Another writer appending (serf on a go-text file takes no lock).
+    grow: (mem: MemFs) => mem.write(P, new Uint8Array([...mem.read(P), ...new Uint8Array(64)])),
+  };
+  for (const [how, change] of Object.entries(changes)) {
+    // A compaction checks with no write in flight, so every change since the last write is
+    // caught; a sync checks beside its fsync, after its own write, so it catches a file left
+    // longer than the log's (a change that the log's write went past goes unseen).
+    for (const next of how === "grow" ? ["sync", "compact"] : ["compact"]) {
+      const mem = new MemFs();
+      const s = await openMem(mem, { sync: "never" });
+      s.append(alive("a", "10.0.0.1:7946"));
+      await s.sync();
+      await change(mem);
+      const changed = mem.read(P);
+      s.append(alive("b", "10.0.0.2:7946"));
+      const reason = /bytes long where this log wrote \d+: something else wrote to it or truncated it/;
+      if (next === "compact") {
+        await rejectsChanged(s.compact(), reason);
+        assert.deepEqual(mem.read(P), changed, "the changed file is not renamed over");
+      } else {
+        await rejectsChanged(s.sync(), reason);
+      }
+      await s.close().catch(() => {});
+    }
+  }
+});
+
+Deno.test("Snapshotter's file check passes through compactions, reopens and every sync mode", async () => {
+  // No false alarm: after a compaction the log writes a new file (a new id), and checks that.
+  for (const sync of ["never", "always", "interval"] as const) {
+    const mem = new MemFs();
+    const clock = new ManualClock();
+    let s = await Snapshotter.open(P, { fs: mem, clock, sync, minCompactSizeBytes: 0 });
+    for (let i = 0; i < 50; i++) {
+      const p = s.append(alive(`n${i % 7}`, `10.0.0.${i}:7946`));
+      if (i % 10 === 9) await s.compact();
+      if (sync === "always") await p;
+      else if (i % 5 === 0) await s.sync();
+    }
+    await s.sync();
+    await s.close();
+    s = await Snapshotter.open(P, { fs: mem, clock, sync });
+    assert.equal(s.aliveNodes().length, 7);
+    s.append(alive("late", "10.1.1.1:7946"));
+    await s.sync();
+    await s.close();
+  }
+});
+
+Deno.test("Snapshotter on the real file system: mv of another file over the live one is caught", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/s.snap`;
+    const s = await Snapshotter.open(path, { sync: "never" });
+    s.append(alive("a", "10.0.0.1:7946"));
+    await s.sync();
+    const o = await Snapshotter.open(`${dir}/o.snap`);
+    o.append(alive("other", "10.9.9.9:7946"));
+    await o.close();
+    await Deno.rename(`${dir}/o.snap`, path);
+    s.append(alive("b", "10.0.0.2:7946"));
+    await assert.rejects(s.sync(), (e: unknown) => {
+      assert.ok(e instanceof PoisonedError && e.cause instanceof FileChangedError, String(e));
+      assert.match(e.message, /another file was put in its place/);
+      return true;
+    });
+    await s.close().catch(() => {});
+    assert.deepEqual((await replaySnapshot(path)).aliveNodes, [{ name: "other", addr: "10.9.9.9:7946" }]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -266,14 +266,25 @@ export const denoFs: FileSystem = {
     return openFile(path, options);
   },
 
-  async stat(path: string): Promise<FileInfo | null> {
+  stat(path: string): Promise<FileInfo | null> {
+    let info: Deno.FileInfo;
     try {
-      const info = await Deno.stat(path);
-      return { size: info.size, mode: info.mode === null ? null : info.mode & 0o777, isFile: info.isFile };
+      // statSync: a stat is one short syscall, and Deno's async op costs this thread ~25 us
+      // more (measured: 27-35 us a call against 3.5-4), which a log pays with every fsync
+      // (Snapshotter's file check).
+      info = Deno.statSync(path);
     } catch (err) {
-      if (cannotExist(err)) return null;
-      throw wrap(`stat "${path}"`, err);
+      if (cannotExist(err)) return Promise.resolve(null);
+      return Promise.reject(wrap(`stat "${path}"`, err));
     }
+    const out: FileInfo = {
+      size: info.size,
+      mode: info.mode === null ? null : info.mode & 0o777,
+      isFile: info.isFile,
+    };
+    // Windows reports no inode number: there a log checks its file's size alone.
+    if (info.ino !== null) out.id = `${info.dev}:${info.ino}`;
+    return Promise.resolve(out);
   },
 
   async rename(from: string, to: string): Promise<void> {

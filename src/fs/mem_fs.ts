@@ -102,7 +102,11 @@ class Shared {
   readonly locks = new Map<Inode, object>();
 }
 
+let inodeSerial = 0;
+
 class Inode {
+  /** Its identity, as `FileInfo.id`: unique in the process, kept through renames and crashes. */
+  readonly id = String(++inodeSerial);
   current: Bytes;
   durable: Bytes;
   /**
@@ -245,12 +249,12 @@ export class MemFs implements FileSystem {
    * Metadata of `path` in the current namespace.
    *
    * @param path The file's path.
-   * @returns Its size and mode, or null if it does not exist.
+   * @returns Its size, mode and identity, or null if it does not exist.
    */
   stat(path: string): Promise<FileInfo | null> {
     const inode = this.#current.get(path);
     if (inode === undefined) return Promise.resolve(null);
-    return Promise.resolve({ size: inode.current.length, mode: inode.mode, isFile: true });
+    return Promise.resolve({ size: inode.current.length, mode: inode.mode, isFile: true, id: inode.id });
   }
 
   /**

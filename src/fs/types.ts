@@ -28,6 +28,12 @@ export interface FileInfo {
   mode: number | null;
   /** True for a regular file. */
   isFile: boolean;
+  /**
+   * The file's identity where the platform has one (device and inode number on Unix): two
+   * paths with the same `id` name the same file. A log checks it to notice its file being
+   * replaced behind it (`FileChangedError`); without it only the size is checked.
+   */
+  id?: string;
 }
 
 /** An open file. Positions are explicit, so no hidden cursor can drift. */

@@ -5,12 +5,18 @@
 // never drops a record, never removes the old file before the compacted one replaces it,
 // and refuses to write after an fsync failure. README "Serf snapshots" and "Crash safety".
 import type { Clock } from "../clock.ts";
-import { BackpressureError, ClosedError, CorruptionError, PoisonedError } from "../errors.ts";
+import {
+  BackpressureError,
+  ClosedError,
+  CorruptionError,
+  FileChangedError,
+  PoisonedError,
+} from "../errors.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { dirOf } from "../fs/_path.ts";
 import { clockOption, fsOption } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
-import type { FileHandle, FileSystem } from "../fs/types.ts";
+import type { FileHandle, FileInfo, FileSystem } from "../fs/types.ts";
 import { readFull, RecordType, type RecoveryMode } from "./binary.ts";
 import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
@@ -344,6 +350,8 @@ export class Snapshotter {
   readonly #codec: Codec;
   readonly #lock: FileHandle;
   #file: FileHandle;
+  /** The identity (`FileInfo.id`) of the file this log writes, where the file system has one. */
+  #fileId: string | undefined;
   #fileSize: number;
   #durableSize: number;
   #report: OpenReport;
@@ -394,6 +402,7 @@ export class Snapshotter {
     codec: Codec,
     lock: FileHandle,
     file: FileHandle,
+    fileId: string | undefined,
     size: number,
     report: OpenReport,
   ) {
@@ -402,6 +411,7 @@ export class Snapshotter {
     this.#codec = codec;
     this.#lock = lock;
     this.#file = file;
+    this.#fileId = fileId;
     this.#fileSize = size;
     this.#durableSize = size;
     this.#report = report;
@@ -551,7 +561,10 @@ export class Snapshotter {
         // without this would let sync() skip the fsync and a power loss take it.
         await file.datasync();
       }
-      const snap = new Snapshotter(path, o, codec, lock, file, end, report);
+      // Its identity, checked with every fsync (#checkFile); taken under the lock, after the
+      // repairs above, which write in place.
+      const fileId = (await fs.stat(path))?.id;
+      const snap = new Snapshotter(path, o, codec, lock, file, fileId, end, report);
       if (rewrite) {
         // Salvage's repair: the damaged regions must go, so a failure here fails the open.
         await snap.#compactLocked();
@@ -645,7 +658,7 @@ export class Snapshotter {
    *   name or address that would inject lines.
    * @throws {BackpressureError} If `bufferSizeMaxBytes` are already waiting for the disk.
    * @throws {ClosedError} After `close()`.
-   * @throws {PoisonedError} After a failed fsync (reopen the log).
+   * @throws {PoisonedError} After a failed fsync, or once the file changed behind the log (reopen the log).
    */
   append(record: SnapshotRecord): Promise<void> {
     this.#checkWritable("append to");
@@ -835,7 +848,8 @@ export class Snapshotter {
    * fsync runs, every caller that arrives joins the single next one (group commit).
    *
    * @returns A promise that resolves when everything appended before the call is on disk.
-   * @throws {PoisonedError} If this or an earlier write or fsync failed.
+   * @throws {PoisonedError} If this or an earlier write or fsync failed, or the snapshot's path no longer
+   *   names the file this log writes (`cause`: a `FileChangedError`; removed, renamed away, replaced).
    * @throws {ClosedError} After `close()`.
    */
   sync(): Promise<void> {
@@ -872,7 +886,8 @@ export class Snapshotter {
    * See the README, "Crash safety: Compaction".
    *
    * @throws {Error} If a step before the rename fails (the old snapshot is untouched).
-   * @throws {PoisonedError} If the directory fsync after the rename fails.
+   * @throws {PoisonedError} If the directory fsync after the rename fails, or the snapshot changed behind the
+   *   log (`FileChangedError`: then nothing is renamed over it).
    */
   compact(): Promise<void> {
     if (this.#closed || this.#closing) return Promise.reject(new ClosedError(this.#path, "compact"));
@@ -1144,6 +1159,8 @@ export class Snapshotter {
   async #datasync(): Promise<void> {
     if (this.#durableSize === this.#fileSize) return;
     const upTo = this.#fileSize;
+    // The file check's stat runs beside the fsync, so it adds no wait to a sync.
+    const info = this.#statFile();
     try {
       this.#fsyncs++;
       await this.#file.datasync();
@@ -1153,7 +1170,45 @@ export class Snapshotter {
       this.#poison = e;
       throw new PoisonedError(this.#path, "fsync", e);
     }
+    this.#checkFile(await info, "sync");
     this.#durableSize = upTo;
+  }
+
+  /** The snapshot path's metadata for {@link #checkFile}; undefined if it cannot be had. */
+  #statFile(): Promise<FileInfo | null | undefined> {
+    return this.#o.fs.stat(this.#path).catch(() => undefined);
+  }
+
+  /**
+   * Poisons the log and throws if the snapshot's path no longer names the file this log
+   * writes (removed, or another file renamed into its place), or if that file's size is not
+   * what this log wrote. Records synced to a file no reopen reads would be acknowledged and
+   * lost, and a compaction would rename over a file someone put there: SQLite refuses writes
+   * to a moved database (SQLITE_READONLY_DBMOVED) for the same reason. Every caller holds the
+   * exclusive I/O turn, so no write of this log's is in flight: after a write, the size must
+   * be its end. That catches a file left longer than the log's (another writer appending:
+   * serf takes no lock on a go-text file), and, before a compaction, any change since the
+   * last write (a copy over the file, a truncation); a change that the log's next write went
+   * past goes unseen until the file is replayed. A stat that failed (`undefined`) proves
+   * nothing and passes.
+   */
+  #checkFile(info: FileInfo | null | undefined, action: string): void {
+    if (info === undefined) return;
+    let reason: string | null = null;
+    if (info === null) reason = "it was removed or renamed away";
+    else if (this.#fileId !== undefined && info.id !== undefined && info.id !== this.#fileId) {
+      reason = "another file was put in its place";
+    } else if (info.size !== this.#fileSize) {
+      reason = `it is ${info.size} bytes long where this log wrote ${this.#fileSize}: ` +
+        `something else wrote to it or truncated it`;
+    }
+    if (reason === null) return;
+    const e = new FileChangedError(
+      this.#path,
+      `${reason}; what this log wrote since is not in the file a reopen reads`,
+    );
+    this.#poison = e;
+    throw new PoisonedError(this.#path, action, e);
   }
 
   /** Compaction, with the exclusive I/O turn held. See the README, "Crash safety: compaction". */
@@ -1165,6 +1220,7 @@ export class Snapshotter {
     let size = 0;
     let includedStaged = 0;
     let aside = false;
+    let newId: string | undefined;
     const writes: Promise<void>[] = [];
     try {
       // 1. Write the live state to <path>.compact; the snapshot itself is untouched. Chunks
@@ -1184,9 +1240,12 @@ export class Snapshotter {
       for (const r of await Promise.allSettled(writes)) if (r.status === "rejected") throw r.reason;
       // 2. fdatasync it: the rename below must never expose a file whose data is not on disk.
       await h.datasync();
-      // 3. Atomically replace the snapshot. Before this step a crash leaves the old file.
-      //    The old file gets a second name first (see #setAside), so the rename leaves it
-      //    one and closing it below frees nothing.
+      newId = (await fs.stat(tmp))?.id;
+      // 3. Atomically replace the snapshot, if it is still this log's file: a file someone
+      //    put in its place must not be renamed over (#checkFile). Before this step a crash
+      //    leaves the old file. The old file gets a second name first (see #setAside), so
+      //    the rename leaves it one and closing it below frees nothing.
+      this.#checkFile(await this.#statFile(), "compact");
       aside = await this.#setAside();
       await fs.rename(tmp, this.#path);
     } catch (e) {
@@ -1195,6 +1254,7 @@ export class Snapshotter {
       if (h !== null) await h.close().catch(noop);
       await fs.remove(tmp).catch(noop);
       if (aside) await fs.remove(replacedPath(this.#path)).catch(noop);
+      if (e instanceof PoisonedError) throw e; // the file changed behind the log (#checkFile)
       this.#compactNotBefore = this.#o.clock.now() + this.#o.compactRetryMs;
       throw new Error(`Cannot compact "${this.#path}": ${errorMessage(e)}; the old snapshot is intact`, {
         cause: e,
@@ -1217,6 +1277,7 @@ export class Snapshotter {
       if (this.#file !== replaced) await replaced.close().catch(noop);
       if (aside) this.#dropReplaced = fs.remove(replacedPath(this.#path)).catch(noop);
     }
+    this.#fileId = newId;
     this.#fileSize = size;
     this.#durableSize = size;
     this.#codec.consume(includedStaged);

@@ -43,6 +43,7 @@ export {
   type SnapshotterStats,
 } from "./src/serf/snapshotter.ts";
 export { type ReplayOptions, replaySnapshot } from "./src/serf/replay.ts";
+export { type ReadRecordsOptions, readSnapshotRecords, type SnapshotEntry } from "./src/serf/read_records.ts";
 export { type CompactReport, compactSnapshot } from "./src/serf/compact.ts";
 export {
   type ConvertOptions,

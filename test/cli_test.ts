@@ -190,6 +190,8 @@ Deno.test("main exits 2 with usage on stderr for bad flags, values and commands"
       ["replay", "--format", "xml", path],
       ["replay", "--json"],
       ["replay", "--json", path, path],
+      ["dump"],
+      ["dump", "--recovery", "fix", path],
       ["convert", "--to", "binary", path],
       ["convert", path, "/tmp/out"],
       ["convert", "--to", "yaml", path, "/tmp/out"],
@@ -207,10 +209,12 @@ Deno.test("main exits 2 with usage on stderr for bad flags, values and commands"
 
 Deno.test("main --help prints usage on stdout and exits 0", async () => {
   for (
-    const [args, re] of [[["--help"], /Commands:/], [["replay", "--help"], /--rejoin-after-leave/], [
-      ["convert", "-h"],
-      /--to binary\|go-text/,
-    ]] as const
+    const [args, re] of [
+      [["--help"], /Commands:/],
+      [["replay", "--help"], /--rejoin-after-leave/],
+      [["convert", "-h"], /--to binary\|go-text/],
+      [["dump", "-h"], /One JSON object per line/],
+    ] as const
   ) {
     const r = await run([...args]);
     assert.equal(r.code, 0);
@@ -250,13 +254,16 @@ Deno.test("main convert writes OUT, prints one summary line, and refuses OUT == 
     ]);
 
     const before = await Deno.readFile(`${dir}/a.snap`);
+    // x must exist: the OS resolves x/.. only through a directory x (Deno without -A normalizes
+    // the path first, so the test passed without it there and failed under -A).
+    await Deno.mkdir(`${dir}/x`);
     const same = await run(["convert", "--to", "go-text", `${dir}/a.snap`, `${dir}/./x/../a.snap`]);
     assert.equal(same.code, 1);
     assert.equal(same.stdout, "");
     assert.equal(same.stderr.trimEnd().split("\n").length, 1);
     assert.match(same.stderr, /is the input file/);
     assert.deepEqual(await Deno.readFile(`${dir}/a.snap`), before);
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a.snap", "a.snap.lock"]);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a.snap", "a.snap.lock", "x"]);
   });
 });
 
@@ -346,7 +353,12 @@ Deno.test("main: damage before the tail says how to get past it, and convert --r
     const bytes = await Deno.readFile(path);
     bytes[24 + 2 * 40 + 14]! ^= 0x01; // the third frame (40 bytes each): n2's name
     await Deno.writeFile(path, bytes);
-    for (const args of [["replay", "--json", path], ["convert", "--to", "go-text", path, `${dir}/o.txt`]]) {
+    for (
+      const args of [["replay", "--json", path], ["convert", "--to", "go-text", path, `${dir}/o.txt`], [
+        "dump",
+        path,
+      ]]
+    ) {
       const r = await run(args);
       assert.equal(r.code, 1, args.join(" "));
       assert.equal(r.stderr.split("\n").length, 2, "one line");
@@ -369,5 +381,73 @@ Deno.test("main: damage before the tail says how to get past it, and convert --r
       (await run(["convert", "--to", "go-text", "--recovery", "fix", path, `${dir}/p.txt`])).code,
       2,
     );
+  });
+});
+
+Deno.test("main dump lists a fixture's lines, skipped ones with serf's reason, as text and as JSON lines", async () => {
+  for (const name of fixtures) {
+    const path = fixturePath(name);
+    const json = await run(["dump", "--json", path]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.equal(json.stderr, "");
+    const lines = json.stdout.split("\n");
+    assert.equal(lines.pop(), "", "ends in a newline");
+    const entries = lines.map((l) => JSON.parse(l));
+    const replay = JSON.parse((await run(["replay", "--json", path])).stdout) as ReplayJson;
+    // Every line that ends in a newline is one entry; serf's skipped lines are its warnings.
+    assert.equal(entries.filter((e) => !String(e.note).startsWith("last line")).length, replay.records, name);
+    assert.deepEqual(
+      entries.filter((e) => e.type === null && !e.note.startsWith("last line")).map((e) => ({
+        line: e.line,
+        reason: e.note,
+      })),
+      replay.warnings,
+    );
+    // The last alive line of each surviving node carries the address replay reports, clocks as strings.
+    for (const n of replay.aliveNodes) {
+      const last = entries.findLast((e) =>
+        (e.type === "alive" || e.type === "not-alive") && e.name === n.name
+      );
+      assert.deepEqual(
+        { type: last.type, addr: last.addr },
+        { type: "alive", addr: n.addr },
+        `${name}: ${n.name}`,
+      );
+    }
+    for (const e of entries) if (e.type?.endsWith("clock")) assert.match(e.value, /^\d+$/);
+    const text = await run(["dump", path]);
+    assert.equal(text.code, 0);
+    assert.equal(text.stdout.split("\n").length - 1, entries.length, "one text line per entry");
+  }
+});
+
+Deno.test("main dump of a binary file: offsets, quoted fields, and salvage notes", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    const snap = await Snapshotter.open(path);
+    snap.append({ type: "alive", name: "a b", addr: "10.0.0.1:7946" });
+    snap.append({ type: "event-clock", value: 2n ** 64n - 1n });
+    snap.append({ type: "leave" });
+    await snap.close();
+    const r = await run(["dump", path]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      [
+        '        24  alive        "a b" "10.0.0.1:7946"',
+        "        56  event-clock  18446744073709551615",
+        "        80  leave",
+        "",
+      ].join("\n"),
+    );
+    const bytes = await Deno.readFile(path);
+    bytes[56 + 12]! ^= 1; // the clock's value
+    await Deno.writeFile(path, bytes);
+    const s = await run(["dump", "--json", "--recovery", "salvage", path]);
+    assert.deepEqual(s.stdout.trim().split("\n").map((l) => JSON.parse(l)), [
+      { offset: 24, line: null, type: "alive", name: "a b", addr: "10.0.0.1:7946" },
+      { offset: 56, line: null, type: null, note: "skipped 24 bytes: checksum mismatch" },
+      { offset: 80, line: null, type: "leave" },
+    ]);
   });
 });

@@ -1,5 +1,6 @@
-// The snaplog command line: `replay` prints the state a serf snapshot recovers, `convert`
-// rewrites a snapshot in the other format. Run as `deno task cli <command> ...`.
+// The snaplog command line: `replay` prints the state a serf snapshot recovers, `dump` its
+// records one by one, `convert` rewrites a snapshot in the other format, `compact` compacts it
+// offline. Run as `deno task cli <command> ...`.
 //
 // The output of `replay --json` and the exit codes are a contract (tests and automated checks
 // use them): 0 success, 1 a failure while running (a file that cannot be read, a refused
@@ -8,6 +9,7 @@ import { parseArgs } from "node:util";
 import { type ConvertProgress, convertSnapshot } from "../serf/convert.ts";
 import { compactSnapshot } from "../serf/compact.ts";
 import { replaySnapshot } from "../serf/replay.ts";
+import { readSnapshotRecords, type SnapshotEntry } from "../serf/read_records.ts";
 import type { SnapshotState } from "../serf/types.ts";
 import { CorruptionError } from "../errors.ts";
 
@@ -37,6 +39,7 @@ const USAGE = `Usage: snaplog <command> [options]
 
 Commands:
   replay    Replay a serf snapshot, read-only, and print the state it recovers
+  dump      Print a serf snapshot's records one by one, with what replay skips
   convert   Convert a serf snapshot between snaplog's binary format and serf's go-text format
   compact   Compact a snapshot offline: keep only the live state (needs the file's writer lock)
 
@@ -64,6 +67,25 @@ Options:
   -h, --help                      Show this help
 
 Exit status: 0 replayed, 1 the file cannot be read or replayed, 2 usage error.
+`;
+
+const DUMP_USAGE = `Usage: snaplog dump [options] FILE
+
+Prints FILE's records in file order, read-only: one line each, with its offset (and line
+number in serf's go-text format), and a note for every line serf skips, every damaged
+region --recovery salvage steps over, and a torn tail. Names and addresses are quoted.
+
+Options:
+  --format auto|binary|go-text    The file's format (default: auto, detected from its header)
+  --recovery truncate-tail|strict|salvage
+                                  Binary format: how damage is handled (default: truncate-tail;
+                                  salvage lists the records around it)
+  --json                          One JSON object per line: offset, line (null in binary),
+                                  type (null for a note) and the record's fields (clocks as
+                                  decimal strings), or note
+  -h, --help                      Show this help
+
+Exit status: 0 printed, 1 the file cannot be read (or is damaged beyond --recovery), 2 usage error.
 `;
 
 const CONVERT_USAGE = `Usage: snaplog convert --to binary|go-text [options] IN OUT
@@ -156,6 +178,8 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
     switch (command) {
       case "replay":
         return await replayCommand(rest, io);
+      case "dump":
+        return await dumpCommand(rest, io);
       case "convert":
         return await convertCommand(rest, io);
       case "compact":
@@ -175,6 +199,8 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
     if (err instanceof UsageError) {
       const usage = command === "replay"
         ? REPLAY_USAGE
+        : command === "dump"
+        ? DUMP_USAGE
         : command === "convert"
         ? CONVERT_USAGE
         : command === "compact"
@@ -313,6 +339,68 @@ function replaySummary(path: string, state: SnapshotState, replayMs: number): st
   }
   if (warnings > SUMMARY_WARNINGS_MAX) lines.push(`  ... and ${warnings - SUMMARY_WARNINGS_MAX} more`);
   return lines.join("\n") + "\n";
+}
+
+/** Output of `dump` is written in pieces of about this many characters. */
+const DUMP_FLUSH_CHARS = 1 << 16;
+
+async function dumpCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    format: { type: "string" },
+    recovery: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help === true) {
+    io.stdout(DUMP_USAGE);
+    return 0;
+  }
+  const format = oneOf("--format", values.format, ["auto", "binary", "go-text"] as const, "auto");
+  const recovery = recoveryOption(values.recovery);
+  const path = singleFile(positionals);
+  const show = values.json === true ? dumpJson : dumpText;
+  let out = "";
+  try {
+    for await (const e of readSnapshotRecords(path, { format, recovery })) {
+      out += show(e) + "\n";
+      if (out.length >= DUMP_FLUSH_CHARS) {
+        io.stdout(out);
+        out = "";
+      }
+    }
+    io.stdout(out);
+  } catch (err) {
+    // A reader that went away (`snaplog dump FILE | head`) is not a failure of the dump.
+    if (err instanceof Deno.errors.BrokenPipe) return 0;
+    io.stdout(out); // what was read before the error, then the error
+    throw err;
+  }
+  return 0;
+}
+
+/** A `dump --json` line: the record's fields, clocks as decimal strings, or the note. */
+function dumpJson(e: SnapshotEntry): string {
+  const r = e.record;
+  if (r === null) return JSON.stringify({ offset: e.offset, line: e.line, type: null, note: e.note });
+  const fields = "value" in r ? { ...r, value: r.value.toString() } : r;
+  return JSON.stringify({ offset: e.offset, line: e.line, ...fields });
+}
+
+/** A `dump` line: where, the type, the fields (names, addresses and texts quoted). */
+function dumpText(e: SnapshotEntry): string {
+  const where = e.line === null ? String(e.offset).padStart(10) : `line ${e.line} @${e.offset}`.padEnd(20);
+  const r = e.record;
+  if (r === null) return `${where}  (skipped)    ${e.note}`;
+  const fields = r.type === "alive"
+    ? `${JSON.stringify(r.name)} ${JSON.stringify(r.addr)}`
+    : r.type === "not-alive"
+    ? JSON.stringify(r.name)
+    : r.type === "leave"
+    ? ""
+    : "value" in r
+    ? String(r.value)
+    : JSON.stringify(r.text);
+  return `${where}  ${r.type.padEnd(11)}  ${fields}`.trimEnd();
 }
 
 async function convertCommand(args: string[], io: CliIo): Promise<number> {

@@ -58,10 +58,10 @@ const CHUNK_BYTES_MIN = 1;
 const CHUNK_BYTES_MAX = 1 << 30;
 
 // Mirrors assembly/gotext.ts.
-const WARN_ADDRESS = 1;
-const WARN_UNRECOGNIZED = 2;
-const WARN_CLOCK_SYNTAX = 3; // + 2 * kind
-const WARN_CLOCK_RANGE = 4; //  + 2 * kind
+export const WARN_ADDRESS = 1;
+export const WARN_UNRECOGNIZED = 2;
+export const WARN_CLOCK_SYNTAX = 3; // + 2 * kind
+export const WARN_CLOCK_RANGE = 4; //  + 2 * kind
 const INFO_LEAVE_IGNORED = 9;
 const GOTEXT_OUT_OF_MEMORY = 1;
 const GOTEXT_WARNINGS_FULL = 2;
@@ -296,7 +296,7 @@ export class GoTextReplayer {
 }
 
 /** Serf's log wording for a skipped line (without serf's `[WARN] serf: ` prefix). */
-function warningReason(code: number, line: Uint8Array): string {
+export function warningReason(code: number, line: Uint8Array): string {
   switch (code) {
     case WARN_ADDRESS:
       return `Failed to parse address: ${decodeUtf8(line)}`;

@@ -3,6 +3,7 @@
 // replay's warnings: on every Go serf fixture, on random line soups, and on binary files with
 // torn tails and damage in every recovery mode.
 import assert from "node:assert/strict";
+import { serfModel } from "./_model.ts";
 import {
   CorruptionError,
   ManualClock,
@@ -27,41 +28,6 @@ async function readAll(
   return out;
 }
 
-/** Serf's replay rules over records: the alive set (sorted as replay sorts it) and the clocks. */
-function model(records: SnapshotRecord[], rejoinAfterLeave: boolean): {
-  alive: [string, string][];
-  clocks: bigint[];
-} {
-  const alive = new Map<string, string>();
-  const clocks = [0n, 0n, 0n];
-  for (const r of records) {
-    switch (r.type) {
-      case "alive":
-        alive.set(r.name, r.addr);
-        break;
-      case "not-alive":
-        alive.delete(r.name);
-        break;
-      case "clock":
-        clocks[0] = r.value;
-        break;
-      case "event-clock":
-        clocks[1] = r.value;
-        break;
-      case "query-clock":
-        clocks[2] = r.value;
-        break;
-      case "leave":
-        if (!rejoinAfterLeave) {
-          alive.clear();
-          clocks.fill(0n);
-        }
-        break;
-    }
-  }
-  return { alive: [...alive], clocks };
-}
-
 /** Asserts that `entries` replay to what replaySnapshot recovers from `path`, notes and warnings alike. */
 async function assertSameAsReplay(
   path: string,
@@ -77,11 +43,11 @@ async function assertSameAsReplay(
       recovery,
       ...(fs ? { fs } : {}),
     });
-    const m = model(records, rejoinAfterLeave);
+    const m = serfModel(records, rejoinAfterLeave);
     // Replay lists nodes sorted by name bytes; compare as sets of pairs.
     const key = (a: [string, string][]) => a.map((p) => JSON.stringify(p)).sort();
     assert.deepEqual(
-      key(m.alive),
+      key([...m.alive]),
       key(state.aliveNodes.map((n) => [n.name, n.addr])),
       `${path} rejoin=${rejoinAfterLeave}`,
     );

@@ -248,6 +248,95 @@ Deno.test("Snapshotter's file check passes through compactions, reopens and ever
   }
 });
 
+Deno.test("Snapshotter file-change fuzz: no false alarm, and after a change no sync is acknowledged and nothing renamed over", async () => {
+  const seed = testSeed("Snapshotter file-change fuzz");
+  const rng = new Rng(seed);
+  for (let it = 0; it < fuzzIterations(150); it++) {
+    const mem = new MemFs();
+    const clock = new ManualClock();
+    const format = rng.pick(["binary", "go-text"] as const);
+    const sync = rng.pick(["interval", "always", "never"] as const);
+    const action = rng.pick(["none", "rename", "remove", "replace", "grow"] as const);
+    const where = `iteration ${it} (${format}, sync ${sync}, ${action})`;
+    const s = await Snapshotter.open(P, {
+      fs: mem,
+      clock,
+      format,
+      sync,
+      minCompactSizeBytes: rng.pick([0, 300, 2 ** 40]),
+      flushIntervalMs: 10,
+      syncIntervalMs: 20,
+      parallel: false,
+    });
+    // Random appends, syncs, compactions and timer ticks, some left in flight.
+    const burst = async (n: number): Promise<PromiseSettledResult<void>[]> => {
+      const started: Promise<void>[] = [];
+      for (let i = 0; i < n; i++) {
+        const x = rng.next();
+        try {
+          if (x < 0.6) {
+            const p = s.append(alive(`n${rng.int(8)}`, `10.0.0.${rng.int(250)}:7946`));
+            if (sync === "always") started.push(p);
+          } else if (x < 0.8) started.push(s.sync());
+          else if (x < 0.9) started.push(s.compact());
+          else if (x < 0.95) clock.advance(rng.int(30));
+          else await Promise.resolve();
+        } catch (e) {
+          started.push(Promise.reject(e));
+        }
+      }
+      return await Promise.allSettled(started);
+    };
+    const before = await burst(rng.int(30));
+    for (const r of before) {
+      assert.equal(
+        r.status,
+        "fulfilled",
+        `${where}: before the change: ${String((r as PromiseRejectedResult).reason)}`,
+      );
+    }
+    let put: Uint8Array | null = null;
+    if (action === "rename") await mem.rename(P, `${P}.moved`);
+    else if (action === "remove") await mem.remove(P);
+    else if (action === "replace") {
+      put = await otherSnapshot(mem, "d/other.snap", "put-there");
+      await mem.rename("d/other.snap", P);
+    } else if (action === "grow") mem.write(P, new Uint8Array([...mem.read(P), ...new Uint8Array(4096)]));
+    const after = await burst(rng.int(30));
+    // A sync with something to write, issued after everything else.
+    let last: Promise<void>;
+    try {
+      s.append(alive("last", "10.9.9.9:7946"));
+      last = s.sync();
+    } catch (e) {
+      last = Promise.reject(e);
+    }
+    const settled = (await Promise.allSettled([last]))[0]!;
+    if (action === "none") {
+      for (const r of [...after, settled]) {
+        assert.equal(r.status, "fulfilled", `${where}: ${String((r as PromiseRejectedResult).reason)}`);
+      }
+      await s.close();
+      continue;
+    }
+    assert.equal(settled.status, "rejected", where);
+    const err = (settled as PromiseRejectedResult).reason;
+    assert.ok(
+      err instanceof PoisonedError && err.cause instanceof FileChangedError,
+      `${where}: ${String(err)}`,
+    );
+    // Whatever failed failed for that reason, and nothing was renamed over the path.
+    for (const r of after) {
+      if (r.status === "rejected") {
+        assert.ok(r.reason instanceof PoisonedError && r.reason.cause instanceof FileChangedError, where);
+      }
+    }
+    await assert.rejects(s.close(), /Cannot close/);
+    if (put !== null) assert.deepEqual(mem.read(P), put, where);
+    if (action === "rename" || action === "remove") assert.equal(await mem.stat(P), null, where);
+  }
+});
+
 Deno.test("Snapshotter on the real file system: mv of another file over the live one is caught", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -717,6 +717,34 @@ Deno.test("Snapshotter lock covers a symlink to the file, and compaction keeps t
     assert.deepEqual(names, ["a", "b"]);
   }));
 
+Deno.test("Snapshotter on a dangling symlink creates the file it names, in both formats, and keeps the link", () =>
+  withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/data`);
+    for (const format of ["binary", "go-text"] as const) {
+      const target = `${dir}/data/${format}.snap`;
+      const link = `${dir}/${format}-link.snap`;
+      // A relative link through a second, also dangling, link: both are followed.
+      await Deno.symlink(`data/${format}.snap`, `${dir}/${format}-hop`);
+      await Deno.symlink(`${format}-hop`, link);
+      const s = await Snapshotter.open(link, { format, clock: new ManualClock() });
+      // Serf opens with O_CREATE through the link; so does snaplog: the target is the snapshot.
+      assert.ok((await Deno.lstat(link)).isSymlink, "the link is not replaced by a file");
+      assert.equal(s.path, await Deno.realPath(target));
+      await assert.rejects(Snapshotter.open(target), LockedError); // one lock, beside the target
+      s.append(alive("a", "10.0.0.1:7946"));
+      await s.compact(); // renames over the target, not over the link
+      await s.close();
+      assert.ok((await Deno.lstat(link)).isSymlink);
+      assert.deepEqual((await replaySnapshot(target)).aliveNodes, [{ name: "a", addr: "10.0.0.1:7946" }]);
+      assert.deepEqual((await replaySnapshot(link)).aliveNodes, [{ name: "a", addr: "10.0.0.1:7946" }]);
+    }
+    // A loop of links is an error, not a file created somewhere.
+    await Deno.symlink(`${dir}/loop-b`, `${dir}/loop-a`);
+    await Deno.symlink(`${dir}/loop-a`, `${dir}/loop-b`);
+    await assert.rejects(Snapshotter.open(`${dir}/loop-a`));
+    assert.deepEqual([...Deno.readDirSync(dir)].filter((e) => e.isFile).map((e) => e.name), []);
+  }));
+
 // ---------------------------------------------------------------------------------------------
 // 11. Bad input
 

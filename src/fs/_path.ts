@@ -33,7 +33,7 @@ export function joinPath(dir: string, name: string): string {
 }
 
 /** True if `path` does not depend on the working directory. */
-function isAbsolutePath(path: string): boolean {
+export function isAbsolutePath(path: string): boolean {
   if (path.startsWith("/")) return true;
   // Windows: a drive (`C:\`, `C:/`) or a UNC or device path (`\\server\share`, `\\?\`).
   return WINDOWS && (/^[A-Za-z]:[\\/]/.test(path) || path.startsWith("\\\\"));

@@ -1,29 +1,49 @@
 // Which file a path names, and the one-writer lock on it. Both the live log
 // (src/serf/snapshotter.ts) and the offline writers (convert) go through here, so a symlink
 // or a different spelling of a path cannot get around the lock.
-import { absolutePath, baseOf, dirOf, joinPath, normalizePosix } from "./_path.ts";
+import { absolutePath, baseOf, dirOf, isAbsolutePath, joinPath, normalizePosix } from "./_path.ts";
 import { LockedError } from "../errors.ts";
 import { denoFs, osErrorText } from "./deno_fs.ts";
 import type { FileHandle, FileSystem } from "./types.ts";
 
+/** Symlinks followed at most, as Linux's open(2) does before ELOOP. */
+const SYMLINK_HOPS_MAX = 40;
+
 /**
  * The canonical path of `path`: absolute, with symlinks resolved where the file (or else its
- * directory) exists. Another file system (an in-memory one in tests) has its own namespace:
- * there it is the normalized spelling (`./d/../d/x` is `d/x`).
+ * directory) exists. A dangling symlink is followed to the file it names, which is where a
+ * new file is created, as open(2) with O_CREAT does (and serf does): the link stays and its
+ * target gets the snapshot, the lock beside it. Another file system (an in-memory one in
+ * tests) has its own namespace: there it is the normalized spelling (`./d/../d/x` is `d/x`).
  */
 export async function canonicalPath(fs: FileSystem, path: string): Promise<string> {
   if (fs !== denoFs) return normalizePosix(path);
-  // realPath resolves a relative path against the working directory itself.
-  try {
-    return await Deno.realPath(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  let p = path;
+  for (let hops = 0;; hops++) {
+    // realPath resolves a relative path against the working directory itself.
+    try {
+      return await Deno.realPath(p);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    let target: string;
+    try {
+      target = await Deno.readLink(p);
+    } catch {
+      break; // nothing there (or no link): a file to create at p
+    }
+    if (hops === SYMLINK_HOPS_MAX) {
+      throw new Deno.errors.NotFound(
+        `Cannot resolve "${path}": more than ${SYMLINK_HOPS_MAX} symbolic links`,
+      );
+    }
+    p = isAbsolutePath(target) ? target : joinPath(dirOf(p), target);
   }
   try {
-    return joinPath(await Deno.realPath(dirOf(path)), baseOf(path));
+    return joinPath(await Deno.realPath(dirOf(p)), baseOf(p));
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return absolutePath(path); // no such directory: opening the lock file will say so
+    return absolutePath(p); // no such directory: opening the lock file will say so
   }
 }
 

@@ -65,7 +65,8 @@ export interface SnapshotEntry {
  * Reads a serf snapshot record by record, in file order, without modifying it: each record
  * as the object `Snapshotter.append` takes, with its offset (and line, in serf's text format),
  * and a note for every line serf skips, every damaged region `salvage` steps over, and a torn
- * tail. Streams the file: memory follows the longest record, not the file. Replaying the
+ * tail. Streams the file: memory follows the longest record and the alive set (a binary file is
+ * replayed first, so damage is reported exactly as `replaySnapshot` reports it), not the file. Replaying the
  * records in order gives the state `replaySnapshot` returns (`leave` applies per the reader's
  * own `rejoinAfterLeave`).
  *
@@ -146,7 +147,7 @@ async function* entries(
 
 // ---- binary ------------------------------------------------------------------------------
 
-/** Reads `[from, to)` in chunks, whole frames at a time, and yields their records. */
+/** A binary file's entries: replayed first, for its damage, then walked frame by frame between it. */
 async function* binaryEntries(
   file: FileHandle,
   size: number,
@@ -175,7 +176,7 @@ async function* binaryEntries(
 
 const READ_BYTES = 1 << 20;
 
-/** Yields the records of the frames in `[from, to)`, which the replay found whole and valid. */
+/** Yields the records of the frames in `[from, to)`, which the replay found whole and valid; reads in chunks. */
 async function* framesBetween(
   file: FileHandle,
   from: number,

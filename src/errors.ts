@@ -57,9 +57,12 @@ export class LockedError extends Error {
    * Creates the error.
    *
    * @param path The file that is locked.
+   * @param detail How it is held, when more is known.
    */
-  constructor(path: string) {
-    super(`Cannot open "${path}": file is locked by another writer`);
+  constructor(path: string, detail?: string) {
+    super(
+      `Cannot open "${path}": file is locked by another writer${detail === undefined ? "" : ` (${detail})`}`,
+    );
     this.name = "LockedError";
     this.path = path;
   }
@@ -98,8 +101,8 @@ export class ClosedError extends Error {
 /**
  * The log's path no longer names the file the log has been writing, or another writer changed
  * that file: it was removed or renamed away, another file was put in its place, or its size is
- * not what this log wrote (a copy over it, a truncation, a second writer through a hard link or
- * a program that takes no lock, such as serf on a go-text file). What this log wrote since is
+ * not what this log wrote (a copy over it, a truncation, a program that takes no lock, such as
+ * serf on a go-text file). What this log wrote since is
  * not where a reopen will look, so it refuses further writes, as after a failed fsync: the
  * `cause` of every {@link PoisonedError} that follows. SQLite's `SQLITE_READONLY_DBMOVED` is the
  * model. The check runs with each fsync and before a compaction renames over the file, so

@@ -717,6 +717,33 @@ Deno.test("Snapshotter lock covers a symlink to the file, and compaction keeps t
     assert.deepEqual(names, ["a", "b"]);
   }));
 
+Deno.test("Snapshotter refuses a second writer that reaches the file through a hard link", async () => {
+  // MemFs models flock on the file, not the name; the real file system below.
+  const mem = new MemFs();
+  const s = await Snapshotter.open("d/a.snap", { fs: mem, clock: new ManualClock() });
+  await mem.link("d/a.snap", "d/b.snap");
+  await assert.rejects(
+    Snapshotter.open("d/b.snap", { fs: mem, clock: new ManualClock() }),
+    (e: unknown) => e instanceof LockedError && /through another name \(a hard link\)/.test(e.message),
+  );
+  await s.compact(); // the new file is locked too (a third name for it would be refused)
+  await mem.link("d/a.snap", "d/c.snap");
+  await assert.rejects(Snapshotter.open("d/c.snap", { fs: mem, clock: new ManualClock() }), LockedError);
+  await s.close();
+  const again = await Snapshotter.open("d/c.snap", { fs: mem, clock: new ManualClock() });
+  await again.close();
+  if (Deno.build.os === "windows") return; // no file lock there (it would keep readers out)
+  await withTempDir(async (dir) => {
+    const live = await Snapshotter.open(`${dir}/a.snap`, { clock: new ManualClock() });
+    await Deno.link(`${dir}/a.snap`, `${dir}/b.snap`);
+    await assert.rejects(Snapshotter.open(`${dir}/b.snap`), LockedError);
+    // Readers are not writers: a replay through either name works.
+    assert.deepEqual((await replaySnapshot(`${dir}/b.snap`)).aliveNodes, []);
+    await live.close();
+    await (await Snapshotter.open(`${dir}/b.snap`)).close();
+  });
+});
+
 Deno.test("Snapshotter on a dangling symlink creates the file it names, in both formats, and keeps the link", () =>
   withTempDir(async (dir) => {
     await Deno.mkdir(`${dir}/data`);

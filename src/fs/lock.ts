@@ -51,7 +51,7 @@ export async function canonicalPath(fs: FileSystem, path: string): Promise<strin
  * Takes the writer lock of the file at `canonical` (from {@link canonicalPath}): an exclusive
  * lock on `<canonical>.lock`, a separate file, so that it also works on Windows and survives
  * the rename that replaces the file itself. Hard links to one file are separate paths, with
- * separate locks: open a snapshot through one name.
+ * separate lock files: the Snapshotter also locks the snapshot file itself for that.
  *
  * @returns The lock file's handle: closing it releases the lock.
  * @throws {LockedError} (naming `shown`) if another writer holds it.

@@ -10,6 +10,7 @@ import {
   ClosedError,
   CorruptionError,
   FileChangedError,
+  LockedError,
   PoisonedError,
 } from "../errors.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
@@ -289,6 +290,16 @@ function memberRecord(type: SerfEvent["type"], m: unknown): SnapshotRecord | nul
 }
 
 /**
+ * Locks the snapshot file itself, besides `<path>.lock`: flock locks the file, not the name, so
+ * a second writer that reaches it through another name (a hard link, which has a lock file of
+ * its own) is refused too. Not on Windows, where the lock would be mandatory and keep
+ * readers (`replaySnapshot`, a backup) out; there it returns true.
+ */
+function lockDataFile(file: FileHandle): Promise<boolean> {
+  return Deno.build.os === "windows" ? Promise.resolve(true) : file.tryLock();
+}
+
+/**
  * Creates the binary snapshot `path` with its file header, atomically: the header goes to
  * `<path>.compact` (the name a crash's leftover is removed under on open), is fdatasynced,
  * and the file is renamed into place and its directory fsynced. A crash leaves no file or a
@@ -476,6 +487,9 @@ export class Snapshotter {
     if (created && o.format !== "go-text") await createBinaryFile(fs, path);
     const file = await fs.open(path, { read: true, write: true, create: true, mode: 0o644 });
     try {
+      if (!(await lockDataFile(file))) {
+        throw new LockedError(path, "another writer holds the file through another name (a hard link)");
+      }
       const size = created && o.format !== "go-text" ? FILE_HEADER_BYTES : info?.size ?? 0;
       const detected = await formatOf(file, size, path);
       const format: SnapshotFormat = detected ?? (o.format === "auto" ? "go-text" : o.format);
@@ -1267,6 +1281,9 @@ export class Snapshotter {
       // 5. Append to the new file from now on, through a handle opened under its own name
       //    (errors name the snapshot, not <path>.compact).
       this.#file = await fs.open(this.#path, { read: true, write: true });
+      if (!(await lockDataFile(this.#file))) {
+        throw new Error("the compacted file is locked by another process");
+      }
     } catch (e) {
       this.#poison = e;
       throw new PoisonedError(this.#path, "compact", e);

@@ -58,8 +58,10 @@ function model(recs: readonly SnapshotRecord[], n: number, rejoin: boolean): str
 }
 
 function live(s: Snapshotter): string {
+  const alive = s.aliveNodes();
+  assert.equal(s.aliveCount, alive.length);
   return JSON.stringify({
-    alive: s.aliveNodes(),
+    alive,
     c: [s.lastClock, s.lastEventClock, s.lastQueryClock].map(String),
   });
 }

@@ -717,6 +717,25 @@ Deno.test("Snapshotter lock covers a symlink to the file, and compaction keeps t
     assert.deepEqual(names, ["a", "b"]);
   }));
 
+Deno.test("Snapshotter.aliveCount counts buffered records, deletions and a leave without listing", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  assert.equal(s.aliveCount, 0);
+  s.append(alive("a", "10.0.0.1:7946"));
+  s.append(alive("b", "10.0.0.2:7946"));
+  s.append(alive("a", "10.0.0.9:7946")); // a new address, the same node
+  assert.equal(s.aliveCount, 2); // buffered, not yet written
+  s.append({ type: "not-alive", name: "b" });
+  s.append({ type: "not-alive", name: "zz" }); // unknown: nothing to delete
+  assert.equal(s.aliveCount, 1);
+  await s.close();
+  const again = await openMem(mem);
+  assert.equal(again.aliveCount, 1);
+  await again.leave();
+  assert.equal(again.aliveCount, 0);
+  await again.close();
+});
+
 Deno.test("Snapshotter refuses a second writer that reaches the file through a hard link", async () => {
   // MemFs models flock on the file, not the name; the real file system below.
   const mem = new MemFs();

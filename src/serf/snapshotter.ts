@@ -639,6 +639,15 @@ export class Snapshotter {
   }
 
   /**
+   * How many nodes are alive, buffered records included: `aliveNodes().length` without
+   * building the list (a cluster-size gauge can read it as often as it likes).
+   */
+  get aliveCount(): number {
+    this.#codec.apply();
+    return this.#codec.state.count;
+  }
+
+  /**
    * The alive set, sorted by name (byte-wise on UTF-8), buffered records included.
    *
    * @returns The alive nodes.

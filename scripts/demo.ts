@@ -1,7 +1,8 @@
 // `deno task demo`: a short end-to-end run a newcomer can watch. A simulated cluster churns
 // through a serf snapshot; the process "crashes" mid-append; the snapshot is reopened,
-// repaired and compacted; and the same state is read back from serf's own text format.
-import { ManualClock, replaySnapshot, Snapshotter } from "../mod.ts";
+// repaired and compacted; the same state is read back from serf's own text format; bad input
+// is refused; and a file moved away behind a live log stops it rather than lose syncs.
+import { ManualClock, PoisonedError, readSnapshotRecords, replaySnapshot, Snapshotter } from "../mod.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "snaplog-demo-" });
 const path = `${dir}/serf.snapshot`;
@@ -65,6 +66,9 @@ try {
   const size = (await Deno.stat(path)).size;
   await Deno.truncate(path, size - 5);
   log(`2. simulated crash: cut the last record's final 5 bytes off (file ${size - 5} bytes)`);
+  let last = null; // what `deno task cli dump` lists last
+  for await (const e of readSnapshotRecords(path)) last = e;
+  log(`   the file's last entry (readSnapshotRecords): offset ${last?.offset}: ${last?.note}`);
 
   const t1 = performance.now();
   const reopened = await Snapshotter.open(path);
@@ -77,7 +81,12 @@ try {
   );
   log(`   alive set intact: ${reopened.aliveNodes().length === alive.length}\n`);
 
-  // 3. Compaction: the live state, written beside the file and renamed over it.
+  // 3. Compaction: the live state, written beside the file and renamed over it. Some churn
+  //    first (every node re-joins at a new address), which a compaction folds away.
+  for (const n of alive) {
+    reopened.append({ type: "alive", name: n.name, addr: `10.1.${rand(256)}.${rand(256)}:7946` });
+  }
+  await reopened.sync();
   const before = reopened.stats.fileBytes;
   const t2 = performance.now();
   await reopened.compact();
@@ -111,7 +120,23 @@ try {
     log(`5. refused: ${(e as Error).message}`);
   }
   await guarded.close();
-  log(`   still ${(await replaySnapshot(textPath)).aliveNodes.length} alive after the refusal`);
+  log(`   still ${(await replaySnapshot(textPath)).aliveNodes.length} alive after the refusal\n`);
+
+  // 6. The file is moved away behind a live log (an operator's mv): the next sync says so
+  //    instead of acknowledging records no reopen would read.
+  const live = await Snapshotter.open(path);
+  await Deno.rename(path, `${path}.moved`);
+  live.append({ type: "alive", name: "after-the-move", addr: "10.8.8.8:7946" });
+  try {
+    await live.sync();
+  } catch (e) {
+    log(
+      `6. ${e instanceof PoisonedError ? "refused" : "error"}: ${
+        (e as Error).message.replaceAll(`${dir}/`, "")
+      }`,
+    );
+  }
+  await live.close().catch(() => {});
 } finally {
   await Deno.remove(dir, { recursive: true });
 }

@@ -102,9 +102,9 @@ export class ClosedError extends Error {
  * The log's path no longer names the file the log has been writing, or another writer changed
  * that file: it was removed or renamed away, another file was put in its place, or its size is
  * not what this log wrote (a copy over it, a truncation, a program that takes no lock, such as
- * serf on a go-text file). What this log wrote since is
- * not where a reopen will look, so it refuses further writes, as after a failed fsync: the
- * `cause` of every {@link PoisonedError} that follows. SQLite's `SQLITE_READONLY_DBMOVED` is the
+ * serf on a go-text file). What this log wrote since is not where a reopen will look, so it
+ * refuses further writes, as after a failed fsync: the `cause` of every {@link PoisonedError}
+ * that follows. SQLite's `SQLITE_READONLY_DBMOVED` is the
  * model. The check runs with each fsync and before a compaction renames over the file, so
  * a compaction never replaces a file the log does not own.
  *

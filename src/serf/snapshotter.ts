@@ -1182,7 +1182,8 @@ export class Snapshotter {
   async #datasync(): Promise<void> {
     if (this.#durableSize === this.#fileSize) return;
     const upTo = this.#fileSize;
-    // The file check's stat runs beside the fsync, so it adds no wait to a sync.
+    // The file check's stat is taken after the write and checked after the fsync (denoFs's is
+    // a statSync: 3.5-4 us, against 27-35 us of this thread for Deno's async stat op).
     const info = this.#statFile();
     try {
       this.#fsyncs++;

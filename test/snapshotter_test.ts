@@ -743,7 +743,8 @@ Deno.test("Snapshotter refuses a second writer that reaches the file through a h
   await mem.link("d/a.snap", "d/b.snap");
   await assert.rejects(
     Snapshotter.open("d/b.snap", { fs: mem, clock: new ManualClock() }),
-    (e: unknown) => e instanceof LockedError && /through another name \(a hard link\)/.test(e.message),
+    (e: unknown) =>
+      e instanceof LockedError && /another writer through another name \(a hard link\)/.test(e.message),
   );
   await s.compact(); // the new file is locked too (a third name for it would be refused)
   await mem.link("d/a.snap", "d/c.snap");

@@ -488,7 +488,10 @@ export class Snapshotter {
     const file = await fs.open(path, { read: true, write: true, create: true, mode: 0o644 });
     try {
       if (!(await lockDataFile(file))) {
-        throw new LockedError(path, "another writer holds the file through another name (a hard link)");
+        throw new LockedError(
+          path,
+          "a lock on the file itself: another writer through another name (a hard link), or a tool that locked it",
+        );
       }
       const size = created && o.format !== "go-text" ? FILE_HEADER_BYTES : info?.size ?? 0;
       const detected = await formatOf(file, size, path);

@@ -9,7 +9,7 @@
 // Go text line is parsed by serf's rules (assembly/gotext.ts is the fast twin of
 // `parseGoTextLine`, and a test holds the two to the same answer on every fixture).
 import { fsOption } from "../_options.ts";
-import { FILE_HEADER_BYTES, frameSize } from "../core/frame.ts";
+import { FILE_HEADER_BYTES, FRAME_HEADER_BYTES, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, RecordType, type RecoveryMode, SERF_FRAME_SIZE_MAX } from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
@@ -189,7 +189,7 @@ async function* framesBetween(
   let have = 0;
   let at = 0; // next frame in buf
   while (pos + at < to) {
-    if (at + 12 > have || at + frameSize(view.getUint32(at + 4, true)) > have) {
+    if (at + FRAME_HEADER_BYTES > have || at + frameSize(view.getUint32(at + 4, true)) > have) {
       // Keep the partial frame, read on.
       buf.copyWithin(0, at, have);
       pos += at;
@@ -212,7 +212,12 @@ async function* framesBetween(
     yield {
       offset: pos + at,
       line: null,
-      record: decodeFrame(type, buf.subarray(at + 12, at + 12 + length), view, at + 12),
+      record: decodeFrame(
+        type,
+        buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length),
+        view,
+        at + FRAME_HEADER_BYTES,
+      ),
       note: null,
     };
     at = end;

@@ -494,3 +494,23 @@ Deno.test("convertSnapshot's recovery: salvage converts the records around damag
     TypeError,
   );
 });
+
+Deno.test("convertSnapshot backs up a live log without its lock: what was synced, and the log goes on", () =>
+  withTempDir(async (dir) => {
+    const live = `${dir}/live.snap`;
+    const s = await Snapshotter.open(live);
+    for (let i = 0; i < 500; i++) {
+      s.append({ type: "alive", name: `n${i}`, addr: `10.0.${i >> 8}.${i & 255}:7946` });
+    }
+    await s.sync();
+    s.append({ type: "alive", name: "buffered", addr: "10.9.9.9:7946" }); // not in the file yet
+    const r = await convertSnapshot(live, `${dir}/backup.snap`, { to: "binary" });
+    assert.equal(r.aliveCount, 500);
+    assert.equal((await replaySnapshot(`${dir}/backup.snap`)).aliveNodes.length, 500);
+    // Reading the file changed nothing the live log checks: it syncs and compacts on.
+    s.append({ type: "not-alive", name: "n0" });
+    await s.sync();
+    await s.compact();
+    await s.close();
+    assert.equal((await replaySnapshot(live)).aliveNodes.length, 500); // +buffered, -n0
+  }));

@@ -105,7 +105,7 @@ export class ClosedError extends Error {
  * serf on a go-text file). What this log wrote since is not where a reopen will look, so it
  * refuses further writes, as after a failed fsync: the `cause` of every {@link PoisonedError}
  * that follows. SQLite's `SQLITE_READONLY_DBMOVED` is the
- * model. The check runs with each fsync and before a compaction renames over the file, so
+ * model. The check runs with each fsync and timer flush and before a compaction renames over the file, so
  * a compaction never replaces a file the log does not own.
  *
  * @example

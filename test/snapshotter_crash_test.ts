@@ -194,6 +194,25 @@ Deno.test("Snapshotter never compacts over a file put in its place, and says so 
   }
 });
 
+Deno.test("Snapshotter with sync never notices a moved file at its next timer flush", async () => {
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const s = await Snapshotter.open(P, { fs: mem, clock, sync: "never", flushIntervalMs: 100 });
+  s.append(alive("a", "10.0.0.1:7946"));
+  clock.advance(100);
+  await s.settled();
+  assert.ok(mem.read(P).length > 24, "the timer flushed");
+  await mem.rename(P, `${P}.moved`);
+  s.append(alive("b", "10.0.0.2:7946"));
+  clock.advance(100);
+  await s.settled();
+  assert.throws(() => s.append(alive("c", "10.0.0.3:7946")), (e: unknown) => {
+    assert.ok(e instanceof PoisonedError && e.cause instanceof FileChangedError, String(e));
+    return true;
+  });
+  await assert.rejects(s.close(), /Cannot close/);
+});
+
 Deno.test("Snapshotter notices its file's size changing under it: a copy over it, a truncation, growth", async () => {
   const changes = {
     // `cp other.snap s.snap`: the same file, other bytes (shorter than the log's file here).

@@ -1106,8 +1106,13 @@ export class Snapshotter {
     if (this.#flushing || this.#closed || this.#poison !== null) return;
     this.#flushing = true;
     try {
-      // A timer armed before an fsync failed must not write after it.
-      await this.#exclusive(() => this.#poison === null ? this.#writeStaged() : Promise.resolve());
+      // A timer armed before an fsync failed must not write after it. With no fsync to come
+      // (sync: "never") a flush is where a file changed behind the log is noticed.
+      await this.#exclusive(async () => {
+        if (this.#poison !== null) return;
+        await this.#writeStaged();
+        this.#checkFile(await this.#statFile(), "flush");
+      });
     } finally {
       this.#flushing = false;
     }

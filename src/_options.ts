@@ -29,6 +29,35 @@ export function fsOption(action: string, value: unknown): FileSystem {
 }
 
 /**
+ * An option that takes one of a few strings: undefined gives `def`.
+ *
+ * @throws {TypeError} Naming `action` and the allowed values otherwise.
+ */
+export function choiceOption<T extends string>(
+  action: string,
+  name: string,
+  value: unknown,
+  def: T,
+  allowed: readonly T[],
+): T {
+  if (value === undefined) return def;
+  if (!allowed.includes(value as T)) {
+    const list = allowed.map((a) => `"${a}"`);
+    throw new TypeError(
+      `Cannot ${action}: ${name} must be ${list.slice(0, -1).join(", ")} or ${list.at(-1)}, got ${
+        typeof value === "string" ? JSON.stringify(value) : typeName(value)
+      }`,
+    );
+  }
+  return value as T;
+}
+
+/** The recovery modes of a binary replay. */
+export const RECOVERY_MODES = ["truncate-tail", "strict", "salvage"] as const;
+/** A snapshot's format, or "auto" to detect it. */
+export const FORMAT_CHOICES = ["auto", "binary", "go-text"] as const;
+
+/**
  * The `clock` option: undefined gives {@link systemClock}.
  *
  * @throws {TypeError} Naming `action` if it is not a Clock.

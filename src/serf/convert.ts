@@ -33,7 +33,7 @@ import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { dirOf } from "../fs/_path.ts";
-import { fsOption } from "../_options.ts";
+import { choiceOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import {
   FileKind,
@@ -159,10 +159,7 @@ function checkOptions(options: ConvertOptions): Resolved {
       `Cannot convert snapshot: to must be "binary" or "go-text", got ${typeName(options.to)}`,
     );
   }
-  const from = options.from === undefined ? "auto" : options.from;
-  if (from !== "auto" && !formats.includes(from)) {
-    throw new TypeError(`Cannot convert snapshot: from must be "auto", "binary" or "go-text"`);
-  }
+  const from = choiceOption("convert snapshot", "from", options.from, "auto", FORMAT_CHOICES);
   const rejoinAfterLeave = options.rejoinAfterLeave === undefined ? false : options.rejoinAfterLeave;
   if (typeof rejoinAfterLeave !== "boolean") {
     throw new TypeError(`Cannot convert snapshot: rejoinAfterLeave must be a boolean`);
@@ -170,10 +167,13 @@ function checkOptions(options: ConvertOptions): Resolved {
   if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
     throw new TypeError(`Cannot convert snapshot: onProgress must be a function`);
   }
-  const recovery = options.recovery === undefined ? "truncate-tail" : options.recovery;
-  if (!["truncate-tail", "strict", "salvage"].includes(recovery)) {
-    throw new TypeError(`Cannot convert snapshot: recovery must be "truncate-tail", "strict" or "salvage"`);
-  }
+  const recovery = choiceOption(
+    "convert snapshot",
+    "recovery",
+    options.recovery,
+    "truncate-tail",
+    RECOVERY_MODES,
+  );
   return {
     to: options.to,
     from,

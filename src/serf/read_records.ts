@@ -8,7 +8,7 @@
 // same recovery modes, the same regions), then its frames are walked between the damage; a
 // Go text line is parsed by serf's rules (assembly/gotext.ts is the fast twin of
 // `parseGoTextLine`, and a test holds the two to the same answer on every fixture).
-import { fsOption } from "../_options.ts";
+import { choiceOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
 import { FILE_HEADER_BYTES, FRAME_HEADER_BYTES, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, RecordType, type RecoveryMode, SERF_FRAME_SIZE_MAX } from "./binary.ts";
@@ -114,16 +114,14 @@ export function readSnapshotRecords(
     throw new TypeError(`Cannot read snapshot records: options must be an object, got ${typeName(options)}`);
   }
   const fs = fsOption("read snapshot records", options.fs);
-  const recovery = options.recovery === undefined ? "truncate-tail" : options.recovery;
-  if (!["truncate-tail", "strict", "salvage"].includes(recovery)) {
-    throw new TypeError(
-      `Cannot read snapshot records: recovery must be "truncate-tail", "strict" or "salvage"`,
-    );
-  }
-  const want = options.format === undefined ? "auto" : options.format;
-  if (!["auto", "binary", "go-text"].includes(want)) {
-    throw new TypeError(`Cannot read snapshot records: format must be "auto", "binary" or "go-text"`);
-  }
+  const recovery = choiceOption(
+    "read snapshot records",
+    "recovery",
+    options.recovery,
+    "truncate-tail",
+    RECOVERY_MODES,
+  );
+  const want = choiceOption("read snapshot records", "format", options.format, "auto", FORMAT_CHOICES);
   return entries(fs, path, want, recovery);
 }
 

@@ -1,4 +1,4 @@
-import { fsOption } from "../_options.ts";
+import { choiceOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import type { RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
@@ -91,15 +91,15 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   if (typeof rejoin !== "boolean") {
     throw new TypeError(`Cannot replay snapshot: rejoinAfterLeave must be a boolean`);
   }
-  const recovery = options.recovery === undefined ? "truncate-tail" : options.recovery;
-  if (!["truncate-tail", "strict", "salvage"].includes(recovery)) {
-    throw new TypeError(`Cannot replay snapshot: recovery must be "truncate-tail", "strict" or "salvage"`);
-  }
+  const recovery = choiceOption(
+    "replay snapshot",
+    "recovery",
+    options.recovery,
+    "truncate-tail",
+    RECOVERY_MODES,
+  );
   const maxWarnings = checkMaxWarnings("replay snapshot", options.maxWarnings);
-  const want = options.format === undefined ? "auto" : options.format;
-  if (!["auto", "binary", "go-text"].includes(want)) {
-    throw new TypeError(`Cannot replay snapshot: format must be "auto", "binary" or "go-text"`);
-  }
+  const want = choiceOption("replay snapshot", "format", options.format, "auto", FORMAT_CHOICES);
   const info = await fs.stat(path);
   if (info === null) throw await missingSnapshot(fs, path, "replay");
   const file = await fs.open(path, { read: true });

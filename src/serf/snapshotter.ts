@@ -15,7 +15,7 @@ import {
 } from "../errors.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { dirOf } from "../fs/_path.ts";
-import { clockOption, fsOption } from "../_options.ts";
+import { choiceOption, clockOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.ts";
 import { readFull, RecordType, type RecoveryMode } from "./binary.ts";
@@ -219,16 +219,8 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     }
     return v;
   };
-  const oneOf = <T extends string>(name: keyof SnapshotterOptions, def: T, allowed: readonly T[]): T => {
-    const v = options[name];
-    if (v === undefined) return def;
-    if (!allowed.includes(v as T)) {
-      throw new TypeError(
-        `Cannot open snapshot: ${name} must be one of ${allowed.map((a) => `"${a}"`).join(", ")}`,
-      );
-    }
-    return v as T;
-  };
+  const oneOf = <T extends string>(name: keyof SnapshotterOptions, def: T, allowed: readonly T[]): T =>
+    choiceOption("open snapshot", name, options[name], def, allowed);
   if (options.lamportClock !== undefined && typeof options.lamportClock !== "function") {
     throw new TypeError(`Cannot open snapshot: lamportClock must be a function`);
   }
@@ -238,8 +230,8 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     sync: oneOf("sync", "interval", ["interval", "always", "never"] as const),
     syncIntervalMs: num("syncIntervalMs", 1000, 1, 3_600_000),
     minCompactSizeBytes: num("minCompactSizeBytes", 128 * 1024, 0, Number.MAX_SAFE_INTEGER),
-    recovery: oneOf("recovery", "truncate-tail", ["truncate-tail", "strict", "salvage"] as const),
-    format: oneOf("format", "auto", ["auto", "binary", "go-text"] as const),
+    recovery: oneOf("recovery", "truncate-tail", RECOVERY_MODES),
+    format: oneOf("format", "auto", FORMAT_CHOICES),
     bufferSizeMaxBytes: num("bufferSizeMaxBytes", 64 << 20, 1 << 20, 1 << 30),
     lamportClock: options.lamportClock ?? null,
     clockIntervalMs: num("clockIntervalMs", 500, 1, 3_600_000),

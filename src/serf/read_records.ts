@@ -15,13 +15,14 @@ import { readFull, RecordType, type RecoveryMode, SERF_FRAME_SIZE_MAX } from "./
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { readBinary } from "./_parallel.ts";
 import {
+  PositionalReader,
   WARN_ADDRESS,
   WARN_CLOCK_RANGE,
   WARN_CLOCK_SYNTAX,
   WARN_UNRECOGNIZED,
   warningReason,
 } from "./gotext.ts";
-import { decodeUtf8, type SnapshotRecord, typeName } from "./records.ts";
+import { decodeUtf8, isUint64, type SnapshotRecord, typeName } from "./records.ts";
 import { formatOf, missingSnapshot } from "./snapshotter.ts";
 
 /** Options of {@link readSnapshotRecords}. */
@@ -260,19 +261,20 @@ async function* goTextEntries(
   file: FileHandle,
   size: number,
 ): AsyncGenerator<SnapshotEntry, void, undefined> {
+  const reader = new PositionalReader(file, 0, size);
   let buf = new Uint8Array(READ_BYTES);
   let pos = 0; // file offset of buf[0]
   let have = 0;
   let lineNo = 0;
-  while (pos + have < size) {
+  while (true) {
     if (have === buf.length) {
       // One line longer than the buffer: serf has no limit, so neither does this.
       const bigger = new Uint8Array(buf.length * 2);
       bigger.set(buf);
       buf = bigger;
     }
-    const n = await file.read(buf.subarray(have, Math.min(buf.length, size - pos)), pos + have);
-    if (n === 0) break;
+    const n = await reader.read(buf.subarray(have));
+    if (n === null) break;
     have += n;
     let start = 0;
     for (let nl = buf.indexOf(0x0a, start); nl >= 0 && nl < have; nl = buf.indexOf(0x0a, start)) {
@@ -294,14 +296,14 @@ async function* goTextEntries(
   }
 }
 
-const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
+const encoder = new TextEncoder();
+const ascii = (s: string): Uint8Array => encoder.encode(s);
 const ALIVE = ascii("alive: ");
 const NOT_ALIVE = ascii("not-alive: ");
 const CLOCKS = [ascii("clock: "), ascii("event-clock: "), ascii("query-clock: ")] as const;
 const CLOCK_TYPES = ["clock", "event-clock", "query-clock"] as const;
 const COORDINATE = ascii("coordinate: ");
 const LEAVE = ascii("leave");
-const MAX_UINT64 = (1n << 64n) - 1n;
 
 function startsWith(line: Uint8Array, prefix: Uint8Array): boolean {
   if (line.length < prefix.length) return false;
@@ -357,7 +359,7 @@ function parseUint64(s: Uint8Array): bigint | "syntax" | "range" {
   for (const c of s) {
     if (c < 0x30 || c > 0x39) return "syntax";
     n = n * 10n + BigInt(c - 0x30);
-    if (n > MAX_UINT64) return "range";
+    if (!isUint64(n)) return "range";
   }
   return n;
 }

@@ -364,3 +364,20 @@ Deno.test("FrameEncoder and FrameScanner refuse lengths, offsets and sizes that 
   assert.throws(() => scanner.compact(60, 8), RangeError);
   assert.throws(() => scanner.payload(-1), RangeError);
 });
+
+Deno.test("FrameEncoder.appendSealed moves sealed frames to another encoder as they are, after its own sealed ones", () => {
+  const a: Array<[number, Uint8Array]> = [[1, new Uint8Array([1, 2, 3])], [2, new Uint8Array(0)]];
+  const b: Array<[number, Uint8Array]> = [[3, new Uint8Array(17).fill(9)]];
+  const moved = encode(b);
+  const enc = new FrameEncoder(new WasmCore(), LIMITS, 256);
+  for (const [t, p] of a) assert.ok(enc.append(t, p));
+  // Frames reserved and not sealed yet cannot be followed by sealed ones.
+  assert.throws(() => enc.appendSealed(moved), RangeError);
+  enc.seal();
+  assert.throws(() => enc.appendSealed(moved.subarray(0, 12)), RangeError, "not whole frames");
+  assert.ok(enc.appendSealed(moved));
+  assert.equal(enc.sealedLength, enc.length, "moved frames count as sealed");
+  assert.deepEqual(enc.bytes(), encode([...a, ...b]));
+  assert.equal(enc.appendSealed(new Uint8Array(256)), false, "no room: nothing appended");
+  assert.deepEqual(enc.bytes(), encode([...a, ...b]));
+});

@@ -360,3 +360,57 @@ Deno.test("SerfState.reserveFor builds at once the table inserting the nodes end
   assert.equal(state.exports.state_capacity(), slots);
   assert.equal(state.count, 50_000);
 });
+
+Deno.test("SerfState.adopt copies another instance's alive set, out-of-line names and dead slots included, and both go on independently", () => {
+  const seed = testSeed("SerfState adopt");
+  const rand = new Rng(seed);
+  const r = (): number => rand.next();
+  const from = new SerfState();
+  from.reset(false);
+  const model = new Map<string, string>();
+  // Short names live in their slot; long ones (name + address over 52 bytes) in a block of
+  // their own, whose pointer the move must rewrite. Deletes leave dead slots behind.
+  const name = (): string => {
+    const k = Math.floor(r() * 4000);
+    return k % 3 === 0 ? `long-${"z".repeat(k % 90)}-${k}` : `node-${k}`;
+  };
+  const churn = (state: SerfState, map: Map<string, string>, ops: number): void => {
+    for (let op = 0; op < ops; op++) {
+      const n = name();
+      if (r() < 0.65) {
+        const a = `10.0.${op & 255}.${Math.floor(r() * 256)}:7946`;
+        state.alive(n, a);
+        map.set(n, a);
+      } else {
+        state.notAlive(n);
+        map.delete(n);
+      }
+    }
+  };
+  churn(from, model, 30_000);
+  from.clock(0, 7n);
+  const to = new SerfState();
+  to.reset(false);
+  to.alive("stale", "1.2.3.4:1"); // replaced, not merged
+  to.adopt(from);
+  assert.equal(to.count, model.size, `seed ${seed}`);
+  assert.equal(to.liveBytes, liveBytes(model), `seed ${seed}`);
+  assert.equal(to.capacity, from.capacity, `seed ${seed}`);
+  assert.deepEqual(to.aliveNodes(), sortedNodes(model), `seed ${seed}`);
+  assert.equal(to.clocks.lastClock, 0n, "clocks are the caller's to copy");
+  // The copy owns its blocks: changing either state leaves the other as it was.
+  const copy = new Map(model);
+  churn(to, copy, 20_000);
+  assert.deepEqual(from.aliveNodes(), sortedNodes(model), `seed ${seed}: the source changed`);
+  assert.deepEqual(to.aliveNodes(), sortedNodes(copy), `seed ${seed}`);
+  from.leave();
+  assert.deepEqual(
+    to.aliveNodes(),
+    sortedNodes(copy),
+    `seed ${seed}: freeing the source's blocks reached the copy`,
+  );
+  // Adopting an empty state empties.
+  to.adopt(from);
+  assert.equal(to.count, 0);
+  assert.deepEqual(to.aliveNodes(), []);
+});

@@ -411,6 +411,30 @@ export class FrameEncoder {
     return true;
   }
 
+  /**
+   * Appends frames that are already sealed (another encoder's {@link bytes}, moved to this
+   * one) as they are; returns false if the batch has no room. The frames are trusted: they
+   * are not checked again.
+   *
+   * @throws {RangeError} If `frames` is not a whole number of 8-byte words, or frames
+   *   reserved here are not sealed yet (sealed frames cannot follow them).
+   */
+  appendSealed(frames: Uint8Array): boolean {
+    if ((frames.length & 7) !== 0) {
+      throw new RangeError(
+        `Cannot append ${frames.length} bytes of sealed frames: not a whole number of frames`,
+      );
+    }
+    if (this.#sealed !== this.#len) {
+      throw new RangeError(`Cannot append sealed frames after frames that are not sealed yet`);
+    }
+    if (this.#len + frames.length > this.#cap) return false;
+    this.#core.u8.set(frames, this.#ptr + this.#len);
+    this.#len += frames.length;
+    this.#sealed = this.#len;
+    return true;
+  }
+
   /** Computes the CRCs and padding of every frame appended since the last seal. */
   seal(): void {
     if (this.#sealed === this.#len) return;

@@ -16,7 +16,7 @@ import {
   type SerfBinaryExports,
 } from "./binary.ts";
 import { formatGoTextRecord, type GoTextReplayer } from "./gotext.ts";
-import { SerfState } from "./_state.ts";
+import { CLOCK_EVENT, CLOCK_MEMBER, CLOCK_QUERY, SerfState } from "./_state.ts";
 import type { SnapshotRecord } from "./records.ts";
 
 /** The file formats a snapshot can be in. */
@@ -30,6 +30,8 @@ export interface Codec {
   readonly staged: number;
   /** Bytes the staging buffer holds before it must grow. */
   readonly capacity: number;
+  /** Bytes of memory held: the Wasm instance's memory and the staging and write buffers. */
+  readonly memoryBytes: number;
   /** Validates and stages `record`. Returns false, staging nothing, when the buffer is full. */
   encode(record: SnapshotRecord): boolean;
   /**
@@ -53,6 +55,13 @@ export interface Codec {
   /** The bytes a new, empty file starts with. */
   header(): Uint8Array;
   /**
+   * Called after each write of `written` bytes (0 after a compaction): gives back memory a
+   * burst took once the writes have been small for a while ({@link trimPolicy}); cheap
+   * otherwise. A `Uint8Array` is garbage collected, but a Wasm memory never shrinks, so the
+   * binary codec moves its state and staged frames to a fresh instance.
+   */
+  trim(written: number): void;
+  /**
    * Writes the compacted file for the current state (applies staged records first) as a
    * series of chunks, passed to `emit` in file order, synchronously: the state cannot change
    * between two chunks. Each chunk is a copy out of Wasm memory into a buffer the codec
@@ -64,26 +73,53 @@ export interface Codec {
 
 /** Staging starts at 1 MiB and doubles on demand up to the log's buffer limit. */
 const STAGING_BYTES = 1 << 20;
+/**
+ * When {@link Codec.trim} gives memory back: only after `quietWrites` writes in a row that fit
+ * the default staging buffer (a log that writes large batches keeps the buffers they need,
+ * rather than growing them again every time), and then not while the Wasm memory is at most
+ * `floorBytes`, nor while it (or a buffer) is at most `slack` times what the state and the
+ * staged bytes need. Tests set all three to 0 to move the state on every write.
+ */
+export const trimPolicy: { quietWrites: number; floorBytes: number; slack: number } = {
+  quietWrites: 8,
+  floorBytes: 16 << 20,
+  slack: 4,
+};
+
+/** Counts writes in a row that fit the default staging buffer (see {@link trimPolicy}). */
+class QuietWrites {
+  #n = 0;
+  /** Records a write of `bytes`; true once enough writes in a row were small. */
+  after(bytes: number): boolean {
+    this.#n = bytes > STAGING_BYTES ? 0 : this.#n + 1;
+    return this.#n >= trimPolicy.quietWrites;
+  }
+}
 
 /** The binary format: frames staged in Wasm memory, sealed and applied by Wasm. */
 export class BinaryCodec implements Codec {
   readonly format = "binary" as const;
-  readonly state: SerfState;
-  readonly #core: WasmCore;
-  readonly #enc: FrameEncoder;
-  readonly #x: SerfBinaryExports;
+  #state: SerfState;
+  #core: WasmCore;
+  #enc: FrameEncoder;
+  #x: SerfBinaryExports;
   #applied = 0;
   /** take()'s buffer, reused: a fresh copy per write was megabytes of garbage per flush. */
   #out = new Uint8Array(0);
   readonly #image = new ImageBuffer();
+  readonly #quiet = new QuietWrites();
 
   constructor(core: WasmCore, state: SerfState) {
     this.#core = core;
-    this.state = state;
+    this.#state = state;
     this.#enc = new FrameEncoder(core, SERF_LIMITS, STAGING_BYTES);
     this.#x = core.exports as unknown as SerfBinaryExports;
   }
-  /** The Wasm instance holding the state and the staging buffer. */
+  /** The state: its Wasm instance changes when {@link trim} moves it to a fresh one. */
+  get state(): SerfState {
+    return this.#state;
+  }
+  /** The Wasm instance holding the state and the staging buffer (see {@link state}). */
   get core(): WasmCore {
     return this.#core;
   }
@@ -92,6 +128,9 @@ export class BinaryCodec implements Codec {
   }
   get capacity(): number {
     return this.#enc.capacity;
+  }
+  get memoryBytes(): number {
+    return this.#core.u8.byteLength + this.#out.length;
   }
   encode(record: SnapshotRecord): boolean {
     return encodeBinaryRecord(this.#core, this.#enc, record);
@@ -150,6 +189,47 @@ export class BinaryCodec implements Codec {
     this.apply();
     return drainCompacted(this.#core, this.header(), false, this.#image, emit);
   }
+  trim(written: number): void {
+    if (!this.#quiet.after(written)) return;
+    const staged = this.#enc.length;
+    // take()'s copy buffer: a burst's 64 MiB write must not be kept for 1 MiB flushes.
+    if (this.#out.length > trimPolicy.slack * Math.max(staged, STAGING_BYTES)) this.#out = new Uint8Array(0);
+    const memory = this.#core.u8.byteLength;
+    if (memory <= trimPolicy.floorBytes) return;
+    // What a fresh instance needs: the table, the out-of-line names and an export of the
+    // alive set (at most twice the live bytes, and 12 bytes a node), staging, a compaction chunk.
+    const s = this.#state;
+    const need = s.capacity * 64 + 2 * s.liveBytes + 12 * s.count + Math.max(staged, STAGING_BYTES) +
+      COMPACT_CHUNK_BYTES;
+    if (memory > trimPolicy.slack * need) this.#moveToFreshInstance();
+  }
+
+  /**
+   * Moves the state and the staged frames into a fresh Wasm instance and drops this one,
+   * whose memory a burst grew (a flush that fell behind, a big cluster's table): the alive
+   * set's table is copied across as it is (see assembly/serf_state.ts, state_adopt). The old
+   * memory goes with the old instance at the next garbage collection. On any failure the
+   * codec keeps its instance.
+   */
+  #moveToFreshInstance(): void {
+    this.apply();
+    const core = new WasmCore();
+    const state = new SerfState(core);
+    state.reset(this.#state.rejoinAfterLeave);
+    state.adopt(this.#state);
+    const c = this.#state.clocks;
+    state.clock(CLOCK_MEMBER, c.lastClock);
+    state.clock(CLOCK_EVENT, c.lastEventClock);
+    state.clock(CLOCK_QUERY, c.lastQueryClock);
+    const frames = this.#enc.bytes();
+    const enc = new FrameEncoder(core, SERF_LIMITS, Math.max(STAGING_BYTES, frames.length));
+    enc.appendSealed(frames);
+    this.#core = core;
+    this.#state = state;
+    this.#enc = enc;
+    this.#x = core.exports as unknown as SerfBinaryExports;
+    this.#applied = enc.length;
+  }
 }
 
 const textEncoder = new TextEncoder();
@@ -162,6 +242,7 @@ export class GoTextCodec implements Codec {
   #len = 0;
   #applied = 0;
   readonly #image = new ImageBuffer();
+  readonly #quiet = new QuietWrites();
 
   constructor(replayer: GoTextReplayer) {
     this.#replayer = replayer;
@@ -175,6 +256,9 @@ export class GoTextCodec implements Codec {
   }
   get capacity(): number {
     return this.#buf.length;
+  }
+  get memoryBytes(): number {
+    return this.state.core.u8.byteLength + this.#buf.length;
   }
   sizeOf(record: SnapshotRecord): number {
     return textEncoder.encode(formatGoTextRecord(record)).length;
@@ -224,6 +308,15 @@ export class GoTextCodec implements Codec {
   }
   header(): Uint8Array {
     return new Uint8Array(0);
+  }
+  trim(written: number): void {
+    if (!this.#quiet.after(written)) return;
+    // The lines are staged in a JavaScript buffer: a smaller one lets the collector have the
+    // burst's. (The state's Wasm instance holds no staged bytes: it grows with the table only.)
+    if (this.#buf.length <= STAGING_BYTES || this.#buf.length <= trimPolicy.slack * this.#len) return;
+    const next = new Uint8Array(Math.max(STAGING_BYTES, this.#len));
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
   }
   compactInto(emit: (chunk: Uint8Array) => void): number {
     this.apply();

@@ -33,6 +33,18 @@ export interface SerfStateExports {
   state_clock_value(kind: number): bigint;
   state_live_bytes(): number;
   state_capacity(): number;
+  state_table_ptr(): number;
+  state_dead(): number;
+  state_out_bytes(): number;
+  state_pack_out(dst: number): void;
+  state_adopt(
+    table: number,
+    cap: number,
+    count: number,
+    dead: number,
+    liveBytes: number,
+    out: number,
+  ): number;
   state_rejoin_after_leave(): number;
   state_iter_reset(): void;
   state_export(outBytes: number, outOffsets: number): number;
@@ -110,6 +122,57 @@ export class SerfState {
    */
   reserveFor(bytes: number): void {
     this.#x.state_reserve(Math.min(Math.floor(bytes / 48), RESERVE_NODES_MAX));
+  }
+
+  /**
+   * Replaces this state's alive set with a copy of `from`'s (another instance's), table and
+   * all: no node is inserted again. Clocks and the leave mode are not copied.
+   *
+   * @throws {RangeError} If Wasm memory cannot grow (this state's alive set is empty then).
+   */
+  adopt(from: SerfState): void {
+    const fx = from.exports;
+    const cap = fx.state_capacity();
+    const tableBytes = cap * 64;
+    const outBytes = fx.state_out_bytes();
+    // The out-of-line bytes, packed in the other instance and copied across.
+    const src = from.core.alloc(Math.max(outBytes, 1));
+    let table = 0;
+    let out = 0;
+    try {
+      fx.state_pack_out(src);
+      out = this.core.alloc(Math.max(outBytes, 1));
+      if (cap > 0) {
+        table = this.core.alloc(tableBytes);
+        const t = fx.state_table_ptr();
+        this.core.u8.set(from.core.u8.subarray(t, t + tableBytes), table);
+      }
+      this.core.u8.set(from.core.u8.subarray(src, src + outBytes), out);
+      const failed = this.#x.state_adopt(
+        table,
+        cap,
+        fx.state_count(),
+        fx.state_dead(),
+        fx.state_live_bytes(),
+        out,
+      );
+      table = 0; // the state owns it now (or freed it)
+      if (failed !== 0) throw new RangeError(`Cannot copy the alive set: Wasm memory cannot grow further`);
+    } finally {
+      from.core.free(src, Math.max(outBytes, 1));
+      if (out !== 0) this.core.free(out, Math.max(outBytes, 1));
+      if (table !== 0) this.core.free(table, tableBytes);
+    }
+  }
+
+  /** Slots in the alive set's table (64 bytes each). */
+  get capacity(): number {
+    return this.#x.state_capacity();
+  }
+
+  /** The leave mode this state was reset with. */
+  get rejoinAfterLeave(): boolean {
+    return this.#x.state_rejoin_after_leave() !== 0;
   }
 
   /**

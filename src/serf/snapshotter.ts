@@ -169,6 +169,14 @@ export interface SnapshotterStats {
   compactions: number;
   /** Records appended since open. */
   appended: number;
+  /**
+   * Bytes of memory the log holds: its WebAssembly memory (the alive set, the staging buffer
+   * of the binary format) and its JavaScript buffers. A burst that outruns the disk grows
+   * the buffers; once they drain the log gives the memory back (the binary format moves
+   * its state to a fresh Wasm instance, as a Wasm memory cannot shrink), and the garbage
+   * collector frees it.
+   */
+  memoryBytes: number;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -618,6 +626,7 @@ export class Snapshotter {
       fsyncs: this.#fsyncs,
       compactions: this.#compactions,
       appended: this.#appended,
+      memoryBytes: this.#codec.memoryBytes,
     };
   }
   /** The last member clock written (uint64), buffered records included. */
@@ -1177,6 +1186,7 @@ export class Snapshotter {
     }
     this.#fileSize += bytes.length;
     this.#codec.consume(bytes.length);
+    this.#codec.trim(bytes.length);
   }
 
   async #datasync(): Promise<void> {
@@ -1308,6 +1318,7 @@ export class Snapshotter {
     this.#fileSize = size;
     this.#durableSize = size;
     this.#codec.consume(includedStaged);
+    this.#codec.trim(0);
     this.#compactions++;
     this.#compactedSize = size;
     this.#compactNotBefore = -Infinity;

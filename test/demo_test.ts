@@ -25,6 +25,6 @@ Deno.test("deno task demo runs end to end and shows each step", async () => {
   );
   assert.match(
     text,
-    /6\. refused: Cannot sync "serf\.snapshot": "serf\.snapshot" is no longer the file this log writes/,
+    /6\. refused: Cannot write "serf\.snapshot": "serf\.snapshot" is no longer the file this log writes/,
   );
 });

@@ -201,7 +201,14 @@ export class BinaryCodec implements Codec {
     const s = this.#state;
     const need = s.capacity * 64 + 2 * s.liveBytes + 12 * s.count + Math.max(staged, STAGING_BYTES) +
       COMPACT_CHUNK_BYTES;
-    if (memory > trimPolicy.slack * need) this.#moveToFreshInstance();
+    if (memory <= trimPolicy.slack * need) return;
+    try {
+      this.#moveToFreshInstance();
+    } catch {
+      // No memory for a fresh instance (or the records staged meanwhile do not fit the
+      // state, which their next apply will report): keep this one. Giving memory back must
+      // never fail the write it follows.
+    }
   }
 
   /**

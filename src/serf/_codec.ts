@@ -94,6 +94,10 @@ class QuietWrites {
     this.#n = bytes > STAGING_BYTES ? 0 : this.#n + 1;
     return this.#n >= trimPolicy.quietWrites;
   }
+  /** Starts the count again. */
+  reset(): void {
+    this.#n = 0;
+  }
 }
 
 /** The binary format: frames staged in Wasm memory, sealed and applied by Wasm. */
@@ -206,8 +210,9 @@ export class BinaryCodec implements Codec {
       this.#moveToFreshInstance();
     } catch {
       // No memory for a fresh instance (or the records staged meanwhile do not fit the
-      // state, which their next apply will report): keep this one. Giving memory back must
-      // never fail the write it follows.
+      // state, which their next apply will report): keep this one, and try again only after
+      // another run of small writes. Giving memory back must never fail the write it follows.
+      this.#quiet.reset();
     }
   }
 

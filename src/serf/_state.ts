@@ -128,7 +128,8 @@ export class SerfState {
    * Replaces this state's alive set with a copy of `from`'s (another instance's), table and
    * all: no node is inserted again. Clocks and the leave mode are not copied.
    *
-   * @throws {RangeError} If Wasm memory cannot grow (this state's alive set is empty then).
+   * @throws {RangeError} If Wasm memory cannot grow (this state's alive set is then as it was,
+   *   or empty if the copy had begun; `from` is unchanged either way).
    */
   adopt(from: SerfState): void {
     const fx = from.exports;

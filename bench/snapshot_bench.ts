@@ -8,6 +8,10 @@
 //   deno run -A bench/snapshot_bench.ts replay-rss FILE
 import { replaySnapshot, Snapshotter } from "../mod.ts";
 import type { SnapshotRecord } from "../src/serf/records.ts";
+import { WasmCore } from "../src/_wasm/core.ts";
+import { SerfState } from "../src/serf/_state.ts";
+import { newBinaryCodec } from "../src/serf/_codec.ts";
+import { SERF_RECORD_SIZE_MAX, type SerfBinaryExports } from "../src/serf/binary.ts";
 import {
   type BenchGen,
   onSuiteEnd,
@@ -83,6 +87,7 @@ export function registerSnapshotBenches(opts: SuiteOptions): void {
   for (const appenders of [1, 64, 1024]) registerAppendSynced(appenders);
   for (const n of opts.short ? [100_000, 1_000_000] : [100_000, 1_000_000, 5_000_000]) registerReplay(n);
   for (const n of [10_000, 100_000]) registerCompaction(n);
+  for (const n of [10_000, 100_000]) registerStateMove(n);
 }
 
 function registerAppendBuffered(opts: SuiteOptions): void {
@@ -282,6 +287,69 @@ function registerCompaction(alive: number): void {
         await removeSnapshot(path);
       }, { baseline: format === "go-text" });
     }
+  });
+}
+
+function registerStateMove(alive: number): void {
+  // What a log pays to give back the memory a burst took (BinaryCodec.trim): its alive set
+  // moved to a fresh Wasm instance. Baseline: the same nodes inserted again, by replaying
+  // the state's compacted frames into the fresh instance (fresh pages touched per insert).
+  const label = alive.toLocaleString("en-US");
+  let source: { state: SerfState; frames: Uint8Array } | undefined;
+  // Built on first use, so a filtered-out group costs nothing.
+  const getSource = (): { state: SerfState; frames: Uint8Array } => {
+    if (source !== undefined) return source;
+    const codec = newBinaryCodec(false);
+    codec.grow(alive * 64); // room for every record staged at once
+    for (let i = 0; i < alive; i++) {
+      const n = String(i).padStart(6, "0");
+      const ok = codec.encode({
+        type: "alive",
+        name: `node-${n}`,
+        addr: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7946`,
+      });
+      if (!ok) throw new Error("the staging buffer is full");
+    }
+    const chunks: Uint8Array[] = [];
+    codec.compactInto((c) => chunks.push(c.slice()));
+    const frames = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    chunks.reduce((at, c) => (frames.set(c, at), at + c.length), 0);
+    return source = { state: codec.state, frames: frames.subarray(codec.header().length) };
+  };
+  suiteGroup(`serf state moved to a fresh Wasm instance, ${label} alive nodes`, () => {
+    suiteBench(
+      "re-insert from the compacted frames",
+      { records: alive },
+      function* (): Generator<() => void> {
+        const { frames } = getSource();
+        yield () => {
+          const core = new WasmCore();
+          const state = new SerfState(core);
+          state.reset(false);
+          const ptr = core.alloc(frames.length);
+          core.u8.set(frames, ptr);
+          const x = core.exports as unknown as SerfBinaryExports;
+          if (x.serf_scan_apply(ptr, frames.length, SERF_RECORD_SIZE_MAX, 0xffffffff) !== 0) {
+            throw new Error("the compacted frames did not apply");
+          }
+          if (state.count !== alive) throw new Error(`${state.count} nodes moved, expected ${alive}`);
+        };
+      },
+      { baseline: true },
+    );
+    suiteBench(
+      "SerfState.adopt (the table copied as it is)",
+      { records: alive },
+      function* (): Generator<() => void> {
+        const from = getSource().state;
+        yield () => {
+          const state = new SerfState(new WasmCore());
+          state.reset(false);
+          state.adopt(from);
+          if (state.count !== alive) throw new Error(`${state.count} nodes moved, expected ${alive}`);
+        };
+      },
+    );
   });
 }
 

@@ -203,7 +203,7 @@ export class BinaryCodec implements Codec {
     // What a fresh instance needs: the table, the out-of-line names and an export of the
     // alive set (at most twice the live bytes, and 12 bytes a node), staging, a compaction chunk.
     const s = this.#state;
-    const need = s.capacity * 64 + 2 * s.liveBytes + 12 * s.count + Math.max(staged, STAGING_BYTES) +
+    const need = s.tableBytes + 2 * s.liveBytes + 12 * s.count + Math.max(staged, STAGING_BYTES) +
       COMPACT_CHUNK_BYTES;
     if (memory <= trimPolicy.slack * need) return;
     try {

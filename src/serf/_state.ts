@@ -5,6 +5,8 @@ import { WasmCore } from "../_wasm/core.ts";
 import type { AliveNode } from "./types.ts";
 import { decodeUtf8 } from "./records.ts";
 
+/** Bytes of a slot of the alive set's table (assembly/serf_state.ts, SLOT_BYTES). */
+const SLOT_BYTES = 64;
 /** The most alive nodes a replay sizes its table for up front (see SerfState.reserveFor). */
 const RESERVE_NODES_MAX = 16384;
 
@@ -134,7 +136,7 @@ export class SerfState {
   adopt(from: SerfState): void {
     const fx = from.exports;
     const cap = fx.state_capacity();
-    const tableBytes = cap * 64;
+    const tableBytes = from.tableBytes;
     const outBytes = fx.state_out_bytes();
     // The out-of-line bytes, packed in the other instance and copied across.
     const src = from.core.alloc(Math.max(outBytes, 1));
@@ -166,9 +168,14 @@ export class SerfState {
     }
   }
 
-  /** Slots in the alive set's table (64 bytes each). */
+  /** Slots in the alive set's table. */
   get capacity(): number {
     return this.#x.state_capacity();
+  }
+
+  /** Bytes of the alive set's table (its slots; names too long for a slot live outside it). */
+  get tableBytes(): number {
+    return this.#x.state_capacity() * SLOT_BYTES;
   }
 
   /** The leave mode this state was reset with. */

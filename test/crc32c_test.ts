@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { crc32c } from "../mod.ts";
-import { crc32cBytewise, crc32cSlicing8 } from "../src/core/_crc32c_js.ts";
+import { crc32cBitwise, crc32cBytewise, crc32cSlicing8 } from "../src/core/_crc32c_js.ts";
 import { decodeBase64 } from "../src/_wasm/core.ts";
 import { WASM_BASE64 } from "../src/_wasm/wasm.generated.ts";
 import { Rng, testSeed } from "./_rng.ts";
@@ -23,6 +23,18 @@ Deno.test("crc32c matches the RFC 3720 B.4 vectors", () => {
     assert.equal(crc32c(data), want, name);
     assert.equal(crc32cBytewise(data), want, `reference: ${name}`);
     assert.equal(crc32cSlicing8(data), want, `slicing-8 reference: ${name}`);
+    assert.equal(crc32cBitwise(data), want, `bitwise: ${name}`);
+  }
+});
+
+Deno.test("crc32c's table-free path (short inputs before the tables exist) agrees with the tables", () => {
+  // crc32cSlicing8 takes crc32cBitwise for inputs up to 32 bytes until its tables are built,
+  // which the tests above have done by now: compare the two directly, seeds included.
+  const rng = new Rng(testSeed("crc32c bitwise"));
+  for (let n = 0; n <= 40; n++) {
+    const data = rng.bytes(n);
+    const seed = rng.u32();
+    assert.equal(crc32cBitwise(data, seed), crc32cBytewise(data, seed), `length ${n}, seed ${seed}`);
   }
 });
 

@@ -20,12 +20,23 @@ import {
 
 let phase: u32 = 0; //      0 = alive entries, 1..3 = the clocks, 4 = done
 let pending: bool = false; // the iterator sits on an entry not yet written
+let need: u32 = 0; //       bytes the pending entry needs when it did not fit an empty chunk
+
+/**
+ * After `compact_next` returned 0: 0 when the image is complete, else the chunk size the next
+ * record needs (a go-text line longer than the chunk: names and addresses have no limit there
+ * but the log's buffer size).
+ */
+export function compact_need(): u32 {
+  return need;
+}
 
 /** Starts writing the compacted snapshot. */
 export function compact_begin(): void {
   state_iter_reset();
   phase = 0;
   pending = false;
+  need = 0;
 }
 
 function writeAscii(dst: usize, s: string): u32 {
@@ -58,12 +69,13 @@ function writeU64(dst: usize, v: u64): u32 {
 
 /**
  * Writes as many records as fit in `[out, out + cap)` — frames, or serf's text lines when `text`
- * is 1 — and returns the byte count; 0 means done. The host gives at least one maximal record
- * of room (names and addresses are limited by the record size, clocks by 20 digits).
+ * is 1 — and returns the byte count; 0 means done, unless `compact_need()` then asks for a
+ * larger chunk (at least 40 bytes fit every clock record).
  */
 export function compact_next(out: usize, cap: u32, text: u32): u32 {
   const asText = text != 0;
   let off: u32 = 0;
+  need = 0;
   while (phase == 0) {
     if (!pending) {
       if (state_iter_next() == 0) {
@@ -75,7 +87,10 @@ export function compact_next(out: usize, cap: u32, text: u32): u32 {
     const nl = state_iter_name_len();
     const al = state_iter_addr_len();
     const size = aliveSize(asText, nl, al);
-    if (<u64>off + <u64>size > <u64>cap) return off;
+    if (<u64>off + <u64>size > <u64>cap) {
+      if (off == 0) need = size;
+      return off;
+    }
     if (asText) {
       let p = out + off;
       p += writeAscii(p, "alive: ");

@@ -1163,6 +1163,36 @@ Deno.test("Snapshotter go-text compaction writes alive lines then the three cloc
   assert.ok(text.decode(mem.read(P)).endsWith("query-clock: 6\nnot-alive: b\n"));
 });
 
+Deno.test("Go text compaction keeps a line longer than its chunk, and everything after it", async () => {
+  // Compaction builds its image in 512 KiB chunks. A go-text name has no limit but the log's
+  // buffer, and a line longer than a chunk once ended the image there: the nodes after it
+  // and the three clocks were gone from the file renamed over the snapshot.
+  const big = "big-" + "x".repeat(600 << 10);
+  const records: SnapshotRecord[] = [];
+  for (let i = 0; i < 50; i++) records.push(alive(`node-${i}`, `10.0.0.${i}:7946`));
+  records.push(alive(big, "10.9.9.9:7946"), alive("after", "10.9.9.10:7946"));
+  records.push({ type: "clock", value: 42n }, { type: "event-clock", value: 7n }, {
+    type: "query-clock",
+    value: 9n,
+  });
+  const nodes = records.flatMap((r) => r.type === "alive" ? [{ name: r.name, addr: r.addr }] : []);
+  const want = { alive: nodes.sort((a, b) => (a.name < b.name ? -1 : 1)), clocks: [42n, 7n, 9n] };
+  // A live log's compaction.
+  const mem = new MemFs();
+  const s = await openMem(mem, { format: "go-text" });
+  for (const r of records) s.append(r);
+  await s.compact();
+  await s.close();
+  assert.deepEqual(await reopenState(mem), want);
+  // The offline one, on a file that serf wrote.
+  const m2 = new MemFs();
+  m2.write(P, new TextEncoder().encode(text.decode(mem.read(P)) + "not-alive: node-0\n"));
+  await compactSnapshot(P, { fs: m2, clock: new ManualClock() });
+  const after = await reopenState(m2);
+  assert.deepEqual(after.clocks, want.clocks);
+  assert.deepEqual(after.alive, want.alive.filter((n) => n.name !== "node-0"));
+});
+
 Deno.test("Snapshotter go-text rejects a name or address that would inject lines", async () => {
   const mem = new MemFs();
   const s = await openMem(mem, { format: "go-text" });

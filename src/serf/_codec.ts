@@ -342,6 +342,7 @@ export class GoTextCodec implements Codec {
 interface CompactExports {
   compact_begin(): void;
   compact_next(out: number, cap: number, text: number): number;
+  compact_need(): number;
 }
 
 /** Bytes of each compacted chunk: small enough that writing one overlaps building the next. */
@@ -390,25 +391,34 @@ function drainCompacted(
   image: ImageBuffer,
   emit: (chunk: Uint8Array) => void,
 ): number {
-  const cap = COMPACT_CHUNK_BYTES;
-  const chunk = core.alloc(cap);
+  let cap = COMPACT_CHUNK_BYTES;
+  let chunk = core.alloc(cap);
   let total = 0;
   image.begin();
   try {
     const x = core.exports as unknown as CompactExports;
     x.compact_begin();
-    // The header leads the first chunk. Each call writes at least one record until done.
+    // The header leads the first chunk. Each call writes at least one record until done, or
+    // asks for a larger chunk: a go-text line can be longer than this one (binary frames fit).
     let lead = header.length;
     core.u8.set(header, chunk);
     while (true) {
       const n = lead + x.compact_next(chunk + lead, cap - lead, text ? 1 : 0);
       lead = 0;
-      if (n === 0) break;
+      if (n === 0) {
+        const need = x.compact_need();
+        if (need === 0) break;
+        core.free(chunk, cap);
+        chunk = 0;
+        chunk = core.alloc(need);
+        cap = need;
+        continue;
+      }
       emit(image.push(core.u8.subarray(chunk, chunk + n)));
       total += n;
     }
   } finally {
-    core.free(chunk, cap);
+    if (chunk !== 0) core.free(chunk, cap);
   }
   image.end(total);
   return total;

@@ -118,6 +118,7 @@ async function runSeed(seed: number, count: number): Promise<string | null> {
     flushIntervalMs: 10,
     syncIntervalMs: 20,
     compactRetryMs: 50,
+    onBackgroundError: () => {}, // injected faults; the model checks what they leave
   });
   let s = await Snapshotter.open(P, options());
   const recs: SnapshotRecord[] = [];

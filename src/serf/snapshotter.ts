@@ -108,6 +108,16 @@ export interface SnapshotterOptions {
    * @default {true}
    */
   parallel?: boolean;
+  /**
+   * Called with each failure of work the log does on its own: a timer flush or fsync, an
+   * automatic compaction, the member clock tick. None of them loses a record: a failed write
+   * keeps its records buffered for the next write, a failed compaction keeps the old file and
+   * retries after `compactRetryMs`, and a failed fsync poisons the log, which every later call
+   * then reports. `sync()` and `close()` report their own outcome only: `sync()` resolves
+   * exactly when the records appended before it are on disk. Serf logs these failures.
+   * @default {logs the error with console.error}
+   */
+  onBackgroundError?: (error: unknown) => void;
 }
 
 /** A serf event, for {@link Snapshotter.handleEvent}; mirrors serf's MemberEvent, UserEvent and Query. */
@@ -203,6 +213,7 @@ interface Resolved {
   clock: Clock;
   fs: FileSystem;
   parallel: boolean;
+  onBackgroundError: (error: unknown) => void;
 }
 
 function checkOptions(options: SnapshotterOptions): Resolved {
@@ -229,8 +240,10 @@ function checkOptions(options: SnapshotterOptions): Resolved {
   };
   const oneOf = <T extends string>(name: keyof SnapshotterOptions, def: T, allowed: readonly T[]): T =>
     choiceOption("open snapshot", name, options[name], def, allowed);
-  if (options.lamportClock !== undefined && typeof options.lamportClock !== "function") {
-    throw new TypeError(`Cannot open snapshot: lamportClock must be a function`);
+  for (const name of ["lamportClock", "onBackgroundError"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "function") {
+      throw new TypeError(`Cannot open snapshot: ${name} must be a function`);
+    }
   }
   return {
     rejoinAfterLeave: bool("rejoinAfterLeave", false),
@@ -247,7 +260,12 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     clock: clockOption("open snapshot", options.clock),
     fs: fsOption("open snapshot", options.fs),
     parallel: bool("parallel", true),
+    onBackgroundError: options.onBackgroundError ?? logBackgroundError,
   };
+}
+
+function logBackgroundError(error: unknown): void {
+  console.error(`snaplog: ${errorMessage(error)}`);
 }
 
 /**
@@ -371,7 +389,10 @@ export class Snapshotter {
   #closing = false;
   #leaving = false;
   #poison: unknown = null;
-  #pendingError: unknown = null;
+  /** The poisoning failure has gone to onBackgroundError (once is enough). */
+  #poisonReported = false;
+  /** What the first close() returns, to every later call too. */
+  #closeResult: Promise<void> | null = null;
 
   #ioTail: Promise<void> = RESOLVED;
   /** The sync that will take the next snapshot of the buffer (not running yet), or null. */
@@ -861,10 +882,10 @@ export class Snapshotter {
       this.#clockTimer = null;
       if (this.#closed || this.#closing) return;
       try {
-        // A failed append (poisoned, backpressure) surfaces on the next sync or close.
+        // Backpressure keeps the clock pending for the next write; poison is reported anyway.
         this.#updateClock();
       } catch (e) {
-        this.#pendingError ??= e;
+        this.#reportBackground(e);
       }
       this.#armClockTimer();
     }, this.#o.clockIntervalMs);
@@ -874,9 +895,12 @@ export class Snapshotter {
    * Writes everything buffered and fdatasyncs it. Concurrent calls share the work: while one
    * fsync runs, every caller that arrives joins the single next one (group commit).
    *
-   * @returns A promise that resolves when everything appended before the call is on disk.
-   * @throws {PoisonedError} If this or an earlier write or fsync failed, or the snapshot's path no longer
-   *   names the file this log writes (`cause`: a `FileChangedError`; removed, renamed away, replaced).
+   * @returns A promise that resolves when everything appended before the call is on disk. It
+   *   reports this sync's own outcome only (background failures go to `onBackgroundError`).
+   * @throws {Error} If its write fails (a full disk): the records stay buffered for the next try.
+   * @throws {PoisonedError} If its fsync or an earlier one failed (or a failed write could not be
+   *   undone), or the snapshot's path no longer names the file this log writes (`cause`: a
+   *   `FileChangedError`; removed, renamed away, replaced).
    * @throws {ClosedError} After `close()`.
    */
   sync(): Promise<void> {
@@ -891,7 +915,6 @@ export class Snapshotter {
     if (writing !== null && this.#appendSeq <= writing.coveredSeq) return writing.promise;
     const p: Promise<void> = this.#exclusive(async () => {
       this.#syncPending = null;
-      this.#throwPending();
       this.#syncWriting = { promise: p, coveredSeq: this.#appendSeq };
       await this.#writeStaged(); // takes the whole buffer (and the deferred clock) first
       await this.#datasync();
@@ -942,30 +965,40 @@ export class Snapshotter {
 
   /**
    * Flushes, records the final member clock (with `lamportClock`), fsyncs, and releases the
-   * lock. Calling it again does nothing.
+   * lock. Calling it again returns the first call's promise: the same outcome, no more work.
    *
    * @param options `timeoutMs`: give up waiting for the disk after this long (0..2^31-1 ms, or
    *   Infinity: wait, as without it) and report what was not flushed. The lock is released when the stuck write or fsync settles (at once
    *   otherwise), so a new writer cannot open the file while it may still change.
    * @throws {Error} Naming the bytes that could not be flushed, with the cause.
    */
-  async close(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closed || this.#closing) return;
-    let timeoutMs = options.timeoutMs;
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    // A second close (two shutdown paths, `await using` and an explicit close) gets the
+    // first one's outcome: it must not report a clean close while the first one fails.
+    if (this.#closeResult !== null) return this.#closeResult;
+    const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs))) {
-      throw new TypeError(
-        `Cannot close "${this.#path}": timeoutMs must be a number, got ${
-          typeof timeoutMs === "number" ? "NaN" : typeName(timeoutMs)
-        }`,
+      return Promise.reject(
+        new TypeError(
+          `Cannot close "${this.#path}": timeoutMs must be a number, got ${
+            typeof timeoutMs === "number" ? "NaN" : typeName(timeoutMs)
+          }`,
+        ),
       );
     }
     if (timeoutMs !== undefined && (timeoutMs < 0 || (timeoutMs > TIMER_MAX_MS && timeoutMs !== Infinity))) {
       // Timers fire at once past 2^31-1 ms: a long wait would become none.
-      throw new RangeError(
-        `Cannot close "${this.#path}": timeoutMs must be in 0..${TIMER_MAX_MS} or Infinity, got ${timeoutMs}`,
+      return Promise.reject(
+        new RangeError(
+          `Cannot close "${this.#path}": timeoutMs must be in 0..${TIMER_MAX_MS} or Infinity, got ${timeoutMs}`,
+        ),
       );
     }
-    if (timeoutMs === Infinity) timeoutMs = undefined;
+    this.#closeResult = this.#close(timeoutMs === Infinity ? undefined : timeoutMs);
+    return this.#closeResult;
+  }
+
+  async #close(timeoutMs: number | undefined): Promise<void> {
     let failure: unknown = null;
     if (this.#poison === null) {
       try {
@@ -980,7 +1013,6 @@ export class Snapshotter {
     const work = this.#poison !== null ? Promise.reject(this.#poison) : this.#exclusive(async () => {
       // An earlier background failure (a timer flush on a full disk) left its records
       // buffered: try them now, and report only what still fails. There is no later retry.
-      this.#pendingError = null;
       await this.#writeStaged();
       await this.#datasync();
     });
@@ -1072,14 +1104,6 @@ export class Snapshotter {
     if (this.#poison !== null) throw new PoisonedError(this.#path, action, this.#poison);
   }
 
-  #throwPending(): void {
-    if (this.#pendingError !== null) {
-      const e = this.#pendingError;
-      this.#pendingError = null;
-      throw e;
-    }
-  }
-
   /**
    * Runs `fn` after every earlier exclusive operation: file writes never interleave. A turn
    * that comes up after an earlier one poisoned the log does nothing and throws: a sync queued
@@ -1095,12 +1119,23 @@ export class Snapshotter {
     return run;
   }
 
-  /** Background work: tracked for settled(); a failure surfaces on the next sync or close. */
+  /** Background work: tracked for settled(); a failure goes to onBackgroundError. */
   #spawn(p: Promise<void>): void {
-    const tracked = p.catch((e) => {
-      if (this.#poison === null) this.#pendingError ??= e;
-    }).finally(() => this.#background.delete(tracked));
+    const tracked = p.catch((e) => this.#reportBackground(e)).finally(() => this.#background.delete(tracked));
     this.#background.add(tracked);
+  }
+
+  /** Hands a background failure to onBackgroundError; of a poisoned log's, only the first. */
+  #reportBackground(e: unknown): void {
+    if (this.#poison !== null) {
+      if (this.#poisonReported) return;
+      this.#poisonReported = true;
+    }
+    try {
+      this.#o.onBackgroundError(e);
+    } catch {
+      // The handler's own failure must not become the log's.
+    }
   }
 
   async #timedFlush(): Promise<void> {

@@ -968,6 +968,46 @@ Deno.test("Snapshotter handleEvent rejects bad events with TypeError", async () 
   assert.deepEqual(await reopenState(mem), { alive: [], clocks: [0n, 0n, 0n] });
 });
 
+Deno.test("Snapshotter refuses a lamportClock that returns no uint64, before staging the event", async () => {
+  // It returned -5n (recorded as 2^64-5), 2^70 (as 2^64-1), a number (a raw BigInt mixing
+  // error after the join was staged, then a failed close): a bad clock is bad input.
+  const cases: [unknown, TypeErrorConstructor | RangeErrorConstructor][] = [
+    [5, TypeError],
+    ["7", TypeError],
+    [-5n, RangeError],
+    [2n ** 64n + 1n, RangeError],
+    [2n ** 70n, RangeError],
+  ];
+  for (const [value, cls] of cases) {
+    const mem = new MemFs();
+    const clock = new ManualClock();
+    let now: unknown = 10n;
+    const errors: unknown[] = [];
+    const s = await openMem(mem, {
+      clock,
+      lamportClock: () => now as bigint,
+      onBackgroundError: (e) => errors.push(e),
+    });
+    await s.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:7946" }] });
+    now = value;
+    const what = Deno.inspect(value);
+    assert.throws(
+      () => s.handleEvent({ type: "member-join", members: [{ name: "b", addr: "10.0.0.2:7946" }] }),
+      (e: unknown) => e instanceof cls && /lamportClock returned/.test(String(e)),
+      what,
+    );
+    assert.deepEqual(s.aliveNodes().map((n) => n.name), ["a"], what); // b was not staged
+    clock.advance(500); // the clock tick reports it too, and records nothing
+    assert.ok(errors.length === 1 && errors[0] instanceof cls, what);
+    now = 12n;
+    await s.close();
+    assert.deepEqual(await reopenState(mem), {
+      alive: [{ name: "a", addr: "10.0.0.1:7946" }],
+      clocks: [11n, 0n, 0n],
+    }, what);
+  }
+});
+
 Deno.test("Snapshotter open rejects options of the wrong type or range", async () => {
   const mem = new MemFs();
   const typeErrors: unknown[] = [

@@ -23,7 +23,7 @@ import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
-import { checkClock, checkString, type SnapshotRecord, typeName } from "./records.ts";
+import { checkClock, checkString, isUint64, type SnapshotRecord, typeName } from "./records.ts";
 import { addWarnings, type AliveNode, type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
 
 export type { RecoveryMode, SnapshotFormat, SnapshotRecord };
@@ -824,6 +824,7 @@ export class Snapshotter {
         }
         if (this.#leaving) return RESOLVED;
         const records = event.members.map((m) => memberRecord(event.type, m));
+        const now = this.#lamportTime(); // a bad clock is refused before anything is staged
         // All or nothing: a member that is refused (bad input, or no room) takes back the
         // ones staged before it.
         const staged = this.#codec.staged;
@@ -837,7 +838,7 @@ export class Snapshotter {
           this.#appendSeq = seq;
           throw e;
         }
-        const c = this.#updateClock();
+        const c = this.#updateClock(now);
         return c ?? last;
       }
       case "user":
@@ -862,9 +863,9 @@ export class Snapshotter {
    * Serf's updateClock: records `clock: Time()-1` when that is newer than the last clock.
    * Time()-1 wraps at 0 exactly as serf's uint64 does.
    */
-  #updateClock(): Promise<void> | null {
-    if (this.#o.lamportClock === null) return null;
-    const seen = BigInt.asUintN(64, this.#o.lamportClock() - 1n);
+  #updateClock(now: bigint | null = this.#lamportTime()): Promise<void> | null {
+    if (now === null) return null;
+    const seen = BigInt.asUintN(64, now - 1n);
     if (seen <= this.#memberClockSeen) return null;
     // Deferred to the next write: a burst of member events costs one clock record per
     // flush instead of one per event (serf coalesces the same way when its writer lags).
@@ -874,6 +875,26 @@ export class Snapshotter {
     this.#pendingClock = seen;
     this.#appendSeq++; // a sync from now on must stage it
     return this.#afterStage();
+  }
+
+  /**
+   * The `lamportClock` option's current time, checked (null without the option).
+   *
+   * @throws {TypeError} If it is not a bigint.
+   * @throws {RangeError} If it is outside 0..2^64-1.
+   */
+  #lamportTime(): bigint | null {
+    if (this.#o.lamportClock === null) return null;
+    const now: unknown = this.#o.lamportClock();
+    if (typeof now !== "bigint") {
+      throw new TypeError(
+        `Cannot record the member clock: lamportClock returned ${typeName(now)}, not a bigint`,
+      );
+    }
+    if (!isUint64(now)) {
+      throw new RangeError(`Cannot record the member clock: lamportClock returned ${now}, outside 0..2^64-1`);
+    }
+    return now;
   }
 
   #armClockTimer(): void {

@@ -221,6 +221,27 @@ Deno.test("convertSnapshot refuses to overwrite its input, however the path is s
     assert.deepEqual(names(dir), ["hard", "link", "x"]);
   }));
 
+Deno.test("convertSnapshot refuses an input named like its temporary file, and a directory as output", () =>
+  withTempDir(async (dir) => {
+    // The output is written to <OUT>.convert first, truncating it, and removed on failure: an
+    // input of that name was destroyed (and with OUT a directory, the output failed too).
+    const text = "alive: a 10.0.0.1:7946\nclock: 1\n";
+    await Deno.writeTextFile(`${dir}/out.convert`, text);
+    await Deno.mkdir(`${dir}/dir`);
+    await Deno.writeTextFile(`${dir}/in`, text);
+    await assert.rejects(
+      convertSnapshot(`${dir}/out.convert`, `${dir}/out`, { to: "binary" }),
+      /the input is the temporary file/,
+    );
+    await assert.rejects(
+      convertSnapshot(`${dir}/in`, `${dir}/dir`, { to: "binary" }),
+      /exists and is not a regular file/,
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/out.convert`), text);
+    assert.deepEqual(names(dir), ["dir", "in", "out.convert"]); // no output, no temp, no lock file
+    assert.deepEqual(names(`${dir}/dir`), []);
+  }));
+
 Deno.test("convertSnapshot refuses what go-text cannot hold, leaving no output and no temp file", () =>
   withTempDir(async (dir) => {
     for (
@@ -358,6 +379,17 @@ Deno.test("convertSnapshot removes its temp file when a write, fsync or rename f
     await convertSnapshot("in.snapshot", "out.snap", { to: "binary", fs });
     await assertSameState("in.snapshot", "out.snap", `retry after ${op}`, mem);
   }
+  // After the rename, the output is replaced: a failed directory fsync says so (it said nothing
+  // of it, under the promise that a failure leaves the output as it was).
+  const mem = new MemFs();
+  mem.write("in.snapshot", new TextEncoder().encode("alive: a 10.0.0.1:7946\nclock: 2\n"));
+  const fs = new FaultFs(mem);
+  fs.failNextSyncDir();
+  await assert.rejects(
+    convertSnapshot("in.snapshot", "out.snap", { to: "binary", fs }),
+    /"out.snap" was replaced, but fsyncing its directory failed .*injected/,
+  );
+  await assertSameState("in.snapshot", "out.snap", "after a failed directory fsync", mem);
 });
 
 /** Calls are increasing, at most 8 MiB apart, and end exactly at bytesTotal (the input's size). */

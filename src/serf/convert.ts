@@ -23,8 +23,9 @@
 //
 // Crash safety: the output is written to `<out>.convert` (free under the writer lock convert
 // holds), fdatasynced and closed, then renamed over `<out>`, and the directory is fsynced so
-// the rename survives a crash. A failure at any step removes the temporary file and leaves
-// `<out>` as it was; a crash leaves `<out>.convert`, which the next convert to `<out>`
+// the rename survives a crash. A failure at any step before the rename removes the temporary
+// file and leaves `<out>` as it was; a failed directory fsync after it is reported with `<out>`
+// already replaced (the rename may not survive a crash); a crash leaves `<out>.convert`, which the next convert to `<out>`
 // overwrites and the next open of `<out>` removes. (Not `<out>.compact`: with `<out>` missing,
 // open takes that for a compaction cut short between serf's remove and rename, and finishes it,
 // which must never happen to a half-written conversion.)
@@ -195,8 +196,10 @@ function checkOptions(options: ConvertOptions): Resolved {
  * report lists them.
  *
  * The output is written atomically: to `<output>.convert`, fdatasynced, renamed over
- * `output`, and its directory fsynced. On any failure the temporary file is removed and
- * `output` is left as it was. The output's writer lock (the one {@link Snapshotter.open}
+ * `output`, and its directory fsynced. On a failure before the rename the temporary file is
+ * removed and `output` is left as it was; if the directory fsync after the rename fails, the
+ * error says so and `output` already holds the new file (a crash may still bring back the old
+ * one). The output's writer lock (the one {@link Snapshotter.open}
  * takes) is held meanwhile, so a live log on `output` is never replaced under it; a symlink
  * `output` keeps pointing at the file, which is what is replaced.
  *
@@ -255,6 +258,19 @@ export async function convertSnapshot(
   if (await sameFile(fs, input, output)) {
     throw new Error(`Cannot convert "${input}": the output "${output}" is the input file`);
   }
+  // The output is written to <OUT>.convert first: an input of that name would be truncated by
+  // it and removed with it on failure. And a directory cannot be replaced: say so before writing.
+  const target = await canonicalPath(fs, output);
+  const tmp = convertPath(target);
+  if (await sameFile(fs, input, tmp)) {
+    throw new Error(
+      `Cannot convert "${input}" to "${output}": the input is the temporary file the output is written to first`,
+    );
+  }
+  const existing = await fs.stat(target);
+  if (existing !== null && !existing.isFile) {
+    throw new Error(`Cannot convert "${input}": the output "${output}" exists and is not a regular file`);
+  }
   const from: SnapshotFormat = o.from === "auto" ? (await detectFormat(fs, input)) ?? "go-text" : o.from;
 
   const progress = new Progress(info.size, o.onProgress);
@@ -272,11 +288,10 @@ export async function convertSnapshot(
     ? [collect(staying.state, check), collect(leaving.state, check)]
     : [collect(leaving.state, check)];
 
-  const target = await canonicalPath(fs, output);
   const lock = await acquireWriterLock(fs, target, output);
-  const tmp = convertPath(target);
   let file: FileHandle | null = null;
   let bytesWritten = 0;
+  let renamed = false;
   try {
     // A new file is 0644; one that replaces an existing OUT keeps OUT's permission bits.
     // (A leftover of a crashed convert or compaction is overwritten: truncate.)
@@ -301,9 +316,17 @@ export async function convertSnapshot(
     file = null;
     await f.close();
     await fs.rename(tmp, target);
+    renamed = true;
     // The rename is durable only once the directory is: README "Crash safety".
     await fs.syncDir(dirOf(target));
   } catch (err) {
+    if (renamed) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new Error(
+        `Cannot convert "${input}": "${output}" was replaced, but fsyncing its directory failed (a crash may bring back the old file): ${why}`,
+        { cause: err },
+      );
+    }
     if (file !== null) await file.close().catch(() => {});
     await fs.remove(tmp).catch(() => {});
     throw err;

@@ -329,6 +329,28 @@ Deno.test("cli compact shrinks a churned snapshot offline, keeps its state, and 
   });
 });
 
+Deno.test("cli compact --rejoin-after-leave keeps what an agent with RejoinAfterLeave replays, on every fixture", async () => {
+  // Without the flag, compaction writes the state a leave clears, as serf's compaction in an
+  // agent without RejoinAfterLeave does; the flag is how such an agent's file keeps its nodes.
+  await withTempDir(async (dir) => {
+    for (const name of fixtures) {
+      const path = `${dir}/${name}`;
+      await Deno.copyFile(fixturePath(name), path);
+      await Deno.chmod(path, 0o644);
+      const before = await replaySnapshot(path, { rejoinAfterLeave: true });
+      const r = await run(["compact", "--rejoin-after-leave", path]);
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      const after = await replaySnapshot(path, { rejoinAfterLeave: true });
+      assert.deepEqual(after.aliveNodes, before.aliveNodes, name);
+      assert.deepEqual(
+        [after.lastClock, after.lastEventClock, after.lastQueryClock],
+        [before.lastClock, before.lastEventClock, before.lastQueryClock],
+        name,
+      );
+    }
+  });
+});
+
 Deno.test("main replay --json lists the first 10,000 warnings and counts the rest", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/garbage.snapshot`;

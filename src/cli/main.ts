@@ -111,8 +111,11 @@ const COMPACT_USAGE = `Usage: snaplog compact [options] FILE
 Compacts FILE offline, as a live snapshotter does: the live state (alive records, then the
 clocks) is written beside it, fsynced, renamed over FILE, and the directory fsynced. A torn
 tail is cut off first (a copy goes to FILE.broken). Fails if a live writer holds FILE.
+A leave record clears the state it follows, as an agent without RejoinAfterLeave replays it:
+for an agent that sets it, pass --rejoin-after-leave, or the nodes before the leave are gone.
 
 Options:
+  --rejoin-after-leave            Keep the state across leave records (serf's RejoinAfterLeave)
   --recovery truncate-tail|strict|salvage
                                   How damage is handled (default: truncate-tail)
   -h, --help                      Show this help
@@ -122,6 +125,7 @@ Exit status: 0 compacted, 1 the file cannot be compacted (it is left as it was),
 
 async function compactCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
+    "rejoin-after-leave": { type: "boolean" },
     recovery: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
@@ -131,7 +135,10 @@ async function compactCommand(args: string[], io: CliIo): Promise<number> {
   }
   const recovery = recoveryOption(values.recovery);
   const path = singleFile(positionals);
-  const r = await compactSnapshot(path, { recovery });
+  const r = await compactSnapshot(path, {
+    recovery,
+    rejoinAfterLeave: values["rejoin-after-leave"] === true,
+  });
   io.stdout(
     `${path}: ${r.format}, ${r.bytesBefore} -> ${r.bytesAfter} bytes, ${r.aliveNodes} alive nodes` +
       (r.tornTailBytes > 0 ? `, torn tail of ${r.tornTailBytes} bytes cut off` : "") + "\n",

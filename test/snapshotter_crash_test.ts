@@ -1034,7 +1034,14 @@ Deno.test("Snapshotter salvage keeps every other record and reports the skipped 
 
 Deno.test("Snapshotter salvage keeps every record after a damaged file header, and writes a new one", async () => {
   const { bytes } = await kRecords();
-  for (const [what, at] of [["header checksum", 20], ["version", 4]] as const) {
+  // A damaged magic too: with format "auto" such a file once opened as Go text, empty, and was
+  // cut back to its last newline byte (a .broken copy kept).
+  const damaged = [
+    ["header checksum", 20],
+    ["version", 4],
+    ...[0, 1, 2, 3].map((i) => [`magic byte ${i}`, i]),
+  ];
+  for (const [what, at] of damaged as [string, number][]) {
     const bad = bytes.slice();
     bad[at]! ^= 0x01;
     const mem = new MemFs();

@@ -286,7 +286,15 @@ export async function formatOf(file: FileHandle, size: number, path: string): Pr
     const cutHeader = size >= MAGIC_BYTES.length && head.every((b, i) => b === SERF_HEADER[i]);
     return cutHeader ? "binary" : "go-text";
   }
-  if (!MAGIC_BYTES.every((b, i) => head[i] === b)) return "go-text";
+  if (!MAGIC_BYTES.every((b, i) => head[i] === b)) {
+    // A damaged magic on a header whose other 20 bytes, checksum included, are snaplog's: with
+    // the magic put back, the header checks out (a text file would have to hold NUL bytes and a
+    // matching CRC32C there). Binary with a bad header, not text: as text, the file would open
+    // empty and be cut back to its last newline byte.
+    const restored = Uint8Array.from(head);
+    restored.set(MAGIC_BYTES, 0);
+    return typeof decodeFileHeader(restored) !== "string" ? "binary" : "go-text";
+  }
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
 

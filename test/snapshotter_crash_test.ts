@@ -730,6 +730,49 @@ function lateWrites(mem: MemFs): FileSystem {
   };
 }
 
+Deno.test("Snapshotter.open closes every handle when its compaction cannot lock the renamed file", async () => {
+  // The compaction on open renames its file in, opens it and locks it; when that lock fails
+  // (another process got it) the log is poisoned and the open fails: the new handle stayed
+  // open, and a second close of the replaced one could hide the error.
+  const mem = await compactionPreState();
+  const live = new Set<FileHandle>();
+  let opensOfP = 0;
+  const fs: FileSystem = {
+    async open(path: string, options: OpenOptions): Promise<FileHandle> {
+      const h = await mem.open(path, options);
+      const refuseLock = path === P && ++opensOfP > 1; // the compacted file, after the rename
+      let open = true;
+      const handle: FileHandle = {
+        read: (buf, position) => h.read(buf, position),
+        write: (data, position) => h.write(data, position),
+        truncate: (length) => h.truncate(length),
+        datasync: () => h.datasync(),
+        size: () => h.size(),
+        tryLock: () => refuseLock ? Promise.resolve(false) : h.tryLock(),
+        close: () => {
+          if (!open) return Promise.reject(new Error("closed twice"));
+          open = false;
+          live.delete(handle);
+          return h.close();
+        },
+      };
+      live.add(handle);
+      return handle;
+    },
+    stat: (path) => mem.stat(path),
+    rename: (from, to) => mem.rename(from, to),
+    link: (existing, newPath) => mem.link(existing, newPath),
+    remove: (path) => mem.remove(path),
+    syncDir: (path) => mem.syncDir(path),
+  };
+  await assert.rejects(
+    Snapshotter.open(P, { fs, clock: new ManualClock(), minCompactSizeBytes: 0 }),
+    (e: unknown) => e instanceof PoisonedError && /locked by another process/.test(String(e)),
+  );
+  assert.equal(live.size, 0, "every handle closed, the lock file's too");
+  assert.equal(opensOfP, 2);
+});
+
 Deno.test("Snapshotter compacts images that grow and shrink (the image buffer is reused)", async () => {
   for (const format of ["binary", "go-text"] as const) {
     const mem = new MemFs();

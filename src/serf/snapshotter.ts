@@ -515,6 +515,7 @@ export class Snapshotter {
     // empty at start), and "auto" opens it as Go text.
     if (created && o.format !== "go-text") await createBinaryFile(fs, path);
     const file = await fs.open(path, { read: true, write: true, create: true, mode: 0o644 });
+    let snap: Snapshotter | null = null;
     try {
       if (!(await lockDataFile(file))) {
         throw new LockedError(
@@ -610,7 +611,7 @@ export class Snapshotter {
       // Its identity, checked with every fsync (#checkFile); taken under the lock, after the
       // repairs above, which write in place.
       const fileId = (await fs.stat(path))?.id;
-      const snap = new Snapshotter(path, o, codec, lock, file, fileId, end, report);
+      snap = new Snapshotter(path, o, codec, lock, file, fileId, end, report);
       if (rewrite) {
         // Salvage's repair: the damaged regions must go, so a failure here fails the open.
         await snap.#compactLocked();
@@ -629,7 +630,10 @@ export class Snapshotter {
       snap.#armClockTimer();
       return snap;
     } catch (e) {
-      await file.close();
+      // A compaction that failed after its rename may have closed `file` already and opened
+      // the new file (then failed to lock it): close both, and let no close hide the error.
+      await file.close().catch(noop);
+      if (snap !== null && snap.#file !== file) await snap.#file.close().catch(noop);
       throw e;
     }
   }

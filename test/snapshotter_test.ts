@@ -1051,7 +1051,7 @@ Deno.test("Snapshotter open rejects options of the wrong type or range", async (
   await s.close();
 });
 
-Deno.test("Snapshotter rejects every use after close with ClosedError", async () => {
+Deno.test("Snapshotter rejects every write after close with ClosedError, and keeps its final state readable", async () => {
   const mem = new MemFs();
   const s = await openMem(mem);
   s.append(alive("a", "10.0.0.1:7946"));
@@ -1061,8 +1061,12 @@ Deno.test("Snapshotter rejects every use after close with ClosedError", async ()
   assert.throws(() => s.handleEvent({ type: "user", ltime: 1n }), ClosedError);
   await assert.rejects(s.sync(), ClosedError);
   await assert.rejects(s.compact(), ClosedError);
+  await assert.rejects(s.leave(), ClosedError);
   await s.close(); // a second close does nothing
   assert.deepEqual(mem.read(P), bytes);
+  // Reading is no use of the file: the final state stays readable (serf's AliveNodes does too).
+  assert.deepEqual(s.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
+  assert.equal(s.aliveCount, 1);
   assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
 });
 

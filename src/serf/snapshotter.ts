@@ -999,6 +999,8 @@ export class Snapshotter {
   /**
    * Flushes, records the final member clock (with `lamportClock`), fsyncs, and releases the
    * lock. Calling it again returns the first call's promise: the same outcome, no more work.
+   * Afterwards every write (`append`, `handleEvent`, `sync`, `compact`, `leave`) throws
+   * {@link ClosedError}; the final state (`aliveNodes()`, the clocks, `stats`) stays readable.
    *
    * @param options `timeoutMs`: give up waiting for the disk after this long (0..2^31-1 ms, or
    *   Infinity: wait, as without it) and report what was not flushed. The lock is released when the stuck write or fsync settles (at once

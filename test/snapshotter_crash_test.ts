@@ -6,6 +6,7 @@ import {
   BackpressureError,
   ClosedError,
   CorruptionError,
+  crc32c,
   FileChangedError,
   LockedError,
   ManualClock,
@@ -1609,6 +1610,97 @@ Deno.test("Snapshotter reads a torn last frame whose name holds a valid frame as
     assert.deepEqual(again.openReport.skipped, []);
     await again.close();
   }
+});
+
+/** A file of alive frames `before`, one whose name holds `inner` (at an 8-byte boundary), `after`; and that frame's offset. */
+async function fileWithNameHolding(inner: string): Promise<{ bytes: Uint8Array; at: number }> {
+  const mem = new MemFs();
+  const s = await openMem(mem, { minCompactSizeBytes: 2 ** 52 });
+  s.append(alive("before", "10.0.0.1:7946"));
+  await s.sync();
+  const at = s.stats.fileBytes;
+  // The name starts 14 bytes into the frame (12 of header, 2 of name length): two bytes put
+  // `inner` on an 8-byte boundary, where a search for the next frame looks.
+  s.append(alive("xx" + inner, "10.0.0.2:7946"));
+  for (let i = 0; i < 5; i++) s.append(alive(`after${i}`, "10.0.0.3:7946"));
+  await s.close();
+  return { bytes: mem.read(P), at };
+}
+
+Deno.test("Snapshotter salvage skips a frame whose type byte is damaged, not into the name it holds", async () => {
+  // The damaged frame's length is intact, so the search for the next frame starts past it; it
+  // started 8 bytes on, inside the name, and applied the frame the name held.
+  const { bytes, at } = await fileWithNameHolding(nameHoldingAFrame());
+  for (const flip of [0x01, 0x10, 0x40]) {
+    const bad = bytes.slice();
+    bad[at]! ^= flip;
+    const mem = new MemFs();
+    mem.write(P, bad);
+    const r = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+    assert.deepEqual(
+      r.aliveNodes.map((n) => n.name),
+      ["after0", "after1", "after2", "after3", "after4", "before"],
+      `type ^ ${flip}`,
+    );
+    assert.equal(r.warnings.length, 1);
+    assert.equal(r.warnings[0]!.line, at);
+    assert.equal(r.records, 6);
+  }
+});
+
+/** A node name whose bytes are a whole frame with a good checksum and an impossible payload (a 7-byte clock). */
+function nameHoldingAMalformedFrame(): string {
+  for (let n = 0;; n++) {
+    const f = new Uint8Array(24);
+    f[0] = 3; // clock: its payload must be 8 bytes
+    new DataView(f.buffer).setUint32(4, 7, true);
+    f.set(new TextEncoder().encode(`c${String(n).padStart(6, "0")}`), 12);
+    new DataView(f.buffer).setUint32(8, crc32c(f), true);
+    if (f.every((x) => x < 0x80)) return String.fromCharCode(...f);
+  }
+}
+
+Deno.test("Snapshotter salvage skips a frame with a good checksum and an impossible payload", async () => {
+  // Reached after damage, through a name that holds it: salvage threw CorruptionError ("malformed
+  // record payload") and kept nothing. The other modes refuse the file, as before.
+  const { bytes, at } = await fileWithNameHolding(nameHoldingAMalformedFrame());
+  const bad = bytes.slice();
+  bad[at + 7]! ^= 0x80; // the length's high bit: no plausible extent, the search goes 8 bytes on
+  const mem = new MemFs();
+  mem.write(P, bad);
+  const r = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+  assert.deepEqual(r.aliveNodes.map((n) => n.name), [
+    "after0",
+    "after1",
+    "after2",
+    "after3",
+    "after4",
+    "before",
+  ]);
+  assert.ok(r.warnings.some((w) => /malformed record payload/.test(w.reason)), Deno.inspect(r.warnings));
+  for (const recovery of ["strict", "truncate-tail"] as const) {
+    await assert.rejects(replaySnapshot(P, { fs: mem, recovery }), CorruptionError, recovery);
+  }
+  const s = await openMem(mem, { recovery: "salvage" }); // and the repair rewrites the file without it
+  assert.equal(s.aliveCount, 6);
+  await s.close();
+  assert.equal((await replaySnapshot(P, { fs: mem, recovery: "strict" })).aliveNodes.length, 6);
+});
+
+Deno.test("Snapshotter strict refuses a last frame whose type byte alone is zero: a zeroed tail is zeros to the end", async () => {
+  const { bytes, starts } = await kRecords();
+  const bad = bytes.slice();
+  bad[starts[K - 1]!] = 0; // its length, checksum and payload intact
+  const mem = new MemFs();
+  mem.write(P, bad);
+  const err = await openMem(mem, { recovery: "strict" }).catch((e) => e);
+  assert.ok(err instanceof CorruptionError && err.offset === starts[K - 1], String(err));
+  assert.deepEqual(mem.read(P), bad, "strict does not touch the file");
+  // The default mode cuts it off as a torn last frame, keeping a copy.
+  const s = await openMem(mem);
+  assert.equal(s.openReport.tornTailBytes, bytes.length - starts[K - 1]!);
+  assert.match(s.openReport.brokenCopy ?? "", /\.broken$/);
+  await s.close();
 });
 
 Deno.test("Snapshotter still finds corruption when a damaged length covers the frames after it", async () => {

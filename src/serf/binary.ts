@@ -360,7 +360,15 @@ export async function replayBinaryFile(
         if (x.serf_apply_status() === APPLY_NO_MEMORY) {
           throw new RangeError(`Cannot replay "${path}": the alive set does not fit in Wasm memory`);
         }
-        throw new CorruptionError(path, at, "malformed record payload");
+        if (recovery !== "salvage") throw new CorruptionError(path, at, "malformed record payload");
+        // Its checksum is good, so its header is: skip the whole frame (salvage reaches one
+        // after damage, through a node name that holds a frame, as well as one written so).
+        const frameAt = start + x.scan_offset();
+        const length = new DataView(scanner.buffer().buffer, scanner.buffer().byteOffset + frameAt + 4, 4)
+          .getUint32(0, true);
+        skip({ offset: at, bytes: frameSize(length), reason: "malformed record payload" });
+        start = frameAt + frameSize(length);
+        continue;
       }
       const r: ScanResult = {
         status: status as ScanStatus,
@@ -410,13 +418,14 @@ export async function replayBinaryFile(
         next = await findNextFrame(scanner, file, claimedEnd, size);
       }
       if (next < 0) {
+        // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every
+        // mode; a type byte of 0 before bytes that are not is damage.
+        const zeroed = r.status === ScanStatus.zero && await zeroToEnd(scanner, file, damageAt, size);
+        if (r.status === ScanStatus.zero && !zeroed) reason = "type 0 before bytes that are not zero";
         result.goodEnd = damageAt;
         result.tornTailBytes = size - damageAt;
-        result.tornReason = r.status === ScanStatus.zero ? "zeroed tail" : `torn last frame (${reason})`;
-        // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every mode.
-        if (recovery === "strict" && r.status !== ScanStatus.zero) {
-          throw new CorruptionError(path, damageAt, reason);
-        }
+        result.tornReason = zeroed ? "zeroed tail" : `torn last frame (${reason})`;
+        if (recovery === "strict" && !zeroed) throw new CorruptionError(path, damageAt, reason);
         return result;
       }
       if (recovery !== "salvage") {
@@ -433,19 +442,27 @@ export async function replayBinaryFile(
 }
 
 /**
- * File offset where the frame whose bytes start `head` (at file offset `at`) ends by its own
- * header, or null if the header is not plausible (a type outside the serf types, a length over
- * the record limit, or fewer than 8 bytes at hand).
+ * File offset where the frame whose bytes start `head` (at file offset `at`) ends by the length
+ * in its header, or null if that length is over the record limit (or fewer than 8 bytes are at
+ * hand). The type, flags and reserved bytes are not consulted: when one of them is the damaged
+ * byte the length is still the frame's, and without it the search for the next frame would
+ * land inside this frame's payload, where a node name can hold a whole valid frame.
  */
 function claimedFrameEnd(head: Uint8Array, at: number): number | null {
   if (head.length < 8) return null;
-  const view = new DataView(head.buffer, head.byteOffset, 8);
-  const word = view.getUint32(0, true);
-  const type = word & 0xff;
-  const length = view.getUint32(4, true);
-  const typeOk = type < 32 && ((SERF_LIMITS.typeMask >>> type) & 1) === 1; // (>>> takes the shift mod 32)
-  if (!typeOk || (word >>> 8) !== 0 || length > SERF_RECORD_SIZE_MAX) return null;
-  return at + frameSize(length);
+  const length = new DataView(head.buffer, head.byteOffset, 8).getUint32(4, true);
+  return length > SERF_RECORD_SIZE_MAX ? null : at + frameSize(length);
+}
+
+/** True if the file's bytes from `from` to `size` are all zero (read through the scanner's buffer). */
+async function zeroToEnd(scanner: FrameScanner, file: FileHandle, from: number, size: number): Promise<boolean> {
+  for (let at = from; at < size;) {
+    const len = Math.min(scanner.capacity, size - at);
+    await readFull(file, scanner.buffer().subarray(0, len), at, "");
+    if (!scanner.allZero(0, len)) return false;
+    at += len;
+  }
+  return true;
 }
 
 /**

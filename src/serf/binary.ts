@@ -455,7 +455,12 @@ function claimedFrameEnd(head: Uint8Array, at: number): number | null {
 }
 
 /** True if the file's bytes from `from` to `size` are all zero (read through the scanner's buffer). */
-async function zeroToEnd(scanner: FrameScanner, file: FileHandle, from: number, size: number): Promise<boolean> {
+async function zeroToEnd(
+  scanner: FrameScanner,
+  file: FileHandle,
+  from: number,
+  size: number,
+): Promise<boolean> {
   for (let at = from; at < size;) {
     const len = Math.min(scanner.capacity, size - at);
     await readFull(file, scanner.buffer().subarray(0, len), at, "");

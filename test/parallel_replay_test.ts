@@ -423,6 +423,49 @@ Deno.test("auto mode measures first, then splits a large file only when the cost
   });
 });
 
+Deno.test("parallel replay never merges the rest of a file renamed over the path meanwhile", async () => {
+  // The Worker opens the path again. A rename-swap between the caller's open and the Worker's
+  // (a compaction, `mv`) gave it another file; where the record boundaries agreed, its second
+  // half was merged: a state of neither file. The Worker now checks the file's identity.
+  await withTempDir(async (dir) => {
+    const path = `${dir}/serf.snap`;
+    const nodes = (addr: string): SnapshotRecord[] =>
+      Array.from(
+        { length: 2000 },
+        (_, i) => ({ type: "alive", name: `node-${String(i).padStart(4, "0")}`, addr }),
+      );
+    for (const format of ["binary", "go-text"] as const) {
+      const write = async (p: string, records: SnapshotRecord[]): Promise<void> => {
+        if (format === "binary") await writeBinary(p, records);
+        else await Deno.writeTextFile(p, goText(records));
+      };
+      await write(path, nodes("10.0.0.1:7946"));
+      await write(`${dir}/next`, nodes("10.9.9.9:7946")); // same sizes and boundaries
+      const old = await replaySnapshot(path, { parallel: false });
+      // The swap lands right after the caller's open, before the Worker's.
+      const realOpen = Deno.open;
+      let swapped = false;
+      Deno.open = async (p, o) => {
+        const f = await realOpen(p, o);
+        if (!swapped && String(p).endsWith("serf.snap")) {
+          swapped = true;
+          await Deno.rename(`${dir}/next`, path);
+        }
+        return f;
+      };
+      const redone0 = parallelStats.redone;
+      try {
+        const parallel = await splitting(() => replaySnapshot(path));
+        assert.ok(swapped, format);
+        assert.deepEqual(parallel, old, `${format}: the caller's file, all of it`);
+        assert.equal(parallelStats.redone, redone0 + 1, format);
+      } finally {
+        Deno.open = realOpen;
+      }
+    }
+  });
+});
+
 Deno.test("the replay Worker reads no further than the caller's end, even if the file has grown", async () => {
   const rng = new Rng(testSeed("parallel end"));
   await withTempDir(async (dir) => {

@@ -148,6 +148,13 @@ class DenoHandle implements FileHandle {
     return this.#run("lock", (file) => file.tryLock(true));
   }
 
+  id(): Promise<string | undefined> {
+    return this.#run("stat", async (file) => {
+      const info = await file.stat();
+      return info.ino === null ? undefined : `${info.dev}:${info.ino}`;
+    });
+  }
+
   close(): Promise<void> {
     // Queued behind calls in flight, so a close never cuts one off.
     const result = this.#queue.then(() => {

@@ -52,6 +52,11 @@ export interface FileHandle {
   tryLock(): Promise<boolean>;
   /** Closes the handle (and releases its lock). */
   close(): Promise<void>;
+  /**
+   * The identity of the open file, as {@link FileInfo.id} gives it for a path (device and inode
+   * on Unix), or undefined where there is none. Optional.
+   */
+  id?(): Promise<string | undefined>;
 }
 
 /** The operations snaplog needs from a file system. */

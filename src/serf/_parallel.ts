@@ -160,6 +160,12 @@ export interface DeltaRequest {
   from: number;
   /** Where the caller's replay ends (its view of the file's size): a file that grows meanwhile is read no further. */
   end: number;
+  /**
+   * The identity of the file the caller reads (`FileHandle.id`): the Worker opens the path
+   * again, and refuses to go on if it names another file now (a compaction or a `mv`
+   * renamed one over it in between), rather than merge the rest of another file.
+   */
+  fileId?: string;
   rejoinAfterLeave: boolean;
   /** Go text: warnings to list (the caller's `maxWarnings`, default 10,000); the rest are counted. */
   maxWarnings?: number;
@@ -193,6 +199,9 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
   if (req.module) adoptCoreModule(req.module);
   const file = await denoFs.open(req.path, { read: true });
   try {
+    if (req.fileId !== undefined && (await file.id?.()) !== req.fileId) {
+      return { ok: false, reason: "the path names another file than the caller's now" };
+    }
     const size = Math.min(req.end, await file.size());
     if (req.format === "binary") {
       const core = new WasmCore();
@@ -336,6 +345,8 @@ export class SplitPlanner {
   job: DeltaJob | null = null;
   /** Where the Worker begins (its first record at or past this offset); -1 before. */
   split = -1;
+  /** The identity of the file the caller reads, for the Worker to check (see DeltaRequest.fileId). */
+  fileId: string | undefined;
   readonly #path: string;
   readonly #size: number;
   readonly #format: SnapshotFormat;
@@ -421,6 +432,7 @@ export class SplitPlanner {
       format: this.#format,
       from: split,
       end: this.#size,
+      ...(this.fileId === undefined ? {} : { fileId: this.fileId }),
       rejoinAfterLeave: this.#rejoin,
       maxWarnings: this.#maxWarnings,
     });
@@ -450,6 +462,7 @@ export async function readBinary(
   maxSkipped: number = WARNINGS_MAX_DEFAULT,
 ): Promise<BinaryReplayResult> {
   try {
+    if (par !== null) par.fileId = await file.id?.();
     state.reserveFor(size);
     const range = par ? { plan: (at: number) => par.check(at), maxSkipped } : { maxSkipped };
     const r = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, range);
@@ -525,6 +538,7 @@ export async function readGoText(
   par: SplitPlanner | null,
 ): Promise<GoTextRest | null> {
   try {
+    if (par !== null) par.fileId = await file.id?.();
     replayer.state.reserveFor(end);
     return await readGoTextSplit(replayer, file, end, par);
   } finally {

@@ -1703,6 +1703,36 @@ Deno.test("Snapshotter strict refuses a last frame whose type byte alone is zero
   await s.close();
 });
 
+Deno.test("Snapshotter finds a damaged length that runs past the end as corruption when whole frames follow to the end", async () => {
+  // Such a frame looks torn, and the records after it were cut off as a torn tail (every good
+  // record after the damage lost, with no warning); a torn write leaves no whole frames after it.
+  const { bytes, starts } = await kRecords();
+  const bad = bytes.slice();
+  const view = new DataView(bad.buffer);
+  view.setUint32(starts[1]! + 4, view.getUint32(starts[1]! + 4, true) + 65536, true); // one bit
+  for (const zeros of [0, 4096]) { // also before a preallocated tail
+    const file = new Uint8Array(bad.length + zeros);
+    file.set(bad);
+    const mem = new MemFs();
+    mem.write(P, file);
+    const err = await openMem(mem).catch((e) => e);
+    assert.ok(err instanceof CorruptionError && err.offset === starts[1], String(err));
+    assert.match(err.message, /valid records resume at offset/);
+    assert.deepEqual(mem.read(P), file, "refused, not cut");
+    const s = await openMem(mem, { recovery: "salvage" });
+    assert.deepEqual(names(stateOf(s)), ["n0", ...firstK(K).slice(2)], `zeros ${zeros}`);
+    await s.close();
+  }
+  // A frame that really is torn (cut by the end of the file) is still a torn tail.
+  const torn = bytes.subarray(0, starts[K - 1]! + 20);
+  const mem = new MemFs();
+  mem.write(P, torn);
+  const s = await openMem(mem);
+  assert.equal(s.openReport.tornTailBytes, 20);
+  assert.deepEqual(names(stateOf(s)), firstK(K - 1));
+  await s.close();
+});
+
 Deno.test("Snapshotter still finds corruption when a damaged length covers the frames after it", async () => {
   const { bytes, starts } = await kRecords();
   const bad = bytes.slice();

@@ -397,19 +397,33 @@ export async function replayBinaryFile(
       }
       const damageAt = pos + start;
       let reason = scanStatusReason(r.status);
-      if (r.status === ScanStatus.incomplete) {
-        // At end of file: the writer died while writing this frame.
+      // A frame that runs past the end of the file: the writer died while writing it. Unless
+      // whole frames follow it, back to back, to the very end (or to zeros): then its length is
+      // what is damaged, and the records after it are real (a torn write does not end on a
+      // frame boundary of frames inside its own payload, except by design).
+      let next = r.status === ScanStatus.incomplete
+        ? await findNextFrame(scanner, file, damageAt + 8, size)
+        : -1;
+      if (
+        r.status === ScanStatus.incomplete && next >= 0 && !(await framesRunToEnd(scanner, file, next, size))
+      ) {
+        next = -1;
+      }
+      if (r.status === ScanStatus.incomplete && next < 0) {
         result.goodEnd = damageAt;
         result.tornTailBytes = size - damageAt;
         result.tornReason = "incomplete last frame";
         if (recovery === "strict") throw new CorruptionError(path, damageAt, "incomplete last frame");
         return result;
       }
+      if (r.status === ScanStatus.incomplete) reason = "length runs past the end of the file";
       if (r.status === ScanStatus.zero) reason = "zeroed bytes";
       // Where the damaged frame says it ends, if its header is plausible (read before the
       // search below reuses the buffer).
-      const claimedEnd = claimedFrameEnd(scanner.buffer().subarray(start, have), damageAt);
-      let next = await findNextFrame(scanner, file, damageAt + 8, size);
+      const claimedEnd = r.status === ScanStatus.incomplete
+        ? null
+        : claimedFrameEnd(scanner.buffer().subarray(start, have), damageAt);
+      if (r.status !== ScanStatus.incomplete) next = await findNextFrame(scanner, file, damageAt + 8, size);
       if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
         // A valid frame inside the damaged frame's own extent may be bytes of its payload: a
         // node name can hold anything, a whole frame included. Only a valid frame at or past
@@ -452,6 +466,35 @@ function claimedFrameEnd(head: Uint8Array, at: number): number | null {
   if (head.length < 8) return null;
   const length = new DataView(head.buffer, head.byteOffset, 8).getUint32(4, true);
   return length > SERF_RECORD_SIZE_MAX ? null : at + frameSize(length);
+}
+
+/**
+ * True if whole, valid frames run from `from` (where one starts) back to back to the end of
+ * the file, or to a tail of zeros.
+ */
+async function framesRunToEnd(
+  scanner: FrameScanner,
+  file: FileHandle,
+  from: number,
+  size: number,
+): Promise<boolean> {
+  let pos = from; // 8-aligned: where a frame starts
+  while (pos < size) {
+    const len = Math.min(scanner.capacity, size - pos);
+    await readFull(file, scanner.buffer().subarray(0, len), pos, "");
+    const r = scanner.scan(0, len, false);
+    const last = pos + len === size;
+    if (r.status === ScanStatus.end && last) return true;
+    if (r.status === ScanStatus.zero) return zeroToEnd(scanner, file, pos + r.offset, size);
+    // A window that ends on a frame boundary, or cuts a frame (the buffer holds two maximal
+    // frames, so one was whole before it): read on from there.
+    if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
+      pos += r.offset;
+      continue;
+    }
+    return false;
+  }
+  return true;
 }
 
 /** True if the file's bytes from `from` to `size` are all zero (read through the scanner's buffer). */

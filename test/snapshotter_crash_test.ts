@@ -119,17 +119,20 @@ Deno.test("Snapshotter cuts a partial write on a full disk back to the last good
   assert.deepEqual(names, ["a", ...Array.from({ length: 10 }, (_, i) => `n${i}`)]);
 });
 
-Deno.test("Snapshotter reports a failed timer flush to onBackgroundError and keeps the records", async () => {
+/** A log on a FaultFs over a MemFs with a ManualClock; `errors` collects what goes to onBackgroundError. */
+async function watchedLog(
+  options: SnapshotterOptions,
+): Promise<{ mem: MemFs; fs: FaultFs; clock: ManualClock; errors: unknown[]; s: Snapshotter }> {
   const mem = new MemFs();
   const fs = new FaultFs(mem);
   const clock = new ManualClock();
   const errors: unknown[] = [];
-  const s = await openMem(fs, {
-    clock,
-    sync: "never",
-    flushIntervalMs: 100,
-    onBackgroundError: (e) => errors.push(e),
-  });
+  const s = await openMem(fs, { clock, onBackgroundError: (e) => errors.push(e), ...options });
+  return { mem, fs, clock, errors, s };
+}
+
+Deno.test("Snapshotter reports a failed timer flush to onBackgroundError and keeps the records", async () => {
+  const { mem, fs, clock, errors, s } = await watchedLog({ sync: "never", flushIntervalMs: 100 });
   const before = mem.read(P);
   s.append(alive("a", "10.0.0.1:7946"));
   fs.failNextWrite();
@@ -147,16 +150,10 @@ Deno.test("Snapshotter reports a failed timer flush to onBackgroundError and kee
 Deno.test('Snapshotter with sync: "interval" keeps fsyncing by timer after a failed timer flush', async () => {
   // The failed flush's error used to wait for the next sync(), and the sync timer's own sync()
   // took it, failed with it without writing, and put it back: no timer fsync ever again.
-  const mem = new MemFs();
-  const fs = new FaultFs(mem);
-  const clock = new ManualClock();
-  const errors: unknown[] = [];
-  const s = await openMem(fs, {
-    clock,
+  const { mem, fs, clock, errors, s } = await watchedLog({
     sync: "interval",
     flushIntervalMs: 100,
     syncIntervalMs: 100,
-    onBackgroundError: (e) => errors.push(e),
   });
   for (let round = 0; round < 20; round++) {
     if (round === 5) fs.failNextWrite();
@@ -558,14 +555,10 @@ Deno.test('Snapshotter with sync: "always": a failed automatic compaction fails 
   // The compaction runs after an append's fsync; its failure once went to the next append's
   // promise, which rejected although nothing about that record failed (and it was written
   // later all the same).
-  const mem = new MemFs();
-  const fs = new FaultFs(mem);
-  const errors: unknown[] = [];
-  const s = await openMem(fs, {
+  const { mem, fs, errors, s } = await watchedLog({
     sync: "always",
     minCompactSizeBytes: 1024,
     compactRetryMs: 0,
-    onBackgroundError: (e) => errors.push(e),
   });
   fs.failNextRename();
   for (let i = 0; i < 100; i++) await s.append(alive(`n${i % 2}`, `10.0.0.${i}:7946`));

@@ -898,6 +898,41 @@ Deno.test("Snapshotter on a dangling symlink creates the file it names, in both 
 // ---------------------------------------------------------------------------------------------
 // 11. Bad input
 
+Deno.test("Snapshotter append reads each field of a record once: a getter cannot pass the check and write another value", async () => {
+  /** A record whose `key` reads `first` once, then `then` (a getter, as a Proxy or a class could). */
+  function twoFaced(
+    base: Record<string, unknown>,
+    key: string,
+    first: unknown,
+    then: unknown,
+  ): SnapshotRecord {
+    let reads = 0;
+    return Object.defineProperty({ ...base }, key, {
+      get: () => reads++ === 0 ? first : then,
+      enumerable: true,
+    }) as SnapshotRecord;
+  }
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    const s = await openMem(mem, { format });
+    s.append({ type: "clock", value: 5n });
+    // Go text: a name checked as "x" and written with a newline would inject a line.
+    s.append(twoFaced({ type: "alive", addr: "1.1.1.1:1" }, "name", "x", "x\nalive: injected 6.6.6.6:1"));
+    // A clock checked as 8n and then read as a string threw after its frame was staged (as 0).
+    s.append(twoFaced({ type: "clock" }, "value", 8n, "not a clock"));
+    s.append(twoFaced({ type: "alive", name: "y", addr: "2.2.2.2:2" }, "type", "alive", "clock"));
+    assert.equal(s.lastClock, 8n, format);
+    await s.close();
+    const state = await reopenState(mem);
+    assert.deepEqual(
+      state.alive,
+      [{ name: "x", addr: "1.1.1.1:1" }, { name: "y", addr: "2.2.2.2:2" }],
+      format,
+    );
+    assert.deepEqual(state.clocks, [8n, 0n, 0n], format);
+  }
+});
+
 Deno.test("Snapshotter append rejects bad records and keeps what was written", async () => {
   const mem = new MemFs();
   const s = await openMem(mem);

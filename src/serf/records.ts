@@ -130,6 +130,36 @@ export function checkRecordShape(record: unknown): asserts record is SnapshotRec
   }
 }
 
+/**
+ * A plain copy of `record` with each field read once: the checks and the encoder then see the
+ * same values (a getter or a Proxy could hand the check one name and the encoder another, with
+ * a newline in it). Throws TypeError as {@link checkRecordShape}.
+ */
+export function ownRecord(record: unknown): SnapshotRecord {
+  if (typeof record !== "object" || record === null) {
+    throw new TypeError(`Cannot append record: record must be an object, got ${typeName(record)}`);
+  }
+  const r = record as Record<string, unknown>;
+  const type = r.type;
+  switch (type) {
+    case "alive":
+      return { type, name: r.name, addr: r.addr } as SnapshotRecord;
+    case "not-alive":
+      return { type, name: r.name } as SnapshotRecord;
+    case "clock":
+    case "event-clock":
+    case "query-clock":
+      return { type, value: r.value } as SnapshotRecord;
+    case "leave":
+      return { type };
+    case "coordinate":
+    case "comment":
+      return { type, text: r.text } as SnapshotRecord;
+    default:
+      throw new TypeError(`Cannot append record: unknown type ${JSON.stringify(type)}`);
+  }
+}
+
 /** A short name for a value's type, for error messages. */
 export function typeName(value: unknown): string {
   if (value === null) return "null";

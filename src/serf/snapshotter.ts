@@ -23,7 +23,7 @@ import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
-import { checkClock, checkString, isUint64, type SnapshotRecord, typeName } from "./records.ts";
+import { checkClock, checkString, isUint64, ownRecord, type SnapshotRecord, typeName } from "./records.ts";
 import { addWarnings, type AliveNode, type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
 
 export type { RecoveryMode, SnapshotFormat, SnapshotRecord };
@@ -722,7 +722,8 @@ export class Snapshotter {
    */
   append(record: SnapshotRecord): Promise<void> {
     this.#checkWritable("append to");
-    if (this.#pendingClock !== null && typeof record === "object" && record !== null) {
+    record = ownRecord(record); // each field read once: what is checked is what is written
+    if (this.#pendingClock !== null) {
       // A deferred member clock (see #updateClock) must keep its order against the records
       // it interacts with: an explicit clock supersedes it, a leave must come after it.
       if (record.type === "clock") this.#pendingClock = null;
@@ -855,14 +856,15 @@ export class Snapshotter {
       }
       case "user":
       case "query": {
-        checkClock(event.type, event.ltime, "event");
+        const ltime = event.ltime; // read once: what is checked is what is compared and written
+        checkClock(event.type, ltime, "event");
         if (this.#leaving) return RESOLVED;
         if (event.type === "user") {
-          if (event.ltime <= this.lastEventClock) return RESOLVED;
-          return this.append({ type: "event-clock", value: event.ltime });
+          if (ltime <= this.lastEventClock) return RESOLVED;
+          return this.append({ type: "event-clock", value: ltime });
         }
-        if (event.ltime <= this.lastQueryClock) return RESOLVED;
-        return this.append({ type: "query-clock", value: event.ltime });
+        if (ltime <= this.lastQueryClock) return RESOLVED;
+        return this.append({ type: "query-clock", value: ltime });
       }
       default:
         throw new TypeError(

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ConvertProgress, convertSnapshot } from "../src/serf/convert.ts";
 import { replaySnapshot } from "../src/serf/replay.ts";
+import { readSnapshotRecords } from "../src/serf/read_records.ts";
 import { type SnapshotRecord, Snapshotter } from "../src/serf/snapshotter.ts";
 import { CorruptionError, LockedError } from "../src/errors.ts";
 import { FaultFs } from "../src/fs/fault_fs.ts";
@@ -546,3 +547,30 @@ Deno.test("convertSnapshot backs up a live log without its lock: what was synced
     await s.close();
     assert.equal((await replaySnapshot(live)).aliveNodes.length, 500); // +buffered, -n0
   }));
+
+Deno.test("reading a binary file as go-text is refused, not an empty state: replay, records, convert", async () => {
+  // Serf's rules read a binary file as no records at all: replaySnapshot returned an empty
+  // state with no warning, and convertSnapshot replaced its output with an empty snapshot.
+  const mem = new MemFs();
+  const s = await Snapshotter.open("in.snap", { fs: mem, format: "binary" });
+  s.append({ type: "alive", name: "a", addr: "10.0.0.1:7946" });
+  await s.close();
+  mem.write("out.snap", new TextEncoder().encode("alive: keep 10.0.0.2:7946\n"));
+  const before = mem.read("out.snap");
+  const asText = /Cannot read "in.snap" as go-text: the file is in snaplog's binary format/;
+  await assert.rejects(replaySnapshot("in.snap", { fs: mem, format: "go-text" }), TypeError);
+  await assert.rejects(replaySnapshot("in.snap", { fs: mem, format: "go-text" }), asText);
+  await assert.rejects(
+    (async () => {
+      for await (const _ of readSnapshotRecords("in.snap", { fs: mem, format: "go-text" })) { /* none */ }
+    })(),
+    asText,
+  );
+  await assert.rejects(
+    convertSnapshot("in.snap", "out.snap", { fs: mem, from: "go-text", to: "go-text" }),
+    asText,
+  );
+  assert.deepEqual(mem.read("out.snap"), before);
+  // "auto" and "binary" read it.
+  assert.equal((await replaySnapshot("in.snap", { fs: mem, format: "binary" })).aliveNodes.length, 1);
+});

@@ -48,7 +48,7 @@ import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { decodeUtf8, NAME_BYTES_MAX, typeName } from "./records.ts";
 import type { SerfState } from "./_state.ts";
-import { convertPath, detectFormat, missingSnapshot } from "./snapshotter.ts";
+import { convertPath, detectFormat, formatToRead, missingSnapshot } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
 
 /** How far a conversion has read its input, for {@link ConvertOptions.onProgress}. */
@@ -271,7 +271,7 @@ export async function convertSnapshot(
   if (existing !== null && !existing.isFile) {
     throw new Error(`Cannot convert "${input}": the output "${output}" exists and is not a regular file`);
   }
-  const from: SnapshotFormat = o.from === "auto" ? (await detectFormat(fs, input)) ?? "go-text" : o.from;
+  const from: SnapshotFormat = formatToRead(input, o.from, await detectFormat(fs, input));
 
   const progress = new Progress(info.size, o.onProgress);
   const replayed = from === "go-text"

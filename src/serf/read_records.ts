@@ -23,7 +23,7 @@ import {
   warningReason,
 } from "./gotext.ts";
 import { decodeUtf8, isUint64, type SnapshotRecord, typeName } from "./records.ts";
-import { formatOf, missingSnapshot } from "./snapshotter.ts";
+import { formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
 
 /** Options of {@link readSnapshotRecords}. */
 export interface ReadRecordsOptions {
@@ -136,7 +136,7 @@ async function* entries(
   if (info === null) throw await missingSnapshot(fs, path, "read records of");
   const file = await fs.open(path, { read: true });
   try {
-    const format = want === "auto" ? (await formatOf(file, info.size, path)) ?? "go-text" : want;
+    const format = formatToRead(path, want, await formatOf(file, info.size, path));
     if (format === "go-text") yield* goTextEntries(file, info.size);
     else yield* binaryEntries(file, info.size, path, recovery);
   } finally {

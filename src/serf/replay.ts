@@ -5,7 +5,7 @@ import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
-import { formatOf, missingSnapshot } from "./snapshotter.ts";
+import { formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
 import { addWarnings, checkMaxWarnings, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replaySnapshot}. */
@@ -104,9 +104,8 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   if (info === null) throw await missingSnapshot(fs, path, "replay");
   const file = await fs.open(path, { read: true });
   try {
-    const format: SnapshotFormat = want === "auto"
-      ? (await formatOf(file, info.size, path)) ?? "go-text" // empty: a snaplog file has a header
-      : want;
+    // Empty: Go text (a snaplog file has a header).
+    const format: SnapshotFormat = formatToRead(path, want, await formatOf(file, info.size, path));
     const par = SplitPlanner.create(path, info.size, format, rejoin, {
       parallel: options.parallel !== false,
       fs,

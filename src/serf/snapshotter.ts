@@ -345,6 +345,25 @@ async function createBinaryFile(fs: FileSystem, path: string): Promise<void> {
 }
 
 /** {@link formatOf} for a path: opens, reads the first bytes, closes. Null if missing or empty. */
+/**
+ * The format to read `path` in: the detected one for `"auto"` (Go text for an empty file), else
+ * the one asked for, refused with TypeError when the file is binary and Go text was asked for
+ * (serf's rules would read a binary file as nothing at all: an empty state, and a conversion
+ * would replace its output with that). Binary asked of a text file goes on, to a
+ * CorruptionError for its header: a damaged binary file is read that way, salvage included.
+ */
+export function formatToRead(
+  path: string,
+  want: "auto" | SnapshotFormat,
+  detected: SnapshotFormat | null,
+): SnapshotFormat {
+  if (want === "auto") return detected ?? "go-text";
+  if (want === "go-text" && detected === "binary") {
+    throw new TypeError(`Cannot read "${path}" as go-text: the file is in snaplog's binary format`);
+  }
+  return want;
+}
+
 export async function detectFormat(fs: FileSystem, path: string): Promise<SnapshotFormat | null> {
   const info = await fs.stat(path);
   if (info === null || info.size === 0) return null;

@@ -29,6 +29,7 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimeout(fn: () => void, ms: number): unknown {
+    checkTimer(fn, ms);
     const id = setTimeout(fn, ms);
     Deno.unrefTimer(id);
     return id;
@@ -37,6 +38,16 @@ export const systemClock: Clock = {
     clearTimeout(handle as number);
   },
 };
+
+/** Throws unless `fn` is a function and `ms` a delay (a number that is not NaN; negative means 0). */
+function checkTimer(fn: unknown, ms: unknown): void {
+  if (typeof fn !== "function") throw new TypeError(`Cannot set a timer: the callback must be a function`);
+  if (typeof ms !== "number" || Number.isNaN(ms)) {
+    throw new TypeError(
+      `Cannot set a timer: the delay must be a number, got ${typeof ms === "number" ? ms : typeof ms}`,
+    );
+  }
+}
 
 /**
  * A clock that moves only when told to: {@link ManualClock.advance} runs every timer that
@@ -78,6 +89,7 @@ export class ManualClock implements Clock {
    * @returns A handle for {@link ManualClock.clearTimeout}.
    */
   setTimeout(fn: () => void, ms: number): unknown {
+    checkTimer(fn, ms);
     const id = ++this.#seq;
     this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn });
     return id;
@@ -101,9 +113,17 @@ export class ManualClock implements Clock {
    * Moves time forward by `ms`, firing due timers in time order (timers they set that fall
    * due within the same advance fire too).
    *
-   * @param ms Milliseconds to advance.
+   * @param ms Milliseconds to advance: a finite number, 0 or more (time never runs backwards).
+   * @throws {TypeError} If `ms` is not a number.
+   * @throws {RangeError} If `ms` is negative, NaN or infinite.
    */
   advance(ms: number): void {
+    if (typeof ms !== "number") {
+      throw new TypeError(`Cannot advance the clock: ms must be a number, got ${typeof ms}`);
+    }
+    if (!Number.isFinite(ms) || ms < 0) {
+      throw new RangeError(`Cannot advance the clock: ms must be a finite number, 0 or more, got ${ms}`);
+    }
     const target = this.#now + ms;
     // Bounded: each pass fires one timer, and a timer set for "now" cannot starve the loop
     // because time only moves forward.

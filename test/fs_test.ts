@@ -785,3 +785,47 @@ Deno.test({
       await assert.rejects(() => denoFs.remove(`${dir}/sub`));
     }),
 });
+
+Deno.test("denoFs and MemFs refuse bad positions, lengths, buffers, paths and modes before touching the file", async () => {
+  // A NaN or negative truncate length emptied the file; a NaN or fractional write position
+  // wrote at 0 or rounded down; a BigInt position wrote and then failed; -1 after a failed call
+  // matched the handle's "cursor unknown" and wrote at the cursor; a mode of -1 created a
+  // setuid, world-writable file.
+  await withTempDir(async (dir) => {
+    const mem = new MemFs();
+    for (const [name, fs, path] of [["denoFs", denoFs, `${dir}/f`], ["MemFs", mem, "f"]] as const) {
+      const h = await fs.open(path, { read: true, write: true, create: true });
+      await h.write(new TextEncoder().encode("abcdef"), 0);
+      await h.write(null as unknown as Uint8Array, 3).catch(() => {}); // a failed call first
+      const bad: [string, () => Promise<unknown>, ErrorConstructor][] = [
+        ["truncate(NaN)", () => h.truncate(NaN), RangeError],
+        ["truncate(-1)", () => h.truncate(-1), RangeError],
+        ["truncate(1.5)", () => h.truncate(1.5), RangeError],
+        ["truncate(1n)", () => h.truncate(1n as unknown as number), TypeError],
+        ["write at NaN", () => h.write(new Uint8Array(2), NaN), RangeError],
+        ["write at 2.7", () => h.write(new Uint8Array(2), 2.7), RangeError],
+        ["write at -1", () => h.write(new Uint8Array(2), -1), RangeError],
+        ["write at 2n", () => h.write(new Uint8Array(2), 2n as unknown as number), TypeError],
+        ["write a string", () => h.write("xy" as unknown as Uint8Array, 0), TypeError],
+        ["read into null", () => h.read(null as unknown as Uint8Array, 0), TypeError],
+        ["read at NaN", () => h.read(new Uint8Array(2), NaN), RangeError],
+      ];
+      for (const [what, call, cls] of bad) await assert.rejects(call(), cls, `${name}: ${what}`);
+      const buf = new Uint8Array(6);
+      assert.equal(await h.read(buf, 0), 6);
+      assert.equal(new TextDecoder().decode(buf), "abcdef", `${name}: the file is as it was`);
+      await h.close();
+      for (const mode of [-1, 0o4755, 1.5, NaN]) {
+        await assert.rejects(
+          fs.open(`${path}-m`, { write: true, create: true, mode }),
+          RangeError,
+          `${name} ${mode}`,
+        );
+      }
+      await assert.rejects(fs.open(path, null as unknown as { read: true }), TypeError, name);
+      await assert.rejects(fs.open(`${path}\0x`, { read: true }), TypeError, name);
+      assert.equal(await fs.stat(`${path}-m`), null, `${name}: no file made with a bad mode`);
+    }
+    await assert.rejects(denoFs.syncDir(`${dir}/a\0b`), TypeError);
+  });
+});

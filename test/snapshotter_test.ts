@@ -1695,3 +1695,34 @@ Deno.test("Snapshotter leaves no timer behind when close() overlaps a timer flus
   assert.equal(clock.pending, 0);
   assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"]);
 });
+
+Deno.test("Bad arguments to close, compactSnapshot, the clocks and FaultFs are TypeError or RangeError, never a half-done call", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  // A comment or coordinate with a lone surrogate: RangeError, as for names (and as in go-text).
+  assert.throws(() => s.append({ type: "comment", text: "x\ud800y" }), RangeError);
+  assert.throws(() => s.append({ type: "coordinate", text: "\udc00" }), RangeError);
+  await assert.rejects(s.close(null as unknown as { timeoutMs?: number }), TypeError); // rejected, not thrown
+  await assert.rejects(s.close(5 as unknown as { timeoutMs?: number }), TypeError);
+  await s.close(); // the bad calls did not close it
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+  await assert.rejects(compactSnapshot(P, null as unknown as { fs: MemFs }), TypeError);
+
+  const clock = new ManualClock();
+  let fired = 0;
+  clock.setTimeout(() => fired++, 10);
+  for (const ms of [NaN, -5, Infinity]) assert.throws(() => clock.advance(ms), RangeError, String(ms));
+  for (const ms of ["5", 5n, undefined]) {
+    assert.throws(() => clock.advance(ms as unknown as number), TypeError, String(ms));
+  }
+  assert.equal(clock.now(), 0);
+  assert.throws(() => clock.setTimeout("x" as unknown as () => void, 1), TypeError);
+  assert.throws(() => clock.setTimeout(() => {}, NaN), TypeError);
+  clock.advance(10);
+  assert.equal(fired, 1, "the clock still runs");
+
+  const fs = new FaultFs(new MemFs());
+  assert.throws(() => fs.failNext("wirte" as "write"), TypeError);
+  assert.throws(() => fs.failNext("write", "str" as unknown as Error), TypeError);
+});

@@ -5,6 +5,7 @@
 // error (callers test for NotFound and AlreadyExists) and copies its `code` ("ENOSPC", "EIO").
 
 import type { FileHandle, FileInfo, FileSystem, OpenOptions } from "./types.ts";
+import { checkBytes, checkOpenOptions, checkPath, checkPosition } from "./_checks.ts";
 
 const isWindows = Deno.build.os === "windows";
 
@@ -82,7 +83,12 @@ class DenoHandle implements FileHandle {
     this.#path = path;
   }
 
-  #run<T>(step: string, fn: (file: Deno.FsFile) => Promise<T>): Promise<T> {
+  #run<T>(step: string, fn: (file: Deno.FsFile) => Promise<T>, check?: () => void): Promise<T> {
+    try {
+      check?.(); // bad arguments fail before the call queues, and never reach the file
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const result = this.#queue.then(async () => {
       if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${step} "${this.#path}": file is closed`);
       try {
@@ -96,6 +102,10 @@ class DenoHandle implements FileHandle {
   }
 
   read(buf: Uint8Array, position: number): Promise<number> {
+    const check = (): void => {
+      checkBytes("read", this.#path, buf, "the buffer");
+      checkPosition("read", this.#path, position);
+    };
     return this.#run("read", async (file) => {
       await this.#seek(file, position);
       let total = 0;
@@ -107,10 +117,14 @@ class DenoHandle implements FileHandle {
       }
       this.#cursor = position + total;
       return total;
-    });
+    }, check);
   }
 
   write(data: Uint8Array, position: number): Promise<void> {
+    const check = (): void => {
+      checkBytes("write", this.#path, data, "the data");
+      checkPosition("write", this.#path, position);
+    };
     return this.#run("write", async (file) => {
       await this.#seek(file, position);
       let done = 0;
@@ -122,7 +136,7 @@ class DenoHandle implements FileHandle {
         done += n;
       }
       this.#cursor = position + data.length;
-    });
+    }, check);
   }
 
   /** Moves the cursor to `position` unless it is there; unknown until the caller's I/O succeeds. */
@@ -133,7 +147,11 @@ class DenoHandle implements FileHandle {
   }
 
   truncate(length: number): Promise<void> {
-    return this.#run("truncate", (file) => file.truncate(length));
+    return this.#run(
+      "truncate",
+      (file) => file.truncate(length),
+      () => checkPosition("truncate", this.#path, length, "length"),
+    );
   }
 
   datasync(): Promise<void> {
@@ -270,6 +288,12 @@ function cannotExist(err: unknown): boolean {
  */
 export const denoFs: FileSystem = {
   open(path: string, options: OpenOptions): Promise<FileHandle> {
+    try {
+      checkPath("open a file", path);
+      checkOpenOptions(path, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return openFile(path, options);
   },
 
@@ -320,6 +344,8 @@ export const denoFs: FileSystem = {
   },
 
   async syncDir(path: string): Promise<void> {
+    // A NUL byte is EINVAL, which would pass as "cannot fsync a directory here"; "" is the cwd.
+    checkPath("fsync a directory", path, true);
     // Windows cannot open a directory as a file; NTFS journals its metadata instead.
     if (isWindows) return;
     const dir = dirPath(path);

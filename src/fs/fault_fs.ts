@@ -20,6 +20,18 @@ export type FaultOp =
   | "remove"
   | "syncDir";
 
+const FAULT_OPS: readonly string[] = [
+  "open",
+  "read",
+  "write",
+  "truncate",
+  "datasync",
+  "rename",
+  "link",
+  "remove",
+  "syncDir",
+] satisfies FaultOp[];
+
 /** Errors thrown for a simulated crash, so `FaultFs.isSimulatedCrash` can tell them from others. */
 const crashErrors = new WeakSet<Error>();
 
@@ -104,6 +116,14 @@ export class FaultFs implements FileSystem {
    * @param err The error to throw. Defaults to `Cannot <op> "<path>": injected fault` with code EIO.
    */
   failNext(op: FaultOp, err?: Error): void {
+    if (!FAULT_OPS.includes(op)) {
+      throw new TypeError(
+        `Cannot arm a fault: unknown operation ${JSON.stringify(op)} (one of ${FAULT_OPS.join(", ")})`,
+      );
+    }
+    if (err !== undefined && !(err instanceof Error)) {
+      throw new TypeError(`Cannot arm a fault: the error to throw must be an Error`);
+    }
     this.#core.armed.set(op, err);
   }
 
@@ -385,6 +405,12 @@ class FaultHandle implements FileHandle {
   async tryLock(): Promise<boolean> {
     this.#fs.checkAlive(`lock "${this.#path}"`);
     return await this.#inner.tryLock();
+  }
+
+  /** The inner handle's file identity (a log's check of its file), if it has one. */
+  async id(): Promise<string | undefined> {
+    this.#fs.checkAlive(`stat "${this.#path}"`);
+    return await this.#inner.id?.();
   }
 
   async close(): Promise<void> {

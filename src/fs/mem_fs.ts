@@ -17,6 +17,7 @@
 
 import { Rng } from "../_rng.ts";
 import type { FileHandle, FileInfo, FileSystem, OpenOptions } from "./types.ts";
+import { checkBytes, checkOpenOptions, checkPath, checkPosition } from "./_checks.ts";
 
 /** The randomness a torn-write crash draws on: any source of uniform u32s. */
 export interface CrashRandom {
@@ -160,14 +161,6 @@ function parentOf(path: string): string {
   return i < 0 ? "" : path.slice(0, i);
 }
 
-function checkPosition(action: string, path: string, position: number): void {
-  if (!Number.isSafeInteger(position) || position < 0) {
-    throw new RangeError(
-      `Cannot ${action} "${path}": position must be a non-negative integer, got ${position}`,
-    );
-  }
-}
-
 /**
  * An in-memory {@link FileSystem} that models durability, for crash tests.
  *
@@ -221,6 +214,12 @@ export class MemFs implements FileSystem {
    * @throws {TypeError} If `create`, `createNew` or `truncate` is set without `write`.
    */
   open(path: string, options: OpenOptions): Promise<FileHandle> {
+    try {
+      checkPath("open a file", path);
+      checkOpenOptions(path, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const create = options.create === true || options.createNew === true;
     if ((create || options.truncate === true) && options.write !== true) {
       return Promise.reject(
@@ -496,6 +495,7 @@ class MemHandle implements FileHandle {
   read(buf: Uint8Array, position: number): Promise<number> {
     try {
       this.#check("read", "read");
+      checkBytes("read", this.path, buf, "the buffer");
       checkPosition("read", this.path, position);
       const data = this.inode.current.view();
       const n = Math.max(0, Math.min(buf.length, data.length - position));
@@ -509,6 +509,7 @@ class MemHandle implements FileHandle {
   write(data: Uint8Array, position: number): Promise<void> {
     try {
       this.#check("write", "write");
+      checkBytes("write", this.path, data, "the data");
       checkPosition("write", this.path, position);
       this.fs.ops.push(`write ${this.path} ${position} ${data.length}`);
       this.inode.write(data, position);
@@ -521,7 +522,7 @@ class MemHandle implements FileHandle {
   truncate(length: number): Promise<void> {
     try {
       this.#check("truncate", "write");
-      checkPosition("truncate", this.path, length);
+      checkPosition("truncate", this.path, length, "length");
       this.fs.ops.push(`truncate ${this.path} ${length}`);
       this.inode.truncate(length);
       return Promise.resolve();

@@ -203,6 +203,7 @@ export function encodeBinaryRecord(core: WasmCore, enc: FrameEncoder, record: Sn
     case "coordinate":
     case "comment": {
       checkString(record.type, "text", record.text);
+      checkWellFormed(record.type, "text", record.text); // as names and addresses, and as go-text does
       const len = utf8Length(record.text);
       if (len > SERF_RECORD_SIZE_MAX) {
         throw new RangeError(

@@ -52,6 +52,11 @@ export async function compactSnapshot(
   // Snapshotter.open creates a missing file; compacting one is a mistake (a typo in a path
   // would leave a new, empty snapshot behind). A compaction serf left between removing the
   // snapshot and renaming its new file in is not missing: open finishes it, then this compacts.
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot compact snapshot: options must be an object, got ${options === null ? "null" : typeof options}`,
+    );
+  }
   if (typeof path === "string") {
     const fs = fsOption("compact snapshot", options.fs);
     if ((await fs.stat(path)) === null && !(await wholeCompactionBeside(fs, path))) {

@@ -1032,6 +1032,11 @@ export class Snapshotter {
     // A second close (two shutdown paths, `await using` and an explicit close) gets the
     // first one's outcome: it must not report a clean close while the first one fails.
     if (this.#closeResult !== null) return this.#closeResult;
+    if (typeof options !== "object" || options === null) {
+      return Promise.reject(
+        new TypeError(`Cannot close "${this.#path}": options must be an object, got ${typeName(options)}`),
+      );
+    }
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs))) {
       return Promise.reject(

@@ -829,3 +829,16 @@ Deno.test("denoFs and MemFs refuse bad positions, lengths, buffers, paths and mo
     await assert.rejects(denoFs.syncDir(`${dir}/a\0b`), TypeError);
   });
 });
+
+Deno.test("MemFs refuses bad fixture contents and crash options, and stays usable", () => {
+  // A string as contents was stored, and every later read or crash failed inside MemFs.
+  const mem = new MemFs();
+  mem.write("a", bytes(1, 2, 3));
+  assert.throws(() => mem.write("a", "hello" as unknown as Uint8Array), TypeError);
+  assert.throws(() => mem.write("", bytes(1)), TypeError);
+  assert.throws(() => mem.crash(null as unknown as object), TypeError);
+  assert.throws(() => mem.crash({ tornWrites: "42" as unknown as number }), TypeError);
+  assert.throws(() => mem.crash({ tornWrites: 5n as unknown as number }), TypeError);
+  mem.crash();
+  assert.deepEqual(mem.read("a"), bytes(1, 2, 3));
+});

@@ -353,11 +353,20 @@ export class MemFs implements FileSystem {
    * @throws {RangeError} If `faultySectorChance` is outside 0..1.
    */
   crash(options: CrashOptions = {}): void {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`Cannot crash: options must be an object`);
+    }
+    const torn = options.tornWrites;
+    if (
+      torn !== undefined && !(typeof torn === "number" && Number.isSafeInteger(torn)) &&
+      !(typeof torn === "object" && torn !== null && typeof torn.u32 === "function")
+    ) {
+      throw new TypeError(`Cannot crash: tornWrites must be an integer seed or a random source`);
+    }
     const chance = options.faultySectorChance ?? 0;
     if (!(chance >= 0 && chance <= 1)) {
       throw new RangeError(`Cannot crash: faultySectorChance must be in 0..1, got ${chance}`);
     }
-    const torn = options.tornWrites;
     const rng = torn === undefined ? undefined : typeof torn === "number" ? seeded(torn) : torn;
     this.#shared.epoch++;
     this.#shared.locks.clear();
@@ -402,6 +411,8 @@ export class MemFs implements FileSystem {
    * @param options Whether the contents and the entry are durable at once.
    */
   write(path: string, bytes: Uint8Array, options: MemWriteOptions = {}): void {
+    checkPath("set up a file", path);
+    checkBytes("set up", path, bytes, "the contents");
     let inode = this.#current.get(path);
     if (inode === undefined) {
       inode = new Inode(new Bytes(), new Bytes(), options.mode ?? 0o644);

@@ -170,6 +170,95 @@ Deno.test('Snapshotter with sync: "interval" keeps fsyncing by timer after a fai
   assert.equal((await reopenState(mem)).alive.length, 20);
 });
 
+Deno.test("Snapshotter's flush timer writes what a busy or failed flush left, without another append", async () => {
+  // A timer that fired while a flush was writing found it busy and did nothing; a timer flush
+  // whose write failed was not retried: the records waited for the next append or close.
+  for (const sync of ["never", "interval"] as const) {
+    const { mem, fs, clock, errors, s } = await watchedLog({ sync, flushIntervalMs: 10, syncIntervalMs: 10 });
+    let injected = false;
+    fs.beforeOp = (op) => {
+      if (!injected && op.startsWith(`write ${P}`)) {
+        injected = true;
+        s.append(alive("late", "10.0.0.9:7946")); // after the flush took the buffer
+        clock.advance(10); // its timer fires while the flush writes
+      }
+    };
+    for (let i = 0; s.stats.bufferedBytes < (1 << 20); i++) s.append(alive(`n${i}`, "10.0.0.1:7946"));
+    await s.settled(); // the 1 MiB flush
+    for (let k = 0; k < 3; k++) (clock.advance(10), await s.settled());
+    assert.equal(s.stats.bufferedBytes, 0, `${sync}: the late record was written by a timer`);
+    s.append(alive("after", "10.0.0.8:7946"));
+    fs.failNextWrite();
+    for (let k = 0; k < 3; k++) (clock.advance(10), await s.settled());
+    assert.equal(errors.length, 1, sync);
+    assert.equal(s.stats.bufferedBytes, 0, `${sync}: the failed flush was tried again by a timer`);
+    if (sync === "interval") {
+      assert.equal(s.stats.durableBytes, s.stats.fileBytes);
+      mem.crash();
+      assert.ok((await reopenState(mem)).alive.some((n) => n.name === "after"));
+    } else await s.close();
+  }
+});
+
+Deno.test("Snapshotter keeps a deferred member clock when an explicit clock is refused for back-pressure", async () => {
+  // The explicit clock dropped the deferred one before it was itself staged: refused, it took
+  // an acknowledged member clock with it (in the file: never written, not even by close).
+  for (const format of ["binary", "go-text"] as const) {
+    let lamport = 1n;
+    const mem = new MemFs();
+    const s = await openMem(mem, {
+      format,
+      sync: "always",
+      bufferSizeMaxBytes: 1 << 20,
+      lamportClock: () => lamport,
+    });
+    const pending: Promise<void>[] = [];
+    assert.throws(() => {
+      for (;;) pending.push(s.append({ type: "clock", value: 50n })); // as long as the one refused below
+    }, BackpressureError);
+    lamport = 101n; // the member event defers clock 100: no room needed now
+    const joined = s.handleEvent({ type: "member-update", members: [{ name: "x" }] });
+    assert.throws(() => s.append({ type: "clock", value: 50n }), BackpressureError);
+    await joined;
+    await Promise.all(pending);
+    assert.equal(s.lastClock, 100n, format);
+    mem.crash(); // the handleEvent was acknowledged
+    assert.equal((await reopenState(mem)).clocks[0], 100n, format);
+  }
+});
+
+Deno.test("Snapshotter's member clock tick: a failed sync goes to onBackgroundError, and a poisoned log ticks no more", async () => {
+  // With sync: "always" the tick's sync was dropped: its rejection was unhandled, which ends a
+  // Deno process.
+  let lamport = 1n;
+  const { fs, clock, errors, s } = await watchedLog({ sync: "always", lamportClock: () => lamport });
+  await s.append(alive("a", "10.0.0.1:7946"));
+  fs.failNextSync();
+  lamport = 10n;
+  clock.advance(500); // the tick records clock 9 and syncs: the fsync fails
+  await s.settled();
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof PoisonedError, String(errors[0]));
+  lamport = 20n;
+  const ops = fs.ops.length;
+  clock.advance(5000);
+  await s.settled();
+  assert.equal(fs.ops.length, ops, "no I/O from ticks of a poisoned log");
+  assert.equal(errors.length, 1);
+  await assert.rejects(s.close(), /Cannot close/);
+});
+
+Deno.test("Snapshotter sync() retried in the failed sync's catch tries again", async () => {
+  // The failed sync's markers were cleared two microtasks after it settled: a retry in its
+  // catch joined it and got the same rejection, with no write tried.
+  const { mem, fs, s } = await watchedLog({ sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  fs.failNextWrite();
+  await s.sync().catch(() => s.sync());
+  mem.crash();
+  assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+});
+
 Deno.test("Snapshotter close() called twice gives both callers the first one's outcome", async () => {
   const mem = new MemFs();
   const fs = new FaultFs(mem);

@@ -742,13 +742,12 @@ export class Snapshotter {
   append(record: SnapshotRecord): Promise<void> {
     this.#checkWritable("append to");
     record = ownRecord(record); // each field read once: what is checked is what is written
-    if (this.#pendingClock !== null) {
-      // A deferred member clock (see #updateClock) must keep its order against the records
-      // it interacts with: an explicit clock supersedes it, a leave must come after it.
-      if (record.type === "clock") this.#pendingClock = null;
-      else if (record.type === "leave") this.#materializeClock();
-    }
+    // A deferred member clock (see #updateClock) must keep its order against the records it
+    // interacts with: a leave must come after it, and an explicit clock supersedes it, once
+    // staged (a clock refused for back-pressure must not take the deferred one with it).
+    if (this.#pendingClock !== null && record.type === "leave") this.#materializeClock();
     this.#stage(record);
+    if (record.type === "clock") this.#pendingClock = null;
     return this.#afterStage();
   }
 
@@ -791,14 +790,18 @@ export class Snapshotter {
   /** After staging: the sync policy, the flush timer, and an early flush past 1 MiB. */
   #afterStage(): Promise<void> {
     if (this.#o.sync === "always") return this.sync();
-    if (this.#flushTimer === null) {
-      this.#flushTimer = this.#o.clock.setTimeout(() => {
-        this.#flushTimer = null;
-        this.#spawn(this.#timedFlush());
-      }, this.#o.flushIntervalMs);
-    }
+    this.#armFlushTimer();
     if (this.#codec.staged >= FLUSH_THRESHOLD_BYTES && !this.#flushing) this.#spawn(this.#timedFlush());
     return RESOLVED;
+  }
+
+  /** Arms the flush timer unless it is armed (or the log is closing, closed or poisoned). */
+  #armFlushTimer(): void {
+    if (this.#flushTimer !== null || this.#closing || this.#closed || this.#poison !== null) return;
+    this.#flushTimer = this.#o.clock.setTimeout(() => {
+      this.#flushTimer = null;
+      this.#spawn(this.#timedFlush());
+    }, this.#o.flushIntervalMs);
   }
 
   /** Stages the deferred member clock record, if there is one. */
@@ -934,10 +937,12 @@ export class Snapshotter {
     if (this.#o.lamportClock === null || this.#closed || this.#closing) return;
     this.#clockTimer = this.#o.clock.setTimeout(() => {
       this.#clockTimer = null;
-      if (this.#closed || this.#closing) return;
+      if (this.#closed || this.#closing || this.#poison !== null) return;
       try {
-        // Backpressure keeps the clock pending for the next write; poison is reported anyway.
-        this.#updateClock();
+        // Backpressure keeps the clock pending for the next write. With sync: "always" the
+        // tick's sync is background work: its failure goes where the others' go.
+        const staged = this.#updateClock();
+        if (staged !== null) this.#spawn(staged);
       } catch (e) {
         this.#reportBackground(e);
       }
@@ -970,8 +975,14 @@ export class Snapshotter {
     const p: Promise<void> = this.#exclusive(async () => {
       this.#syncPending = null;
       this.#syncWriting = { promise: p, coveredSeq: this.#appendSeq };
-      await this.#writeStaged(); // takes the whole buffer (and the deferred clock) first
-      await this.#datasync();
+      try {
+        await this.#writeStaged(); // takes the whole buffer (and the deferred clock) first
+        await this.#datasync();
+      } finally {
+        // Before its promise settles: a caller that retries in its catch must start a new
+        // sync, not join this one and get its rejection again without a try.
+        if (this.#syncWriting?.promise === p) this.#syncWriting = null;
+      }
       // With sync: "always" no timer flush runs, so the file's growth is checked here too.
       this.#maybeCompact();
     });
@@ -1212,6 +1223,12 @@ export class Snapshotter {
       });
     } finally {
       this.#flushing = false;
+      // Records staged while this flush wrote (a timer that fired meanwhile found it busy and
+      // did nothing), or kept by a failed write, get the next timer: buffered records reach
+      // the file within flushIntervalMs, not at the next append or close.
+      if (this.#o.sync !== "always" && (this.#codec.staged > 0 || this.#pendingClock !== null)) {
+        this.#armFlushTimer();
+      }
     }
     // Not once close() has begun: it cleared the timers, and one armed now would outlive it.
     if (
@@ -1349,7 +1366,13 @@ export class Snapshotter {
   /** Compaction, with the exclusive I/O turn held. See the README, "Crash safety: compaction". */
   async #compactLocked(): Promise<void> {
     const fs = this.#o.fs;
-    this.#materializeClock();
+    try {
+      this.#materializeClock();
+    } catch (e) {
+      // No room for the deferred clock: it stays pending for the write after the compaction,
+      // which frees the buffer (the staged records go into the image).
+      if (!(e instanceof BackpressureError)) throw e;
+    }
     const tmp = compactPath(this.#path);
     let h: FileHandle | null = null;
     let size = 0;

@@ -1192,6 +1192,21 @@ Deno.test("Snapshotter salvage keeps every record after a damaged file header, a
   }
 });
 
+Deno.test("Snapshotter.open with format binary and salvage gets past a header damaged beyond recognition", async () => {
+  // Its first eight bytes zeroed, the file does not look binary: open refused it as "in go-text
+  // format", where replaySnapshot with the same options kept every frame.
+  const { bytes } = await kRecords();
+  const bad = bytes.slice();
+  bad.fill(0, 0, 8);
+  const mem = new MemFs();
+  mem.write(P, bad);
+  const s = await openMem(mem, { format: "binary", recovery: "salvage" });
+  assert.deepEqual(names(stateOf(s)), firstK(K));
+  assert.deepEqual(mem.read(`${P}.broken`), bad);
+  await s.close();
+  assert.deepEqual((await replaySnapshot(P, { fs: mem, recovery: "strict" })).aliveNodes.length, K);
+});
+
 Deno.test("Snapshotter reads a zeroed preallocated tail as the end of the log", async () => {
   const { bytes } = await kRecords();
   for (const recovery of ["strict", "truncate-tail", "salvage"] as const) {

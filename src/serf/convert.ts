@@ -48,7 +48,7 @@ import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { decodeUtf8, NAME_BYTES_MAX, typeName } from "./records.ts";
 import type { SerfState } from "./_state.ts";
-import { convertPath, detectFormat, formatToRead, missingSnapshot } from "./snapshotter.ts";
+import { convertPath, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
 
 /** How far a conversion has read its input, for {@link ConvertOptions.onProgress}. */
@@ -271,13 +271,23 @@ export async function convertSnapshot(
   if (existing !== null && !existing.isFile) {
     throw new Error(`Cannot convert "${input}": the output "${output}" exists and is not a regular file`);
   }
-  const from: SnapshotFormat = formatToRead(input, o.from, await detectFormat(fs, input));
-
-  const progress = new Progress(info.size, o.onProgress);
-  const replayed = from === "go-text"
-    ? await replayGoTextBoth(fs, input, info.size, progress)
-    : await replayBinaryBoth(fs, input, info.size, progress, o.recovery);
-  progress.end();
+  // One handle for the detection and the replay, and its size: a live log's compaction may
+  // rename a smaller file over the path between a stat and an open.
+  const source = await fs.open(input, { read: true });
+  let size: number;
+  let from: SnapshotFormat;
+  let replayed: { leaving: Replayed; staying: Replayed };
+  try {
+    size = await source.size();
+    from = formatToRead(input, o.from, await formatOf(source, size, input));
+    const progress = new Progress(size, o.onProgress);
+    replayed = from === "go-text"
+      ? await replayGoTextBoth(source, input, size, progress)
+      : await replayBinaryBoth(source, input, size, progress, o.recovery);
+    progress.end();
+  } finally {
+    await source.close();
+  }
 
   const { leaving, staying } = replayed; // rejoinAfterLeave false / true
   const leaveRecorded = !sameState(leaving.state, staying.state);
@@ -340,7 +350,7 @@ export async function convertSnapshot(
     from,
     to: o.to,
     records: chosen.records,
-    bytesRead: info.size,
+    bytesRead: size,
     bytesWritten,
     aliveCount: chosen.state.count,
     lastClock: clocks.lastClock,
@@ -410,15 +420,14 @@ class Progress {
 
 /** Serf's text format: one read of the file, pushed into a replayer per leave mode. */
 async function replayGoTextBoth(
-  fs: FileSystem,
+  file: FileHandle,
   path: string,
   size: number,
   progress: Progress,
 ): Promise<{ leaving: Replayed; staying: Replayed }> {
   const leaving = new GoTextReplayer({ rejoinAfterLeave: false });
   const staying = new GoTextReplayer({ rejoinAfterLeave: true });
-  const file = await fs.open(path, { read: true });
-  try {
+  {
     const buf = new Uint8Array(Math.min(READ_CHUNK_BYTES, Math.max(size, 1)));
     let pos = 0;
     // Only the bytes present at the start are read: a writer appending meanwhile cannot
@@ -432,8 +441,6 @@ async function replayGoTextBoth(
       pos += n;
       progress.at(pos);
     }
-  } finally {
-    await file.close();
   }
   const done = (r: GoTextReplayer): Replayed => {
     // finish() frees the read buffer; the state stays in the replayer's Wasm instance.
@@ -451,14 +458,13 @@ async function replayGoTextBoth(
 
 /** The binary format: two replays over one handle whose reads they share. */
 async function replayBinaryBoth(
-  fs: FileSystem,
+  file: FileHandle,
   path: string,
   size: number,
   progress: Progress,
   recovery: RecoveryMode,
 ): Promise<{ leaving: Replayed; staying: Replayed }> {
-  const file = await fs.open(path, { read: true });
-  try {
+  {
     const shared = new SharedReads(file, progress);
     const run = async (rejoin: boolean): Promise<Replayed> => {
       const codec = newBinaryCodec(rejoin);
@@ -476,8 +482,6 @@ async function replayBinaryBoth(
     if (leaving.status === "rejected") throw leaving.reason;
     if (staying.status === "rejected") throw staying.reason;
     return { leaving: leaving.value, staying: staying.value };
-  } finally {
-    await file.close();
   }
 }
 

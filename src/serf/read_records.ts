@@ -136,9 +136,10 @@ async function* entries(
   if (info === null) throw await missingSnapshot(fs, path, "read records of");
   const file = await fs.open(path, { read: true });
   try {
-    const format = formatToRead(path, want, await formatOf(file, info.size, path));
-    if (format === "go-text") yield* goTextEntries(file, info.size);
-    else yield* binaryEntries(file, info.size, path, recovery);
+    const size = await file.size(); // the opened file's: see replaySnapshot
+    const format = formatToRead(path, want, await formatOf(file, size, path));
+    if (format === "go-text") yield* goTextEntries(file, size);
+    else yield* binaryEntries(file, size, path, recovery);
   } finally {
     await file.close();
   }

@@ -104,16 +104,19 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   if (info === null) throw await missingSnapshot(fs, path, "replay");
   const file = await fs.open(path, { read: true });
   try {
+    // The size of the file opened, not of the one stat saw: a live log's compaction may have
+    // renamed a smaller file over the path in between.
+    const size = await file.size();
     // Empty: Go text (a snaplog file has a header).
-    const format: SnapshotFormat = formatToRead(path, want, await formatOf(file, info.size, path));
-    const par = SplitPlanner.create(path, info.size, format, rejoin, {
+    const format: SnapshotFormat = formatToRead(path, want, await formatOf(file, size, path));
+    const par = SplitPlanner.create(path, size, format, rejoin, {
       parallel: options.parallel !== false,
       fs,
       maxWarnings,
     });
-    if (format === "go-text") return await replayGoTextFile(file, info.size, rejoin, par, maxWarnings);
+    if (format === "go-text") return await replayGoTextFile(file, size, rejoin, par, maxWarnings);
     const codec = newBinaryCodec(rejoin);
-    const r = await readBinary(codec.state, file, info.size, path, recovery, par, maxWarnings);
+    const r = await readBinary(codec.state, file, size, path, recovery, par, maxWarnings);
     const clocks = codec.state.clocks;
     return {
       format: "binary",

@@ -543,11 +543,13 @@ export class Snapshotter {
         );
       }
       const size = created && o.format !== "go-text" ? FILE_HEADER_BYTES : info?.size ?? 0;
+      // As the readers: go-text asked of a binary file is refused; binary asked of a file that
+      // does not look binary is read as binary with a damaged header (refused but by salvage,
+      // which keeps the frames after it and writes a new header).
       const detected = await formatOf(file, size, path);
-      const format: SnapshotFormat = detected ?? (o.format === "auto" ? "go-text" : o.format);
-      if (detected !== null && o.format !== "auto" && o.format !== detected) {
-        throw new TypeError(`Cannot open "${path}": the file is in ${detected} format, not ${o.format}`);
-      }
+      const format: SnapshotFormat = detected === null
+        ? (o.format === "auto" ? "go-text" : o.format)
+        : formatToRead(path, o.format, detected);
       const report: OpenReport = {
         format,
         records: 0,

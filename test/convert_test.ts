@@ -6,7 +6,7 @@ import { type SnapshotRecord, Snapshotter } from "../src/serf/snapshotter.ts";
 import { CorruptionError, LockedError } from "../src/errors.ts";
 import { FaultFs } from "../src/fs/fault_fs.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
-import type { FileSystem } from "../src/fs/types.ts";
+import type { FileInfo, FileSystem } from "../src/fs/types.ts";
 import { Rng, testSeed } from "./_rng.ts";
 import { fixtureNames, fixturePath } from "./_fixtures.ts";
 import { withTempDir } from "./_tmp.ts";
@@ -583,7 +583,7 @@ Deno.test("replay, records and convert of a live log read the file they opened, 
   const w = await Snapshotter.open(P, { fs: mem, minCompactSizeBytes: 2 ** 40 });
   let armed = false;
   const reader: FileSystem = {
-    async stat(p) {
+    async stat(p): Promise<FileInfo | null> {
       const info = await mem.stat(p);
       if (armed && p === P) {
         armed = false;

@@ -585,7 +585,8 @@ export class Snapshotter {
         if (r.skipped.length + r.skippedOmitted > 0) rewrite = true;
         if (r.tornTailBytes > 0 || rewrite) report.brokenCopy = await copyBroken(fs, file, size, path);
         if (r.headerMissing) {
-          if (size > 0) await file.truncate(0);
+          // Over what is there (fewer bytes than a header), not after a truncate to 0: a crash
+          // between the two would leave an empty file, which "auto" opens as Go text.
           const header = codec.header();
           await file.write(header, 0);
           await file.datasync();

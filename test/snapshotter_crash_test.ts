@@ -1211,6 +1211,38 @@ Deno.test("Snapshotter.open with format binary and salvage gets past a header da
   assert.deepEqual((await replaySnapshot(P, { fs: mem, recovery: "strict" })).aliveNodes.length, K);
 });
 
+Deno.test("Snapshotter go-text: strict cuts a tail of zeros as binary does, and refuses a torn line", async () => {
+  // Strict refused a go-text file whose tail was zeros (a crash that extended the file), where
+  // the binary format cuts such a tail in every mode.
+  const text = new TextEncoder().encode("alive: a 10.0.0.1:7946\nclock: 3\n");
+  for (
+    const [tail, ok] of [[new Uint8Array(4096), true], [
+      new TextEncoder().encode("alive: b 1"),
+      false,
+    ]] as const
+  ) {
+    const file = new Uint8Array(text.length + tail.length);
+    file.set(text);
+    file.set(tail, text.length);
+    const mem = new MemFs();
+    mem.write(P, file);
+    if (!ok) {
+      await assert.rejects(openMem(mem, { recovery: "strict" }), CorruptionError);
+      assert.deepEqual(mem.read(P), file);
+      continue;
+    }
+    const s = await openMem(mem, { recovery: "strict" });
+    assert.equal(s.openReport.tornTailBytes, tail.length);
+    assert.deepEqual(s.aliveNodes(), [{ name: "a", addr: "10.0.0.1:7946" }]);
+    s.append(alive("c", "10.0.0.3:7946"));
+    await s.close();
+    assert.equal(
+      new TextDecoder().decode(mem.read(P)),
+      "alive: a 10.0.0.1:7946\nclock: 3\nalive: c 10.0.0.3:7946\n",
+    );
+  }
+});
+
 Deno.test("Snapshotter reads a zeroed preallocated tail as the end of the log", async () => {
   const { bytes } = await kRecords();
   for (const recovery of ["strict", "truncate-tail", "salvage"] as const) {

@@ -315,6 +315,17 @@ function memberRecord(type: SerfEvent["type"], m: unknown): SnapshotRecord | nul
   return null;
 }
 
+/** True if bytes `from` to `size` of `file` are all zero. */
+async function zerosFrom(file: FileHandle, from: number, size: number, path: string): Promise<boolean> {
+  const buf = new Uint8Array(Math.min(64 << 10, size - from));
+  for (let at = from; at < size; at += buf.length) {
+    const chunk = buf.subarray(0, Math.min(buf.length, size - at));
+    await readFull(file, chunk, at, path);
+    if (chunk.some((b) => b !== 0)) return false;
+  }
+  return true;
+}
+
 /**
  * Locks the snapshot file itself, besides `<path>.lock`: flock locks the file, not the name, so
  * a second writer that reaches it through another name (a hard link, which has a lock file of
@@ -616,7 +627,11 @@ export class Snapshotter {
         codec = new GoTextCodec(replayer);
         if (size > end) {
           // Serf appends straight after a torn line, gluing two records into one bogus node.
-          if (o.recovery === "strict") throw new CorruptionError(path, end, "last line has no newline");
+          // A tail of zeros is unwritten space (a crash that extended the file, preallocation),
+          // cut off in every mode as in the binary format; anything else is a torn line.
+          if (o.recovery === "strict" && !(await zerosFrom(file, end, size, path))) {
+            throw new CorruptionError(path, end, "last line has no newline");
+          }
           report.brokenCopy = await copyBroken(fs, file, size, path);
           await file.truncate(end);
           await file.datasync();

@@ -435,7 +435,7 @@ export async function replayBinaryFile(
       if (next < 0) {
         // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every
         // mode; a type byte of 0 before bytes that are not is damage.
-        const zeroed = r.status === ScanStatus.zero && await zeroToEnd(scanner, file, damageAt, size);
+        const zeroed = r.status === ScanStatus.zero && await zerosToEnd(file, damageAt, size, path);
         if (r.status === ScanStatus.zero && !zeroed) reason = "type 0 before bytes that are not zero";
         result.goodEnd = damageAt;
         result.tornTailBytes = size - damageAt;
@@ -486,7 +486,7 @@ async function framesRunToEnd(
     const r = scanner.scan(0, len, false);
     const last = pos + len === size;
     if (r.status === ScanStatus.end && last) return true;
-    if (r.status === ScanStatus.zero) return zeroToEnd(scanner, file, pos + r.offset, size);
+    if (r.status === ScanStatus.zero) return zerosToEnd(file, pos + r.offset, size, "");
     // A window that ends on a frame boundary, or cuts a frame (the buffer holds two maximal
     // frames, so one was whole before it): read on from there.
     if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
@@ -498,18 +498,18 @@ async function framesRunToEnd(
   return true;
 }
 
-/** True if the file's bytes from `from` to `size` are all zero (read through the scanner's buffer). */
-async function zeroToEnd(
-  scanner: FrameScanner,
+/** True if bytes `from` to `size` of `file` are all zero (a tail of unwritten space). */
+export async function zerosToEnd(
   file: FileHandle,
   from: number,
   size: number,
+  path: string,
 ): Promise<boolean> {
-  for (let at = from; at < size;) {
-    const len = Math.min(scanner.capacity, size - at);
-    await readFull(file, scanner.buffer().subarray(0, len), at, "");
-    if (!scanner.allZero(0, len)) return false;
-    at += len;
+  const buf = new Uint8Array(Math.min(64 << 10, Math.max(0, size - from)));
+  for (let at = from; at < size; at += buf.length) {
+    const chunk = buf.subarray(0, Math.min(buf.length, size - at));
+    await readFull(file, chunk, at, path);
+    if (chunk.some((b) => b !== 0)) return false;
   }
   return true;
 }

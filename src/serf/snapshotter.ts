@@ -18,7 +18,7 @@ import { dirOf } from "../fs/_path.ts";
 import { choiceOption, clockOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.ts";
-import { readFull, RecordType, type RecoveryMode } from "./binary.ts";
+import { readFull, RecordType, type RecoveryMode, zerosToEnd } from "./binary.ts";
 import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
@@ -313,17 +313,6 @@ function memberRecord(type: SerfEvent["type"], m: unknown): SnapshotRecord | nul
   }
   checkString(type, "name", name);
   return null;
-}
-
-/** True if bytes `from` to `size` of `file` are all zero. */
-async function zerosFrom(file: FileHandle, from: number, size: number, path: string): Promise<boolean> {
-  const buf = new Uint8Array(Math.min(64 << 10, size - from));
-  for (let at = from; at < size; at += buf.length) {
-    const chunk = buf.subarray(0, Math.min(buf.length, size - at));
-    await readFull(file, chunk, at, path);
-    if (chunk.some((b) => b !== 0)) return false;
-  }
-  return true;
 }
 
 /**
@@ -629,7 +618,7 @@ export class Snapshotter {
           // Serf appends straight after a torn line, gluing two records into one bogus node.
           // A tail of zeros is unwritten space (a crash that extended the file, preallocation),
           // cut off in every mode as in the binary format; anything else is a torn line.
-          if (o.recovery === "strict" && !(await zerosFrom(file, end, size, path))) {
+          if (o.recovery === "strict" && !(await zerosToEnd(file, end, size, path))) {
             throw new CorruptionError(path, end, "last line has no newline");
           }
           report.brokenCopy = await copyBroken(fs, file, size, path);

@@ -398,33 +398,30 @@ export async function replayBinaryFile(
       }
       const damageAt = pos + start;
       let reason = scanStatusReason(r.status);
-      // A frame that runs past the end of the file: the writer died while writing it. Unless
-      // whole frames follow it, back to back, to the very end (or to zeros): then its length is
-      // what is damaged, and the records after it are real (a torn write does not end on a
-      // frame boundary of frames inside its own payload, except by design).
-      let next = r.status === ScanStatus.incomplete
-        ? await findNextFrame(scanner, file, damageAt + 8, size)
-        : -1;
-      if (
-        r.status === ScanStatus.incomplete && next >= 0 && !(await framesRunToEnd(scanner, file, next, size))
-      ) {
-        next = -1;
+      let next: number;
+      let claimedEnd: number | null = null;
+      if (r.status === ScanStatus.incomplete) {
+        // A frame that runs past the end of the file: the writer died while writing it. Unless
+        // whole frames follow it, back to back, to the very end (or to zeros): then its length
+        // is what is damaged, and the records after it are real (a torn write does not end on a
+        // frame boundary of frames inside its own payload, except by design).
+        next = await findNextFrame(scanner, file, damageAt + 8, size);
+        if (next >= 0 && !(await framesRunToEnd(scanner, file, next, size))) next = -1;
+        if (next < 0) {
+          result.goodEnd = damageAt;
+          result.tornTailBytes = size - damageAt;
+          result.tornReason = "incomplete last frame";
+          if (recovery === "strict") throw new CorruptionError(path, damageAt, "incomplete last frame");
+          return result;
+        }
+        reason = "length runs past the end of the file";
+      } else {
+        if (r.status === ScanStatus.zero) reason = "zeroed bytes";
+        // Where the damaged frame says it ends, if its length is plausible (read before the
+        // search below reuses the buffer).
+        claimedEnd = claimedFrameEnd(scanner.buffer().subarray(start, have), damageAt);
+        next = await findNextFrame(scanner, file, damageAt + 8, size);
       }
-      if (r.status === ScanStatus.incomplete && next < 0) {
-        result.goodEnd = damageAt;
-        result.tornTailBytes = size - damageAt;
-        result.tornReason = "incomplete last frame";
-        if (recovery === "strict") throw new CorruptionError(path, damageAt, "incomplete last frame");
-        return result;
-      }
-      if (r.status === ScanStatus.incomplete) reason = "length runs past the end of the file";
-      if (r.status === ScanStatus.zero) reason = "zeroed bytes";
-      // Where the damaged frame says it ends, if its header is plausible (read before the
-      // search below reuses the buffer).
-      const claimedEnd = r.status === ScanStatus.incomplete
-        ? null
-        : claimedFrameEnd(scanner.buffer().subarray(start, have), damageAt);
-      if (r.status !== ScanStatus.incomplete) next = await findNextFrame(scanner, file, damageAt + 8, size);
       if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
         // A valid frame inside the damaged frame's own extent may be bytes of its payload: a
         // node name can hold anything, a whole frame included. Only a valid frame at or past

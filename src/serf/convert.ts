@@ -25,8 +25,8 @@
 // holds), fdatasynced and closed, then renamed over `<out>`, and the directory is fsynced so
 // the rename survives a crash. A failure at any step before the rename removes the temporary
 // file and leaves `<out>` as it was; a failed directory fsync after it is reported with `<out>`
-// already replaced (the rename may not survive a crash); a crash leaves `<out>.convert`, which the next convert to `<out>`
-// overwrites and the next open of `<out>` removes. (Not `<out>.compact`: with `<out>` missing,
+// already replaced (the rename may not survive a crash); a crash leaves `<out>.convert`, which
+// the next convert to `<out>` overwrites and the next open of `<out>` removes. (Not `<out>.compact`: with `<out>` missing,
 // open takes that for a compaction cut short between serf's remove and rename, and finishes it,
 // which must never happen to a half-written conversion.)
 import { WasmCore } from "../_wasm/core.ts";
@@ -427,20 +427,18 @@ async function replayGoTextBoth(
 ): Promise<{ leaving: Replayed; staying: Replayed }> {
   const leaving = new GoTextReplayer({ rejoinAfterLeave: false });
   const staying = new GoTextReplayer({ rejoinAfterLeave: true });
-  {
-    const buf = new Uint8Array(Math.min(READ_CHUNK_BYTES, Math.max(size, 1)));
-    let pos = 0;
-    // Only the bytes present at the start are read: a writer appending meanwhile cannot
-    // make the conversion chase the end of the file. Each pass reads at least one byte or
-    // stops, so the loop is bounded by `size`.
-    while (pos < size) {
-      const n = await file.read(buf.subarray(0, Math.min(buf.length, size - pos)), pos);
-      if (n === 0) throw new Error(`Cannot read "${path}": file shrank during conversion at offset ${pos}`);
-      leaving.push(buf.subarray(0, n));
-      staying.push(buf.subarray(0, n));
-      pos += n;
-      progress.at(pos);
-    }
+  const buf = new Uint8Array(Math.min(READ_CHUNK_BYTES, Math.max(size, 1)));
+  let pos = 0;
+  // Only the bytes present at the start are read: a writer appending meanwhile cannot
+  // make the conversion chase the end of the file. Each pass reads at least one byte or
+  // stops, so the loop is bounded by `size`.
+  while (pos < size) {
+    const n = await file.read(buf.subarray(0, Math.min(buf.length, size - pos)), pos);
+    if (n === 0) throw new Error(`Cannot read "${path}": file shrank during conversion at offset ${pos}`);
+    leaving.push(buf.subarray(0, n));
+    staying.push(buf.subarray(0, n));
+    pos += n;
+    progress.at(pos);
   }
   const done = (r: GoTextReplayer): Replayed => {
     // finish() frees the read buffer; the state stays in the replayer's Wasm instance.
@@ -464,25 +462,23 @@ async function replayBinaryBoth(
   progress: Progress,
   recovery: RecoveryMode,
 ): Promise<{ leaving: Replayed; staying: Replayed }> {
-  {
-    const shared = new SharedReads(file, progress);
-    const run = async (rejoin: boolean): Promise<Replayed> => {
-      const codec = newBinaryCodec(rejoin);
-      const r = await replayBinaryFile(codec.core, shared, size, path, recovery);
-      return {
-        state: codec.state,
-        records: r.records,
-        tornTailBytes: r.tornTailBytes,
-        warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
-        warningsOmitted: r.skippedOmitted,
-      };
+  const shared = new SharedReads(file, progress);
+  const run = async (rejoin: boolean): Promise<Replayed> => {
+    const codec = newBinaryCodec(rejoin);
+    const r = await replayBinaryFile(codec.core, shared, size, path, recovery);
+    return {
+      state: codec.state,
+      records: r.records,
+      tornTailBytes: r.tornTailBytes,
+      warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
+      warningsOmitted: r.skippedOmitted,
     };
-    // Both settle before the file closes: a replay that fails must not leave the other reading.
-    const [leaving, staying] = await Promise.allSettled([run(false), run(true)]);
-    if (leaving.status === "rejected") throw leaving.reason;
-    if (staying.status === "rejected") throw staying.reason;
-    return { leaving: leaving.value, staying: staying.value };
-  }
+  };
+  // Both settle before the file closes: a replay that fails must not leave the other reading.
+  const [leaving, staying] = await Promise.allSettled([run(false), run(true)]);
+  if (leaving.status === "rejected") throw leaving.reason;
+  if (staying.status === "rejected") throw staying.reason;
+  return { leaving: leaving.value, staying: staying.value };
 }
 
 /**

@@ -1728,4 +1728,43 @@ Deno.test("Bad arguments to close, compactSnapshot, the clocks and FaultFs are T
   const fs = new FaultFs(new MemFs());
   assert.throws(() => fs.failNext("wirte" as "write"), TypeError);
   assert.throws(() => fs.failNext("write", "str" as unknown as Error), TypeError);
+  assert.throws(() => new FaultFs(null as unknown as MemFs), TypeError);
+  await fs.stat("d").catch(() => {}); // not a state-changing step
+  const file = await fs.open("f", { create: true, write: true });
+  await file.write(new Uint8Array(1), 0);
+  await file.close();
+  assert.equal(fs.opCount, 3);
+  // A crash armed at a step that already happened would never come: the test would pass
+  // without one.
+  assert.throws(() => fs.crashAt(2), /3 steps already happened/);
+  fs.crashAt(3);
+  await assert.rejects(fs.open("f", { write: true }), (e) => FaultFs.isSimulatedCrash(e));
+});
+
+Deno.test("new Snapshotter() from JavaScript is a TypeError that names Snapshotter.open", () => {
+  const Ctor = Snapshotter as unknown as new () => unknown;
+  assert.throws(
+    () => new Ctor(),
+    (e: unknown) => e instanceof TypeError && /Snapshotter\.open/.test(e.message),
+  );
+});
+
+Deno.test("An injected clock whose setTimeout throws does not fail an append whose record is staged", async () => {
+  const mem = new MemFs();
+  const errors: unknown[] = [];
+  const clock = new ManualClock();
+  const s = await openMem(mem, { clock, onBackgroundError: (e) => errors.push(e) });
+  clock.setTimeout = (): never => {
+    throw new Error("clock broke");
+  };
+  // The append resolves: its record is staged and written by the next sync, once, not twice
+  // by a caller retrying an append that threw after staging.
+  await s.append(alive("a", "10.0.0.1:1"));
+  assert.equal(errors.length, 1);
+  assert.match(String(errors[0]), /clock broke/);
+  await s.sync();
+  await s.close();
+  const state = await replaySnapshot(P, { fs: mem });
+  assert.equal(state.records, 1);
+  assert.deepEqual(state.aliveNodes, [{ name: "a", addr: "10.0.0.1:1" }]);
 });

@@ -93,8 +93,12 @@ export class FaultFs implements FileSystem {
    * Wraps `inner`.
    *
    * @param inner The file system that does the work: a MemFs in crash tests, or denoFs.
+   * @throws {TypeError} If `inner` is not a file system.
    */
   constructor(inner: FileSystem) {
+    if (typeof inner !== "object" || inner === null || typeof inner.open !== "function") {
+      throw new TypeError(`Cannot wrap a file system: expected a FileSystem (MemFs, denoFs), got ${inner}`);
+    }
     this.#inner = inner;
     this.#core = new Core(this);
   }
@@ -193,11 +197,17 @@ export class FaultFs implements FileSystem {
    * this FaultFs's creation): that step and every call after it throw a simulated-crash error.
    *
    * @param opIndex The index of the first step that does not happen.
-   * @throws {RangeError} If `opIndex` is not a non-negative integer.
+   * @throws {RangeError} If `opIndex` is not a non-negative integer, or names a step that
+   *   already happened (the crash would never come, and a test would pass without one).
    */
   crashAt(opIndex: number): void {
     if (!Number.isSafeInteger(opIndex) || opIndex < 0) {
       throw new RangeError(`Cannot arm a crash: step index must be a non-negative integer, got ${opIndex}`);
+    }
+    if (opIndex < this.#core.opCount) {
+      throw new RangeError(
+        `Cannot arm a crash at step ${opIndex}: ${this.#core.opCount} steps already happened`,
+      );
     }
     this.#core.crashAt = opIndex;
   }

@@ -190,6 +190,8 @@ export interface SnapshotterStats {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** Passed by `open` alone: `new Snapshotter()` from JavaScript gets a clear TypeError. */
+const OPENING: unique symbol = Symbol("Snapshotter.open");
 /** Start writing in the background once this much is buffered, without waiting for the timer. */
 const FLUSH_THRESHOLD_BYTES = 1 << 20;
 /** Bytes per alive node in serf's compaction rule (snapshotBytesPerNode 128 × threshold 2). */
@@ -456,6 +458,7 @@ export class Snapshotter {
   #compactedSize = 0;
 
   private constructor(
+    token: typeof OPENING,
     path: string,
     o: Resolved,
     codec: Codec,
@@ -465,6 +468,9 @@ export class Snapshotter {
     size: number,
     report: OpenReport,
   ) {
+    if (token !== OPENING) {
+      throw new TypeError("Cannot construct a Snapshotter: use `await Snapshotter.open(path, options)`");
+    }
     this.#path = path;
     this.#o = o;
     this.#codec = codec;
@@ -637,7 +643,7 @@ export class Snapshotter {
       // Its identity, checked with every fsync (#checkFile); taken under the lock, after the
       // repairs above, which write in place.
       const fileId = (await fs.stat(path))?.id;
-      snap = new Snapshotter(path, o, codec, lock, file, fileId, end, report);
+      snap = new Snapshotter(OPENING, path, o, codec, lock, file, fileId, end, report);
       if (rewrite) {
         // Salvage's repair: the damaged regions must go, so a failure here fails the open.
         await snap.#compactLocked();
@@ -805,10 +811,17 @@ export class Snapshotter {
   /** Arms the flush timer unless it is armed (or the log is closing, closed or poisoned). */
   #armFlushTimer(): void {
     if (this.#flushTimer !== null || this.#closing || this.#closed || this.#poison !== null) return;
-    this.#flushTimer = this.#o.clock.setTimeout(() => {
-      this.#flushTimer = null;
-      this.#spawn(this.#timedFlush());
-    }, this.#o.flushIntervalMs);
+    try {
+      this.#flushTimer = this.#o.clock.setTimeout(() => {
+        this.#flushTimer = null;
+        this.#spawn(this.#timedFlush());
+      }, this.#o.flushIntervalMs);
+    } catch (e) {
+      // An injected clock that throws must not fail the append whose record is already
+      // staged (the caller would retry it and write it twice): the record waits for the next
+      // append, sync() or close(), and the failure goes where background failures go.
+      this.#reportBackground(e);
+    }
   }
 
   /** Stages the deferred member clock record, if there is one. */

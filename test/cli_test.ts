@@ -443,6 +443,24 @@ Deno.test("main dump lists a fixture's lines, skipped ones with serf's reason, a
   }
 });
 
+Deno.test("main dump's text mode escapes the control bytes of a skipped line (--json keeps them exact)", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    await Deno.writeTextFile(path, "alive: a 1\nbogus\x1b[2Jred\x07\rX\u2028\n");
+    const r = await run(["dump", path]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout.split("\n")[1],
+      "line 2 @11            (skipped)    Unrecognized snapshot line: bogus\\x1b[2Jred\\x07\\rX\\u2028",
+    );
+    const j = await run(["dump", "--json", path]);
+    assert.equal(
+      JSON.parse(j.stdout.split("\n")[1]!).note,
+      "Unrecognized snapshot line: bogus\x1b[2Jred\x07\rX\u2028",
+    );
+  });
+});
+
 Deno.test("main dump of a binary file: offsets, quoted fields, and salvage notes", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/s.snap`;

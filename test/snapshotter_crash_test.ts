@@ -1053,6 +1053,33 @@ Deno.test("Snapshotter: a process killed while copying the evidence leaves no .b
   }
 });
 
+Deno.test("Snapshotter: an open retried after its repair failed keeps the one .broken copy it made", async () => {
+  const { bytes, starts } = await kRecords();
+  const mem = new MemFs();
+  const torn = bytes.slice(0, starts[K - 1]! + 5);
+  mem.write(P, torn);
+  const fs = new FaultFs(mem);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    fs.failNext("truncate"); // the repair after the copy fails (an I/O error), the service retries
+    await assert.rejects(Snapshotter.open(P, { fs, clock: new ManualClock() }), /injected/);
+    assert.deepEqual(mem.read(P), torn);
+  }
+  const s = await Snapshotter.open(P, { fs, clock: new ManualClock() });
+  assert.equal(s.openReport.brokenCopy, `${P}.broken`);
+  await s.close();
+  assert.deepEqual(mem.read(`${P}.broken`), torn);
+  assert.equal(await mem.stat(`${P}.broken.1`), null, "a restart loop must not fill the disk with copies");
+  // A different damage of the same length is other evidence: a copy of its own.
+  const other = torn.slice();
+  other[other.length - 1]! ^= 0xff;
+  other.set(bytes.slice(starts[K - 2]!, starts[K - 2]! + 8), 24); // damage before the tail too
+  mem.write(P, other);
+  const t = await Snapshotter.open(P, { fs: mem, clock: new ManualClock(), recovery: "salvage" });
+  assert.equal(t.openReport.brokenCopy, `${P}.broken.1`);
+  await t.close();
+  assert.deepEqual(mem.read(`${P}.broken.1`), other);
+});
+
 Deno.test("Snapshotter keeps every earlier .broken copy when it repairs again", async () => {
   const { bytes, starts } = await kRecords();
   const mem = new MemFs();

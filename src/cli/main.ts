@@ -397,7 +397,7 @@ function dumpJson(e: SnapshotEntry): string {
 function dumpText(e: SnapshotEntry): string {
   const where = e.line === null ? String(e.offset).padStart(10) : `line ${e.line} @${e.offset}`.padEnd(20);
   const r = e.record;
-  if (r === null) return `${where}  (skipped)    ${e.note}`;
+  if (r === null) return `${where}  (skipped)    ${escapeControls(e.note ?? "")}`;
   const fields = r.type === "alive"
     ? `${JSON.stringify(r.name)} ${JSON.stringify(r.addr)}`
     : r.type === "not-alive"
@@ -408,6 +408,21 @@ function dumpText(e: SnapshotEntry): string {
     ? String(r.value)
     : JSON.stringify(r.text);
   return `${where}  ${r.type.padEnd(11)}  ${fields}`.trimEnd();
+}
+
+/**
+ * `text` with its control characters written as escapes (`\x1b`, `\r`, `\u2028`): a
+ * skipped line's note quotes the line as serf logs it, raw, and a terminal must not run an
+ * escape sequence or go back over the line because a snapshot held one.
+ */
+function escapeControls(text: string): string {
+  // deno-lint-ignore no-control-regex -- matching control characters is the point
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
+    const code = c.charCodeAt(0);
+    if (c === "\r") return "\\r";
+    if (c === "\t") return "\\t";
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
+  });
 }
 
 async function convertCommand(args: string[], io: CliIo): Promise<number> {

@@ -1590,8 +1590,33 @@ async function lastNewlineEnd(file: FileHandle, size: number, path: string): Pro
   return 0;
 }
 
+/** Whether the file at `copy` holds the first `size` bytes of `src` (`size` bytes long). */
+async function sameBytes(
+  fs: FileSystem,
+  copy: string,
+  src: FileHandle,
+  size: number,
+  path: string,
+): Promise<boolean> {
+  const file = await fs.open(copy, { read: true });
+  try {
+    const a = new Uint8Array(Math.min(size, 1 << 20));
+    const b = new Uint8Array(a.length);
+    for (let pos = 0; pos < size; pos += a.length) {
+      const n = Math.min(a.length, size - pos);
+      await readFull(src, a.subarray(0, n), pos, path);
+      await readFull(file, b.subarray(0, n), pos, copy);
+      for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+    }
+    return true;
+  } finally {
+    await file.close();
+  }
+}
+
 /**
- * Copies a damaged file to `<path>.broken` (or `.broken.N` if that exists) before a repair,
+ * Copies a damaged file to `<path>.broken` (or `.broken.N` if that exists, unless that one
+ * holds the same bytes) before a repair,
  * so the evidence is kept (etcd's Repair does the same). The copy is written to
  * `<path>.compact` and renamed into place once whole, so a `.broken` file is never a partial
  * copy: a failure removes the temporary file, and a crash leaves it to the next open, which
@@ -1599,7 +1624,18 @@ async function lastNewlineEnd(file: FileHandle, size: number, path: string): Pro
  */
 async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: string): Promise<string> {
   let target = `${path}.broken`;
-  for (let n = 1; (await fs.stat(target)) !== null; n++) target = `${path}.broken.${n}`;
+  for (let n = 1;; n++) {
+    const info = await fs.stat(target);
+    if (info === null) break;
+    // An open whose repair failed after its copy (an I/O error, a full disk) and is retried
+    // (a service restarted in a loop) finds that copy: one of the same bytes is kept, not
+    // made again, so the retries do not fill the disk with copies of one file.
+    if (info.size === size && await sameBytes(fs, target, src, size, path)) {
+      await fs.syncDir(dirOf(path));
+      return target;
+    }
+    target = `${path}.broken.${n}`;
+  }
   const tmp = compactPath(path);
   // The copy holds what the snapshot held: it gets the snapshot's permission bits.
   const out = await fs.open(tmp, { write: true, create: true, truncate: true, mode: await modeOf(fs, path) });

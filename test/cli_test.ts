@@ -491,3 +491,84 @@ Deno.test("main dump of a binary file: offsets, quoted fields, and salvage notes
     ]);
   });
 });
+
+Deno.test("deno task cli run from another folder: a relative path that is not found says where paths are taken from", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/in.snapshot`, "alive: a 10.0.0.1:7946\n");
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "-q",
+        "--config",
+        new URL("deno.json", REPO).pathname,
+        "cli",
+        "replay",
+        "--json",
+        "in.snapshot",
+      ],
+      cwd: dir,
+      env: { NO_COLOR: "1", INIT_CWD: dir }, // as deno task sets it when no outer task did
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    const root = Deno.realPathSync(new URL(".", REPO)).replace(/[/\\]$/, "");
+    assert.equal(
+      new TextDecoder().decode(out.stderr),
+      `snaplog replay: Cannot replay "in.snapshot": no such file (relative paths are taken from ${root}, where deno task runs, not from ${dir}: give an absolute path)\n`,
+    );
+  });
+});
+
+Deno.test("main: a reader that went away is no failure, and compact/convert succeed when only their summary is lost", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/in.snapshot`;
+    await Deno.writeTextFile(path, "alive: a 10.0.0.1:7946\n".repeat(20));
+    let stderr = "";
+    const gone = (err: Error): CliIo => ({
+      stdout: () => {
+        throw err;
+      },
+      stderr: (t) => stderr += t,
+    });
+    assert.equal(await main(["replay", "--json", path], gone(new Deno.errors.BrokenPipe("Broken pipe"))), 0);
+    const full = Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
+    assert.equal(await main(["convert", "--to", "binary", path, `${dir}/out.snap`], gone(full)), 0);
+    assert.equal((await replaySnapshot(`${dir}/out.snap`)).aliveNodes.length, 1);
+    const before = (await Deno.stat(path)).size;
+    assert.equal(await main(["compact", path], gone(full)), 0);
+    assert.ok((await Deno.stat(path)).size < before, "compacted");
+    assert.equal(stderr, "");
+  });
+});
+
+Deno.test("main prints an error whose path holds a newline on one line, the reason kept", async () => {
+  const r = await run(["replay", "--json", "/no/such\ndir/x.snapshot"]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'snaplog replay: Cannot replay "/no/such\\x0adir/x.snapshot": no such file\n');
+});
+
+Deno.test("A pipe or a directory is refused as a snapshot: never read as an empty one, no lock file made", async () => {
+  await withTempDir(async (dir) => {
+    const fifo = `${dir}/fifo`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output().catch(() => null);
+    const targets = [`${dir}/sub`];
+    await Deno.mkdir(`${dir}/sub`);
+    if (made?.code === 0) targets.push(fifo);
+    else console.log("mkfifo is not available: the pipe case is skipped");
+    for (const t of targets) {
+      await assert.rejects(
+        replaySnapshot(t),
+        (e: Error) => e instanceof TypeError && /not a regular file/.test(e.message),
+      );
+      await assert.rejects(Snapshotter.open(t), /not a regular file/);
+      const r = await run(["convert", "--to", "binary", t, `${dir}/out.snap`]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^snaplog convert: Cannot convert ".*": not a regular file/);
+    }
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(),
+      targets.map((t) => t.slice(dir.length + 1)).sort(),
+    );
+  });
+});

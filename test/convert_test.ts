@@ -619,3 +619,11 @@ Deno.test("replay, records and convert of a live log read the file they opened, 
     (await replaySnapshot(P, { fs: mem })).aliveNodes,
   );
 });
+
+Deno.test("convertSnapshot names a bad `to` value in its TypeError", async () => {
+  await assert.rejects(
+    convertSnapshot("a", "b", { to: "text" as "binary" }),
+    (e: Error) => e instanceof TypeError && e.message.endsWith('got "text"'),
+  );
+  await assert.rejects(convertSnapshot("a", "b", {} as { to: "binary" }), TypeError);
+});

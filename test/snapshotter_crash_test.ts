@@ -1017,7 +1017,18 @@ Deno.test("Snapshotter leaves no partial .broken copy when the disk fills during
   mem.write(P, torn);
   const fs = new FaultFs(mem);
   fs.failAfterBytes(10); // the copy's first write runs out of room
-  await assert.rejects(Snapshotter.open(P, { fs, clock: new ManualClock() }));
+  await assert.rejects(
+    Snapshotter.open(P, { fs, clock: new ManualClock() }),
+    (e: Error & { code?: string }) => {
+      // Says a repair was needed and what failed, not only the temporary file's name.
+      assert.match(
+        e.message,
+        /^Cannot repair "d\/s\.snap": its copy to "d\/s\.snap\.broken", taken before any repair, failed \(.*No space left on device.*\); the snapshot is untouched$/,
+      );
+      assert.equal(e.code, "ENOSPC");
+      return true;
+    },
+  );
   assert.deepEqual(mem.read(P), torn, "the damaged file was repaired without its copy");
   assert.equal(await mem.stat(`${P}.broken`), null, "a partial copy passes for the evidence");
   // Room again: the next open copies it whole, then repairs.
@@ -1912,5 +1923,22 @@ Deno.test("Snapshotter still finds corruption when a damaged length covers the f
   const s = await openMem(mem, { recovery: "salvage" });
   // Salvage keeps what follows the claimed extent; frame 2 lay inside it.
   assert.deepEqual(names(stateOf(s)), ["n0", ...firstK(K).slice(3)]);
+  await s.close();
+});
+
+Deno.test("Snapshotter: a failed write's error names the file once", async () => {
+  const fs = new FaultFs(new MemFs());
+  const s = await Snapshotter.open(P, { fs, clock: new ManualClock() });
+  s.append({ type: "alive", name: "a", addr: "10.0.0.1:1" });
+  // denoFs's own error already says what failed and where.
+  fs.failNext("write", new Error(`Cannot write "${P}": No space left on device (os error 28)`));
+  await assert.rejects(s.sync(), (e: Error) => {
+    assert.equal(
+      e.message,
+      `Cannot write "${P}": No space left on device (os error 28); the records stay buffered`,
+    );
+    return true;
+  });
+  await s.sync(); // the records were kept
   await s.close();
 });

@@ -139,11 +139,25 @@ async function compactCommand(args: string[], io: CliIo): Promise<number> {
     recovery,
     rejoinAfterLeave: values["rejoin-after-leave"] === true,
   });
-  io.stdout(
+  summary(
+    io,
     `${path}: ${r.format}, ${r.bytesBefore} -> ${r.bytesAfter} bytes, ${r.aliveNodes} alive nodes` +
       (r.tornTailBytes > 0 ? `, torn tail of ${r.tornTailBytes} bytes cut off` : "") + "\n",
   );
   return 0;
+}
+
+/**
+ * Prints the closing line of a command whose work is done (the file compacted, OUT renamed
+ * in): a stdout that is closed (`| true`) or full cannot make it fail, or its exit status
+ * would say the file was left as it was.
+ */
+function summary(io: CliIo, text: string): void {
+  try {
+    io.stdout(text);
+  } catch {
+    // Only the summary is lost.
+  }
 }
 
 /** A usage error: printed with the usage text, exit status 2. */
@@ -203,6 +217,10 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
+    // A reader that went away (`snaplog replay --json FILE | head -c 10`) is not a failure of
+    // the command, as for dump; nothing was changed by a read-only one, and the others print
+    // their summaries through `summary`.
+    if (err instanceof Deno.errors.BrokenPipe) return 0;
     if (err instanceof UsageError) {
       const usage = command === "replay"
         ? REPLAY_USAGE
@@ -219,15 +237,34 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
     // Damage before the tail (which salvage never throws for): say how to get past it.
     const hint = err instanceof CorruptionError && err.reason.includes("valid records resume at")
       ? " (--recovery salvage keeps the records around the damage)"
+      : err instanceof Deno.errors.NotFound
+      ? taskCwdHint()
       : "";
     io.stderr(`snaplog${command === undefined ? "" : ` ${command}`}: ${oneLine(err)}${hint}\n`);
     return 1;
   }
 }
 
+/**
+ * Where `deno task cli` was run from elsewhere: a note that relative paths are taken from the
+ * package's folder, deno task's working directory (Deno's default for tasks; the caller's own
+ * directory is in INIT_CWD, which an outer npm or deno task may have set long before, so the
+ * CLI does not guess which one a path meant).
+ */
+function taskCwdHint(): string {
+  try {
+    const init = Deno.env.get("INIT_CWD");
+    const cwd = Deno.cwd();
+    if (init === undefined || init === cwd) return "";
+    return ` (relative paths are taken from ${cwd}, where deno task runs, not from ${init}: give an absolute path)`;
+  } catch {
+    return ""; // no --allow-env or --allow-read: no hint
+  }
+}
+
+/** The message on one line: a newline in it (a path may hold one) is escaped, not cut off. */
 function oneLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.split("\n")[0]!;
+  return escapeControls(err instanceof Error ? err.message : String(err));
 }
 
 /** parseArgs, with its errors (unknown flag, missing value) turned into usage errors. */
@@ -477,7 +514,8 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
   if (warnings > SUMMARY_WARNINGS_MAX) {
     io.stderr(`snaplog convert: ... and ${warnings - SUMMARY_WARNINGS_MAX} more skipped\n`);
   }
-  io.stdout(
+  summary(
+    io,
     `converted ${input} (${r.from}, ${r.bytesRead} bytes, ${r.records} records) to ${output} (${r.to}, ${r.bytesWritten} bytes): ` +
       `${r.aliveCount} alive nodes, clocks ${r.lastClock}/${r.lastEventClock}/${r.lastQueryClock}, ` +
       `${warnings} warnings${r.tornTailBytes > 0 ? `, ${r.tornTailBytes}-byte torn tail dropped` : ""}${

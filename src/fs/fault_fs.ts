@@ -104,13 +104,17 @@ export class FaultFs implements FileSystem {
   }
 
   /**
-   * Whether `err` is the error of a simulated crash (from `crashAt`), not a real failure.
+   * Whether `err` is the error of a simulated crash (from `crashAt`), not a real failure: the
+   * crash's own error, or one that wraps it (its `cause` chain).
    *
    * @param err Anything caught.
    * @returns True for a simulated crash.
    */
   static isSimulatedCrash(err: unknown): boolean {
-    return err instanceof Error && crashErrors.has(err);
+    for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+      if (crashErrors.has(e)) return true;
+    }
+    return false;
   }
 
   /**

@@ -48,7 +48,7 @@ import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { decodeUtf8, NAME_BYTES_MAX, typeName } from "./records.ts";
 import type { SerfState } from "./_state.ts";
-import { convertPath, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
+import { checkRegularFile, convertPath, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
 
 /** How far a conversion has read its input, for {@link ConvertOptions.onProgress}. */
@@ -154,12 +154,10 @@ function checkOptions(options: ConvertOptions): Resolved {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot convert snapshot: options must be an object, got ${typeName(options)}`);
   }
-  const formats = ["binary", "go-text"];
-  if (!formats.includes(options.to)) {
-    throw new TypeError(
-      `Cannot convert snapshot: to must be "binary" or "go-text", got ${typeName(options.to)}`,
-    );
+  if (options.to === undefined) {
+    throw new TypeError(`Cannot convert snapshot: to must be "binary" or "go-text", got undefined`);
   }
+  choiceOption("convert snapshot", "to", options.to, "binary", ["binary", "go-text"]);
   const from = choiceOption("convert snapshot", "from", options.from, "auto", FORMAT_CHOICES);
   const rejoinAfterLeave = options.rejoinAfterLeave === undefined ? false : options.rejoinAfterLeave;
   if (typeof rejoinAfterLeave !== "boolean") {
@@ -236,7 +234,7 @@ function checkOptions(options: ConvertOptions): Resolved {
  *   65535 bytes.
  * @throws {CorruptionError} If a binary input is damaged before its tail (anywhere, with
  *   `recovery: "strict"`; never with `"salvage"`).
- * @throws {TypeError} For options of the wrong type.
+ * @throws {TypeError} For options of the wrong type, or an input that is not a regular file (a pipe, a directory).
  */
 export async function convertSnapshot(
   input: string,
@@ -255,6 +253,7 @@ export async function convertSnapshot(
   const fs = o.fs;
   const info = await fs.stat(input);
   if (info === null) throw await missingSnapshot(fs, input, "convert");
+  checkRegularFile(info, input, "convert");
   if (await sameFile(fs, input, output)) {
     throw new Error(`Cannot convert "${input}": the output "${output}" is the input file`);
   }

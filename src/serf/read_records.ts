@@ -23,7 +23,7 @@ import {
   warningReason,
 } from "./gotext.ts";
 import { decodeUtf8, isUint64, type SnapshotRecord, typeName } from "./records.ts";
-import { formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
+import { checkRegularFile, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
 
 /** Options of {@link readSnapshotRecords}. */
 export interface ReadRecordsOptions {
@@ -98,7 +98,7 @@ export interface SnapshotEntry {
  * @param options Format, recovery mode, file system.
  * @returns The entries, read as they are iterated; the file is closed when the iteration ends
  *   (also when it is left early).
- * @throws {TypeError} For options of the wrong type (at the call).
+ * @throws {TypeError} For options of the wrong type (at the call); for a path that is not a regular file (a pipe, a directory), on the first step.
  * @throws {Deno.errors.NotFound} If the file does not exist (on the first iteration).
  * @throws {CorruptionError} For damage the recovery mode does not accept (binary format).
  */
@@ -134,6 +134,7 @@ async function* entries(
 ): AsyncGenerator<SnapshotEntry, void, undefined> {
   const info = await fs.stat(path);
   if (info === null) throw await missingSnapshot(fs, path, "read records of");
+  checkRegularFile(info, path, "read records of");
   const file = await fs.open(path, { read: true });
   try {
     const size = await file.size(); // the opened file's: see replaySnapshot

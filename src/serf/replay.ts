@@ -5,7 +5,7 @@ import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
-import { formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
+import { checkRegularFile, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
 import { addWarnings, checkMaxWarnings, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replaySnapshot}. */
@@ -72,7 +72,7 @@ export interface ReplayOptions {
  * @returns The replayed state.
  * @throws {Deno.errors.NotFound} If the file does not exist.
  * @throws {CorruptionError} For damage the recovery mode does not accept (binary format).
- * @throws {TypeError} For options of the wrong type.
+ * @throws {TypeError} For options of the wrong type, or a path that is not a regular file (a pipe, a directory).
  */
 export async function replaySnapshot(path: string, options: ReplayOptions = {}): Promise<SnapshotState> {
   if (typeof path !== "string" || path === "") {
@@ -102,6 +102,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   const want = choiceOption("replay snapshot", "format", options.format, "auto", FORMAT_CHOICES);
   const info = await fs.stat(path);
   if (info === null) throw await missingSnapshot(fs, path, "replay");
+  checkRegularFile(info, path, "replay");
   const file = await fs.open(path, { read: true });
   try {
     // The size of the file opened, not of the one stat saw: a live log's compaction may have

@@ -495,7 +495,7 @@ export class Snapshotter {
    * @returns The open snapshotter.
    * @throws {LockedError} If another writer holds the file.
    * @throws {CorruptionError} If the file is damaged beyond what `recovery` repairs.
-   * @throws {TypeError} For options of the wrong type, or a `format` that does not match the file.
+   * @throws {TypeError} For options of the wrong type, a `format` that does not match the file, or a path that is not a regular file (a pipe, a directory).
    * @throws {RangeError} For option values out of range.
    */
   static async open(path: string, options: SnapshotterOptions = {}): Promise<Snapshotter> {
@@ -506,6 +506,7 @@ export class Snapshotter {
     // Every file operation uses the file's canonical path: a symlink to a snapshot takes the
     // snapshot's own lock, and a compaction renames over the file, not over the link.
     const real = await canonicalPath(o.fs, path);
+    checkRegularFile(await o.fs.stat(real), path, "open snapshot"); // before its lock file is made
     const lock = await acquireWriterLock(o.fs, real, path);
     try {
       return await Snapshotter.#openLocked(real, o, lock);
@@ -1318,7 +1319,9 @@ export class Snapshotter {
         this.#poison = e;
         throw new PoisonedError(this.#path, "write", e);
       }
-      throw new Error(`Cannot write "${this.#path}": ${errorMessage(e)}; the records stay buffered`, {
+      // denoFs's errors already begin with what failed and where ("Cannot write "<path>": ...").
+      const detail = errorMessage(e).replace(`Cannot write "${this.#path}": `, "");
+      throw new Error(`Cannot write "${this.#path}": ${detail}; the records stay buffered`, {
         cause: e,
       });
     }
@@ -1541,6 +1544,17 @@ async function endsLikeCompaction(fs: FileSystem, path: string, size: number): P
   }
 }
 
+/**
+ * Refuses a path that names something other than a regular file: a directory, and above all
+ * a named pipe or a device, whose size reads 0 (a FIFO would replay as an empty snapshot,
+ * and `convert` would write that out) and whose open may block until a writer comes.
+ */
+export function checkRegularFile(info: FileInfo | null, path: string, what: string): void {
+  if (info !== null && !info.isFile) {
+    throw new TypeError(`Cannot ${what} "${path}": not a regular file (a directory, a pipe or a device)`);
+  }
+}
+
 /** The NotFound a read-only command throws for a missing snapshot (naming such a file). */
 export async function missingSnapshot(fs: FileSystem, path: string, what: string): Promise<Error> {
   return new Deno.errors.NotFound(
@@ -1661,7 +1675,17 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
     // any repair, and the next one copies again.
     if (open) await out.close().catch(noop);
     await fs.remove(tmp).catch(noop);
-    throw e;
+    // Say what was being done: the bare error names `<path>.compact`, a file the caller
+    // never asked for, and not that a repair was needed.
+    const wrapped = new Error(
+      `Cannot repair "${path}": its copy to "${target}", taken before any repair, failed (${
+        errorMessage(e)
+      }); the snapshot is untouched`,
+      { cause: e },
+    );
+    const code = (e as { code?: unknown } | null)?.code;
+    if (typeof code === "string") Object.assign(wrapped, { code });
+    throw wrapped;
   }
   return target;
 }

@@ -163,10 +163,11 @@ export class PoisonedError extends Error {
    * @param path The log's file.
    * @param action What was attempted.
    * @param cause The earlier failure.
+   * @param detail What the failed call leaves undone (`close()`: the bytes not written or fsynced).
    */
-  constructor(path: string, action: string, cause: unknown) {
+  constructor(path: string, action: string, cause: unknown, detail?: string) {
     super(
-      `Cannot ${action} "${path}": ${
+      `Cannot ${action} "${path}"${detail === undefined ? "" : ` (${detail})`}: ${
         cause instanceof FileChangedError
           ? cause.message
           : `an earlier write or fsync failed (${cause instanceof Error ? cause.message : String(cause)})`

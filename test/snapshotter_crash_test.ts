@@ -1942,3 +1942,21 @@ Deno.test("Snapshotter: a failed write's error names the file once", async () =>
   await s.sync(); // the records were kept
   await s.close();
 });
+
+Deno.test("Snapshotter: close() of a poisoned log rejects with PoisonedError, as every other call does", async () => {
+  for (const when of ["before", "during"] as const) {
+    const fs = new FaultFs(new MemFs());
+    const s = await Snapshotter.open(P, { fs, clock: new ManualClock() });
+    s.append({ type: "alive", name: "a", addr: "10.0.0.1:1" });
+    fs.failNext("datasync");
+    if (when === "before") await assert.rejects(s.sync(), PoisonedError);
+    await assert.rejects(s.close(), (e: Error) => {
+      assert.ok(e instanceof PoisonedError, `${when}: ${e}`);
+      assert.match(
+        e.message,
+        /^Cannot close ".*" \(0 buffered bytes not written and \d+ bytes not fsynced\): /,
+      );
+      return true;
+    });
+  }
+});

@@ -1058,7 +1058,9 @@ export class Snapshotter {
    * @param options `timeoutMs`: give up waiting for the disk after this long (0..2^31-1 ms, or
    *   Infinity: wait, as without it) and report what was not flushed. The lock is released when the stuck write or fsync settles (at once
    *   otherwise), so a new writer cannot open the file while it may still change.
-   * @throws {Error} Naming the bytes that could not be flushed, with the cause.
+   * @throws {PoisonedError} If the log is poisoned (a failed fsync, its file changed behind it), before
+   *   or during the close; it names the bytes that were not written or fsynced.
+   * @throws {Error} Naming the bytes that could not be flushed, with the cause (a full disk, a timeout).
    */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
     // A second close (two shutdown paths, `await using` and an explicit close) gets the
@@ -1144,6 +1146,10 @@ export class Snapshotter {
     if (settled) await release();
     else work.then(release, release);
     if (failure !== null) {
+      // A poisoned log (a failed fsync, its file changed behind it, before or during this
+      // close) says so as every other call does.
+      const undone = `${unflushed} buffered bytes not written and ${unsynced} bytes not fsynced`;
+      if (this.#poison !== null) throw new PoisonedError(this.#path, "close", this.#poison, undone);
       const reason = failure instanceof Error ? failure.message : String(failure);
       throw new Error(
         `Cannot close "${this.#path}" cleanly: ${unflushed} buffered bytes not written and ${unsynced} bytes not fsynced: ${reason}`,

@@ -532,6 +532,21 @@ Deno.test("main: a reader that went away is no failure, and compact/convert succ
       stderr: (t) => stderr += t,
     });
     assert.equal(await main(["replay", "--json", path], gone(new Deno.errors.BrokenPipe("Broken pipe"))), 0);
+    assert.equal(await main(["convert", "--help"], gone(new Deno.errors.BrokenPipe("Broken pipe"))), 0);
+    // Progress and skipped-line notes on a stderr whose reader went away (`2>&1 | head -1`)
+    // neither abort a conversion nor fail it.
+    const broken: CliIo = {
+      stdout: () => {},
+      stderr: () => {
+        throw new Deno.errors.BrokenPipe("Broken pipe");
+      },
+    };
+    await Deno.writeTextFile(`${dir}/skips.snapshot`, "alive: a 10.0.0.1:7946\nbogus\n");
+    assert.equal(
+      await main(["convert", "--to", "binary", `${dir}/skips.snapshot`, `${dir}/skips.snap`], broken),
+      0,
+    );
+    assert.equal((await replaySnapshot(`${dir}/skips.snap`)).aliveNodes.length, 1);
     const full = Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
     assert.equal(await main(["convert", "--to", "binary", path, `${dir}/out.snap`], gone(full)), 0);
     assert.equal((await replaySnapshot(`${dir}/out.snap`)).aliveNodes.length, 1);

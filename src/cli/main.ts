@@ -130,7 +130,7 @@ async function compactCommand(args: string[], io: CliIo): Promise<number> {
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
-    io.stdout(COMPACT_USAGE);
+    bestEffort(io.stdout, COMPACT_USAGE);
     return 0;
   }
   const recovery = recoveryOption(values.recovery);
@@ -139,8 +139,8 @@ async function compactCommand(args: string[], io: CliIo): Promise<number> {
     recovery,
     rejoinAfterLeave: values["rejoin-after-leave"] === true,
   });
-  summary(
-    io,
+  bestEffort(
+    io.stdout,
     `${path}: ${r.format}, ${r.bytesBefore} -> ${r.bytesAfter} bytes, ${r.aliveNodes} alive nodes` +
       (r.tornTailBytes > 0 ? `, torn tail of ${r.tornTailBytes} bytes cut off` : "") + "\n",
   );
@@ -148,15 +148,16 @@ async function compactCommand(args: string[], io: CliIo): Promise<number> {
 }
 
 /**
- * Prints the closing line of a command whose work is done (the file compacted, OUT renamed
- * in): a stdout that is closed (`| true`) or full cannot make it fail, or its exit status
- * would say the file was left as it was.
+ * Prints what a command that changes a file says along the way (progress, skipped lines, its
+ * closing line): a stdout or stderr that is closed (`2>&1 | head -1`) or full must neither
+ * abort the conversion halfway nor, once the file is compacted or OUT renamed in, make the
+ * exit status say the file was left as it was.
  */
-function summary(io: CliIo, text: string): void {
+function bestEffort(write: (text: string) => void, text: string): void {
   try {
-    io.stdout(text);
+    write(text);
   } catch {
-    // Only the summary is lost.
+    // Only the message is lost.
   }
 }
 
@@ -208,7 +209,7 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
       case "help":
       case "-h":
       case "--help":
-        io.stdout(USAGE);
+        bestEffort(io.stdout, USAGE);
         return 0;
       case undefined:
         io.stderr(USAGE);
@@ -218,9 +219,9 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
     }
   } catch (err) {
     // A reader that went away (`snaplog replay --json FILE | head -c 10`) is not a failure of
-    // the command, as for dump; nothing was changed by a read-only one, and the others print
-    // their summaries through `summary`.
-    if (err instanceof Deno.errors.BrokenPipe) return 0;
+    // a command that only reads, as for dump. (convert and compact write through bestEffort:
+    // a BrokenPipe that reaches here from them came from elsewhere, and is a failure.)
+    if (err instanceof Deno.errors.BrokenPipe && (command === "replay" || command === "dump")) return 0;
     if (err instanceof UsageError) {
       const usage = command === "replay"
         ? REPLAY_USAGE
@@ -316,7 +317,7 @@ async function replayCommand(args: string[], io: CliIo): Promise<number> {
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
-    io.stdout(REPLAY_USAGE);
+    bestEffort(io.stdout, REPLAY_USAGE);
     return 0;
   }
   const format = oneOf("--format", values.format, ["auto", "binary", "go-text"] as const, "auto");
@@ -396,7 +397,7 @@ async function dumpCommand(args: string[], io: CliIo): Promise<number> {
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
-    io.stdout(DUMP_USAGE);
+    bestEffort(io.stdout, DUMP_USAGE);
     return 0;
   }
   const format = oneOf("--format", values.format, ["auto", "binary", "go-text"] as const, "auto");
@@ -471,7 +472,7 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
     help: { type: "boolean", short: "h" },
   });
   if (values.help === true) {
-    io.stdout(CONVERT_USAGE);
+    bestEffort(io.stdout, CONVERT_USAGE);
     return 0;
   }
   if (values.to === undefined) throw new UsageError("missing --to binary|go-text");
@@ -491,7 +492,8 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
     if (p.bytesRead < p.bytesTotal && now - lastLineMs < PROGRESS_INTERVAL_MS) return;
     lastLineMs = now;
     const mib = (n: number): string => (n / (1 << 20)).toFixed(1);
-    io.stderr(
+    bestEffort(
+      io.stderr,
       `snaplog convert: read ${mib(p.bytesRead)} of ${mib(p.bytesTotal)} MiB (${
         (100 * p.bytesRead / p.bytesTotal).toFixed(0)
       }%)\n`,
@@ -508,14 +510,14 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
   const ms = performance.now() - start;
   const where = r.from === "go-text" ? "line" : "offset";
   for (const w of r.warnings.slice(0, SUMMARY_WARNINGS_MAX)) {
-    io.stderr(`snaplog convert: skipped ${where} ${w.line} of the input: ${w.reason}\n`);
+    bestEffort(io.stderr, `snaplog convert: skipped ${where} ${w.line} of the input: ${w.reason}\n`);
   }
   const warnings = r.warnings.length + r.warningsOmitted;
   if (warnings > SUMMARY_WARNINGS_MAX) {
-    io.stderr(`snaplog convert: ... and ${warnings - SUMMARY_WARNINGS_MAX} more skipped\n`);
+    bestEffort(io.stderr, `snaplog convert: ... and ${warnings - SUMMARY_WARNINGS_MAX} more skipped\n`);
   }
-  summary(
-    io,
+  bestEffort(
+    io.stdout,
     `converted ${input} (${r.from}, ${r.bytesRead} bytes, ${r.records} records) to ${output} (${r.to}, ${r.bytesWritten} bytes): ` +
       `${r.aliveCount} alive nodes, clocks ${r.lastClock}/${r.lastEventClock}/${r.lastQueryClock}, ` +
       `${warnings} warnings${r.tornTailBytes > 0 ? `, ${r.tornTailBytes}-byte torn tail dropped` : ""}${

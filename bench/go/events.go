@@ -17,6 +17,7 @@ const (
 	kindFailed
 	kindUser
 	kindQuery
+	kindSelfLeave
 )
 
 // benchEvent is one parsed line of an events file.
@@ -105,6 +106,11 @@ func parseEventLine(line string) (benchEvent, error) {
 			k = kindQuery
 		}
 		return benchEvent{kind: k, ltime: lt}, nil
+	case "self-leave":
+		if len(f) != 1 {
+			return benchEvent{}, fmt.Errorf("want: self-leave")
+		}
+		return benchEvent{kind: kindSelfLeave}, nil
 	}
 	return benchEvent{}, fmt.Errorf("unknown event")
 }

@@ -51,6 +51,8 @@ export interface SerfExpectedLineCounts {
   eventClock: number;
   /** One `query-clock:` line per query whose LTime is above all earlier ones. */
   queryClock: number;
+  /** One `leave` line per `self-leave`. */
+  leave: number;
   /** Upper bound for `clock:` lines (their count depends on timing). */
   clockMax: number;
 }
@@ -61,25 +63,38 @@ export interface SerfAppendResult {
   memberEvents: number;
   userEvents: number;
   queryEvents: number;
+  /** `self-leave` lines (calls of serf's Snapshotter.Leave). */
+  selfLeaves: number;
+  /** serf's rejoinAfterLeave, for the writer and the verifying replay. */
+  rejoinAfterLeave: boolean;
+  /** True with `keep`: the run appended to the existing file. */
+  kept: boolean;
+  /** Size of the existing file the run appended to (0 for a fresh file). */
+  initialBytes: number;
+  /** The clock serf replayed from the existing file ("0" for a fresh file). */
+  initialLastClock: string;
   /** Wall time from NewSnapshotter to Wait() after shutdown (flush and fsync included). */
   appendMs: number;
   eventsPerSec: number;
   fileBytes: number;
-  /** Newline-terminated lines in the resulting file. */
+  /** Newline-terminated lines the run appended (after `initialBytes`; the whole file if compacted). */
   lines: number;
   /** Deterministic lines expected plus the clock lines observed; null if serf compacted the file. */
   expectedLines: number | null;
   /** Expected minus actual non-clock lines (0 = nothing lost); null if compacted and the state matched. */
   dropped: number | null;
-  /** alive + not-alive + event-clock + query-clock lines. */
+  /** alive + not-alive + event-clock + query-clock + leave lines. */
   dataLines: number;
   expectedDataLines: number;
   clockLines: number;
   linesByKind: SerfLineCounts;
   expectedByKind: SerfExpectedLineCounts;
-  /** Value of the last `clock:` line. */
+  /** Value of the last `clock:` line the run appended ("0" if none). */
   lastClockLine: string;
-  /** Number of member events (the clock starts at 1 and serf records Time()-1). */
+  /**
+   * `initialLastClock` plus the number of member events (the clock starts at the replayed
+   * clock + 1 and serf records Time()-1): the last clock line when there are member events.
+   */
   expectedLastClock: string;
   clockLinesIncreasing: boolean;
   /** True when serf's compact() rewrote the file during the run. */
@@ -308,15 +323,19 @@ async function runHarness<T>(bin: string, args: string[]): Promise<T> {
  * `outFile` (replaced if it exists), paced so that serf drops nothing, and
  * verifies the result. Throws (with the harness's stderr) on a verification
  * failure. By default serf never compacts during the run; pass
- * `minCompactSizeBytes` to let it.
+ * `minCompactSizeBytes` to let it. `keep` appends to an existing `outFile` as
+ * a restarted agent would (serf replays it first and witnesses its clock);
+ * `rejoinAfterLeave` is serf's option for the writer and the verifying replay.
  */
 export async function serfAppend(
   bin: string,
   eventsFile: string,
   outFile: string,
-  opts: { minCompactSizeBytes?: number } = {},
+  opts: { minCompactSizeBytes?: number; rejoinAfterLeave?: boolean; keep?: boolean } = {},
 ): Promise<SerfAppendResult> {
   const args = ["append", "--events", eventsFile, "--out", outFile];
+  if (opts.rejoinAfterLeave) args.push("--rejoin-after-leave");
+  if (opts.keep) args.push("--keep");
   if (opts.minCompactSizeBytes !== undefined) {
     if (!Number.isSafeInteger(opts.minCompactSizeBytes) || opts.minCompactSizeBytes < 1) {
       throw new Error(`minCompactSizeBytes must be a positive integer, got ${opts.minCompactSizeBytes}`);

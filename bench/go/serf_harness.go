@@ -6,7 +6,7 @@
 //
 // Subcommands (each prints one JSON object on stdout):
 //
-//	append --events FILE --out SNAPSHOT [--min-compact-size N]
+//	append --events FILE --out SNAPSHOT [--min-compact-size N] [--rejoin-after-leave] [--keep]
 //	replay --file SNAPSHOT [--rejoin-after-leave] [--nodes] [--runs N]
 //	compact --alive N [--runs N]
 //	gen --events N --nodes K --out FILE [--seed S]   (test workload generator)
@@ -90,6 +90,8 @@ type expectedCounts struct {
 	NotAlive   int64 `json:"notAlive"`
 	EventClock int64 `json:"eventClock"`
 	QueryClock int64 `json:"queryClock"`
+	// Leave is one `leave` line per self-leave event (serf writes one per Leave() call).
+	Leave int64 `json:"leave"`
 	// ClockMax is an upper bound: serf writes `clock: N` only when the clock
 	// moved since the last clock line, so the count depends on timing.
 	ClockMax int64 `json:"clockMax"`
@@ -100,6 +102,11 @@ type appendResult struct {
 	MemberEvents      int64          `json:"memberEvents"`
 	UserEvents        int64          `json:"userEvents"`
 	QueryEvents       int64          `json:"queryEvents"`
+	SelfLeaves        int64          `json:"selfLeaves"`
+	RejoinAfterLeave  bool           `json:"rejoinAfterLeave"`
+	Kept              bool           `json:"kept"`
+	InitialBytes      int64          `json:"initialBytes"`
+	InitialLastClock  string         `json:"initialLastClock"`
 	AppendMs          float64        `json:"appendMs"`
 	EventsPerSec      float64        `json:"eventsPerSec"`
 	FileBytes         int64          `json:"fileBytes"`
@@ -125,7 +132,17 @@ type appendResult struct {
 	Errors            []string       `json:"errors,omitempty"`
 }
 
-// expectedState is what serf's replay must recover after the run.
+// initialState is what serf replayed from the snapshot before the run (zero
+// for a fresh file).
+type initialState struct {
+	alive     map[string]string
+	lastClock uint64
+	lastEvent uint64
+	lastQuery uint64
+}
+
+// expectedState is what serf's replay (in the run's rejoinAfterLeave mode)
+// must recover after the run, and the lines the run must append.
 type expectedState struct {
 	alive     map[string]string
 	lastClock uint64
@@ -135,42 +152,80 @@ type expectedState struct {
 	members   int64
 	users     int64
 	queries   int64
+	leaves    int64
 	dataLines int64
+	// finalClock is the clock's Time()-1 at shutdown: the value of the last
+	// clock line of the run when it has member events.
+	finalClock uint64
 }
 
-func computeExpected(evs []benchEvent) expectedState {
+// computeExpected models serf's Snapshotter on the events. The writer starts
+// from init (its own replay of the existing file); after a self-leave it
+// records nothing but clock lines (its ticker and shutdown still run
+// updateClock against the clock it held before the leave). The replayed state
+// is the one a replay in the same rejoinAfterLeave mode gives: a `leave` line
+// clears the alive set and the clocks unless rejoin.
+func computeExpected(evs []benchEvent, init initialState, rejoin bool) expectedState {
 	st := expectedState{alive: make(map[string]string)}
+	for k, v := range init.alive {
+		st.alive[k] = v
+	}
+	st.lastClock, st.lastEvent, st.lastQuery = init.lastClock, init.lastEvent, init.lastQuery
+	// The writer's own view (serf's lastClock/lastEventClock/lastQueryClock).
+	wClock, wEvent, wQuery := init.lastClock, init.lastEvent, init.lastQuery
+	// serf.Create increments the clock once and then witnesses the replayed
+	// clock, so Time()-1 starts at the replayed clock; it is incremented before
+	// every member event.
+	base := init.lastClock
+	leaving := false
 	for _, e := range evs {
 		switch e.kind {
-		case kindJoin:
+		case kindJoin, kindLeave, kindFailed:
 			st.members++
-			st.counts.Alive++
-			a := net.TCPAddr{IP: e.ip, Port: int(e.port)}
-			st.alive[e.name] = a.String()
-		case kindLeave, kindFailed:
-			st.members++
-			st.counts.NotAlive++
-			delete(st.alive, e.name)
+			if leaving {
+				continue
+			}
+			if e.kind == kindJoin {
+				st.counts.Alive++
+				a := net.TCPAddr{IP: e.ip, Port: int(e.port)}
+				st.alive[e.name] = a.String()
+			} else {
+				st.counts.NotAlive++
+				delete(st.alive, e.name)
+			}
+			wClock = base + uint64(st.members)
+			st.lastClock = wClock
 		case kindUser:
 			st.users++
-			if e.ltime > st.lastEvent {
+			if !leaving && e.ltime > wEvent {
+				wEvent = e.ltime
 				st.lastEvent = e.ltime
 				st.counts.EventClock++
 			}
 		case kindQuery:
 			st.queries++
-			if e.ltime > st.lastQuery {
+			if !leaving && e.ltime > wQuery {
+				wQuery = e.ltime
 				st.lastQuery = e.ltime
 				st.counts.QueryClock++
 			}
+		case kindSelfLeave:
+			st.leaves++
+			st.counts.Leave++
+			leaving = true
+			if !rejoin {
+				st.alive = make(map[string]string)
+				st.lastClock, st.lastEvent, st.lastQuery = 0, 0, 0
+			}
 		}
 	}
-	// The clock starts at 1 (serf.Create increments it once after creating the
-	// snapshotter) and is incremented before every member event; serf records
-	// Time()-1, so the last clock line is the number of member events.
-	st.lastClock = uint64(st.members)
+	st.finalClock = base + uint64(st.members)
+	if st.finalClock > wClock {
+		// Written by the ticker or at shutdown (after a leave).
+		st.lastClock = st.finalClock
+	}
 	st.counts.ClockMax = st.members
-	st.dataLines = st.counts.Alive + st.counts.NotAlive + st.counts.EventClock + st.counts.QueryClock
+	st.dataLines = st.counts.Alive + st.counts.NotAlive + st.counts.EventClock + st.counts.QueryClock + st.counts.Leave
 	return st
 }
 
@@ -191,6 +246,8 @@ func toSerfEvents(evs []benchEvent) []serf.Event {
 			out[i] = serf.UserEvent{LTime: serf.LamportTime(e.ltime), Name: "bench"}
 		case kindQuery:
 			out[i] = &serf.Query{LTime: serf.LamportTime(e.ltime), Name: "bench"}
+		case kindSelfLeave:
+			out[i] = nil // Snapshotter.Leave(), called by cmdAppend
 		}
 	}
 	return out
@@ -199,8 +256,10 @@ func toSerfEvents(evs []benchEvent) []serf.Event {
 func cmdAppend(args []string) error {
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
 	eventsFile := fs.String("events", "", "events file")
-	outFile := fs.String("out", "", "snapshot file to create (an existing file is replaced)")
+	outFile := fs.String("out", "", "snapshot file to create (an existing file is replaced unless --keep)")
 	minCompact := fs.Int64("min-compact-size", 0, "serf minCompactSize in bytes (default: never compact)")
+	rejoin := fs.Bool("rejoin-after-leave", false, "serf rejoinAfterLeave (for the writer and the verifying replay)")
+	keep := fs.Bool("keep", false, "append to an existing snapshot as a restarted agent would (replay it first)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -211,17 +270,37 @@ func cmdAppend(args []string) error {
 	if err != nil {
 		return err
 	}
-	exp := computeExpected(evs)
-	sevs := toSerfEvents(evs)
-	evs = nil
-
 	mcs := int64(math.MaxInt64)
 	if *minCompact > 0 {
 		mcs = *minCompact
 	}
-	if err := os.Remove(*outFile); err != nil && !os.IsNotExist(err) {
+	init := initialState{alive: map[string]string{}}
+	var initialBytes int64
+	if !*keep {
+		if err := os.Remove(*outFile); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	} else if info, err := os.Stat(*outFile); err == nil {
+		// The state serf will replay, read before the timed span by a separate
+		// replay (which never writes).
+		initialBytes = info.Size()
+		var replayLog bytes.Buffer
+		prev, _, err := openForReplay(*outFile, *rejoin, log.New(&replayLog, "", 0))
+		if err != nil {
+			return err
+		}
+		for _, n := range prev.AliveNodes() {
+			init.alive[n.Name] = n.Addr
+		}
+		init.lastClock = uint64(prev.LastClock())
+		init.lastEvent = uint64(prev.LastEventClock())
+		init.lastQuery = uint64(prev.LastQueryClock())
+	} else if !os.IsNotExist(err) {
 		return err
 	}
+	exp := computeExpected(evs, init, *rejoin)
+	sevs := toSerfEvents(evs)
+	evs = nil
 	var logBuf bytes.Buffer
 	logger := log.New(&logBuf, "", 0)
 	clock := &serf.LamportClock{}
@@ -234,11 +313,14 @@ func cmdAppend(args []string) error {
 	runtime.GC()
 
 	start := time.Now()
-	inCh, snap, err := serf.NewSnapshotter(*outFile, int(mcs), false, logger, clock, outCh, shutdownCh)
+	inCh, snap, err := serf.NewSnapshotter(*outFile, int(mcs), *rejoin, logger, clock, outCh, shutdownCh)
 	if err != nil {
 		return err
 	}
-	clock.Increment() // as serf.Create does right after NewSnapshotter
+	// As serf.Create does after NewSnapshotter: increment, then witness the
+	// replayed clock (a no-op for a fresh file).
+	clock.Increment()
+	clock.Witness(snap.LastClock())
 	// Held open until the final stat: serf's compaction unlinks the old file, and a file
 	// system may give its inode number to a later compaction's new file, which would make
 	// the final file look like the initial one (os.SameFile compares inode numbers). An
@@ -274,7 +356,31 @@ func cmdAppend(args []string) error {
 			}
 		}
 	}
+	// settle waits until every event sent has been forwarded and taken from
+	// the stream channel (the stream goroutine is at most finishing the last one).
+	settle := func() {
+		for forwarded < sent {
+			<-outCh
+			forwarded++
+		}
+		for spins := 0; snap.SnaplogStreamLen() > 0; spins++ {
+			if spins < 64 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
+	}
 	for _, e := range sevs {
+		if e == nil {
+			// self-leave: stream() selects between leaveCh and streamCh at random,
+			// so everything sent before must be taken first; Leave() returns once
+			// the stream goroutine has taken the leave, and events sent afterwards
+			// reach it only after the leave is written.
+			settle()
+			snap.Leave()
+			continue
+		}
 		for {
 			inflight := int(sent-forwarded) + snap.SnaplogStreamLen()
 			if inflight+1 <= streamCap {
@@ -315,33 +421,28 @@ func cmdAppend(args []string) error {
 	// shutdown channel afterwards, so closing it now loses nothing (serf's
 	// shutdown drain breaks out as soon as streamCh is momentarily empty, so
 	// closing earlier could lose events still in flight).
-	for forwarded < sent {
-		<-outCh
-		forwarded++
-	}
-	for spins := 0; snap.SnaplogStreamLen() > 0; spins++ {
-		if spins < 64 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(20 * time.Microsecond)
-		}
-	}
+	settle()
 	close(shutdownCh)
 	snap.Wait()
 	elapsed := time.Since(start)
 
 	res := appendResult{
-		Events:         len(sevs),
-		MemberEvents:   exp.members,
-		UserEvents:     exp.users,
-		QueryEvents:    exp.queries,
-		AppendMs:       ms(elapsed),
-		PaceWaits:      paceWaits,
-		MaxInFlight:    maxInFlight,
-		StreamCap:      streamCap,
-		MinCompactSize: strconv.FormatInt(mcs, 10),
-		GoVersion:      runtime.Version(),
-		ExpectedByKind: exp.counts,
+		Events:           len(sevs),
+		MemberEvents:     exp.members,
+		UserEvents:       exp.users,
+		QueryEvents:      exp.queries,
+		SelfLeaves:       exp.leaves,
+		RejoinAfterLeave: *rejoin,
+		Kept:             *keep,
+		InitialBytes:     initialBytes,
+		InitialLastClock: strconv.FormatUint(init.lastClock, 10),
+		AppendMs:         ms(elapsed),
+		PaceWaits:        paceWaits,
+		MaxInFlight:      maxInFlight,
+		StreamCap:        streamCap,
+		MinCompactSize:   strconv.FormatInt(mcs, 10),
+		GoVersion:        runtime.Version(),
+		ExpectedByKind:   exp.counts,
 	}
 	if elapsed > 0 {
 		res.EventsPerSec = float64(len(sevs)) / elapsed.Seconds()
@@ -356,17 +457,22 @@ func cmdAppend(args []string) error {
 	// compact() writes a new file and renames it over the old one.
 	res.Compacted = !os.SameFile(initialInfo, finalInfo)
 
-	counts, lastClock, increasing, nlines, err := countSnapshotLines(*outFile)
+	// Only the lines this run appended (after the initial bytes) are counted.
+	var counted int64
+	if !res.Compacted {
+		counted = initialBytes
+	}
+	counts, lastClock, increasing, nlines, err := countSnapshotLines(*outFile, counted)
 	if err != nil {
 		return err
 	}
 	res.Lines = nlines
 	res.LinesByKind = counts
 	res.ClockLines = counts.Clock
-	res.DataLines = counts.Alive + counts.NotAlive + counts.EventClock + counts.QueryClock
+	res.DataLines = counts.Alive + counts.NotAlive + counts.EventClock + counts.QueryClock + counts.Leave
 	res.ExpectedDataLines = exp.dataLines
 	res.LastClockLine = strconv.FormatUint(lastClock, 10)
-	res.ExpectedLastClock = strconv.FormatUint(exp.lastClock, 10)
+	res.ExpectedLastClock = strconv.FormatUint(exp.finalClock, 10)
 	res.ClockLinesOrdered = increasing
 
 	var problems []string
@@ -387,7 +493,7 @@ func cmdAppend(args []string) error {
 		check("not-alive", counts.NotAlive, exp.counts.NotAlive)
 		check("event-clock", counts.EventClock, exp.counts.EventClock)
 		check("query-clock", counts.QueryClock, exp.counts.QueryClock)
-		check("leave", counts.Leave, 0)
+		check("leave", counts.Leave, exp.counts.Leave)
 		check("unrecognized", counts.Other, 0)
 		if counts.Clock > exp.counts.ClockMax {
 			problems = append(problems, fmt.Sprintf("clock lines: got %d, want <= %d", counts.Clock, exp.counts.ClockMax))
@@ -395,8 +501,8 @@ func cmdAppend(args []string) error {
 		if exp.members > 0 && counts.Clock == 0 {
 			problems = append(problems, "no clock line written")
 		}
-		if lastClock != exp.lastClock {
-			problems = append(problems, fmt.Sprintf("last clock line: got %d, want %d", lastClock, exp.lastClock))
+		if exp.members > 0 && lastClock != exp.finalClock {
+			problems = append(problems, fmt.Sprintf("last clock line: got %d, want %d", lastClock, exp.finalClock))
 		}
 		if !increasing {
 			problems = append(problems, "clock lines are not strictly increasing")
@@ -405,7 +511,7 @@ func cmdAppend(args []string) error {
 
 	// Independent of compaction: serf's own replay of the file must recover
 	// exactly the state the events describe.
-	stateProblems, aliveAfter, err := verifyState(*outFile, exp)
+	stateProblems, aliveAfter, err := verifyState(*outFile, exp, *rejoin)
 	if err != nil {
 		return err
 	}
@@ -416,8 +522,8 @@ func cmdAppend(args []string) error {
 		res.Dropped = &d
 	}
 	res.StateVerified = len(stateProblems) == 0
-	if logBuf.Len() > 0 {
-		problems = append(problems, "serf logged: "+strings.TrimSpace(logBuf.String()))
+	for _, l := range unexpectedLog(&logBuf, *rejoin) {
+		problems = append(problems, "serf logged: "+l)
 	}
 	res.Errors = problems
 	if err := printJSON(res); err != nil {
@@ -430,13 +536,16 @@ func cmdAppend(args []string) error {
 }
 
 // countSnapshotLines classifies the newline-terminated lines of a snapshot
-// file the same way serf's replay does.
-func countSnapshotLines(path string) (c kindCounts, lastClock uint64, increasing bool, lines int64, err error) {
+// file from byte offset `from` on, the same way serf's replay does.
+func countSnapshotLines(path string, from int64) (c kindCounts, lastClock uint64, increasing bool, lines int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	if _, err = f.Seek(from, io.SeekStart); err != nil {
+		return
+	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	increasing = true
 	haveClock := false
@@ -498,9 +607,9 @@ func openForReplay(path string, rejoin bool, logger *log.Logger) (*serf.Snapshot
 	return snap, d, err
 }
 
-func verifyState(path string, exp expectedState) ([]string, int, error) {
+func verifyState(path string, exp expectedState, rejoin bool) ([]string, int, error) {
 	var logBuf bytes.Buffer
-	snap, _, err := openForReplay(path, false, log.New(&logBuf, "", 0))
+	snap, _, err := openForReplay(path, rejoin, log.New(&logBuf, "", 0))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -527,10 +636,22 @@ func verifyState(path string, exp expectedState) ([]string, int, error) {
 	if uint64(snap.LastQueryClock()) != exp.lastQuery {
 		problems = append(problems, fmt.Sprintf("replayed query clock %d, want %d", snap.LastQueryClock(), exp.lastQuery))
 	}
-	if logBuf.Len() > 0 {
-		problems = append(problems, "replay logged: "+strings.TrimSpace(logBuf.String()))
+	for _, l := range unexpectedLog(&logBuf, rejoin) {
+		problems = append(problems, "replay logged: "+l)
 	}
 	return problems, len(got), nil
+}
+
+// unexpectedLog returns what serf logged, but for the line it logs (with
+// rejoin) for each `leave` line its replay ignores.
+func unexpectedLog(buf *bytes.Buffer, rejoin bool) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if l != "" && !(rejoin && l == "[INFO] serf: Ignoring previous leave in snapshot") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // ---------------------------------------------------------------- replay --
@@ -619,7 +740,7 @@ func cmdReplay(args []string) error {
 		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 		res.AliveNodes = &list
 	}
-	_, _, _, res.Lines, err = countSnapshotLines(*file)
+	_, _, _, res.Lines, err = countSnapshotLines(*file, 0)
 	if err != nil {
 		return err
 	}
@@ -710,7 +831,7 @@ func cmdCompact(args []string) error {
 		return err
 	}
 	res.FileBytes = info.Size()
-	counts, _, _, _, err := countSnapshotLines(path)
+	counts, _, _, _, err := countSnapshotLines(path, 0)
 	if err != nil {
 		return err
 	}

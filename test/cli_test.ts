@@ -453,6 +453,14 @@ Deno.test("main dump's text mode escapes the control bytes of a skipped line (--
       r.stdout.split("\n")[1],
       "line 2 @11            (skipped)    Unrecognized snapshot line: bogus\\x1b[2Jred\\x07\\rX\\u2028",
     );
+    // Names go through JSON.stringify, which leaves DEL, C1 (U+009B is an 8-bit CSI) and bidi
+    // overrides raw: escaped too.
+    await Deno.writeTextFile(path, "alive: a\u009b2J\u202e\u007f 1\nalive: b 2\n");
+    assert.equal(
+      (await run(["dump", path])).stdout.split("\n")[0],
+      'line 1 @0             alive        "a\\x9b2J\\u202e\\x7f" "1"',
+    );
+    await Deno.writeTextFile(path, "alive: a 10.0.0.1:7946\nbogus\x1b[2Jred\x07\rX\u2028\n");
     const j = await run(["dump", "--json", path]);
     assert.equal(
       JSON.parse(j.stdout.split("\n")[1]!).note,
@@ -512,10 +520,29 @@ Deno.test("deno task cli run from another folder: a relative path that is not fo
       stderr: "piped",
     }).output();
     assert.equal(out.code, 1);
+    const absolute = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "-q",
+        "--config",
+        new URL("deno.json", REPO).pathname,
+        "cli",
+        "replay",
+        `${dir}/none.snapshot`,
+      ],
+      cwd: dir,
+      env: { NO_COLOR: "1", INIT_CWD: dir },
+      stderr: "piped",
+    }).output();
+    assert.equal(
+      new TextDecoder().decode(absolute.stderr),
+      `snaplog replay: Cannot replay "${dir}/none.snapshot": no such file\n`,
+      "no hint for an absolute path",
+    );
     const root = Deno.realPathSync(new URL(".", REPO)).replace(/[/\\]$/, "");
     assert.equal(
       new TextDecoder().decode(out.stderr),
-      `snaplog replay: Cannot replay "in.snapshot": no such file (relative paths are taken from ${root}, where deno task runs, not from ${dir}: give an absolute path)\n`,
+      `snaplog replay: Cannot replay "in.snapshot": no such file (relative paths are taken from the working directory, ${root} (deno task runs in the package's folder), not from ${dir}: give an absolute path)\n`,
     );
   });
 });

@@ -1960,3 +1960,46 @@ Deno.test("Snapshotter: close() of a poisoned log rejects with PoisonedError, as
     });
   }
 });
+
+Deno.test("Snapshotter reuses only a .broken copy that is a whole regular file of the same bytes, never the snapshot itself", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/s.snap`;
+    const torn = "alive: a 10.0.0.1:7946\n".repeat(100) + "alive: b 10.0";
+    // A directory of the same reported size is skipped, not read (the open failed for good).
+    await Deno.writeTextFile(path, torn);
+    await Deno.mkdir(`${path}.broken`);
+    const dirSize = (await Deno.stat(`${path}.broken`)).size;
+    await Deno.writeTextFile(path, torn.padEnd(dirSize, "x").slice(0, dirSize - 13) + "alive: b 10.0");
+    const whole = await Deno.readFile(path);
+    let s = await Snapshotter.open(path, { format: "go-text" });
+    assert.equal(s.openReport.brokenCopy, `${path}.broken.1`);
+    await s.close();
+    assert.deepEqual(await Deno.readFile(`${path}.broken.1`), whole);
+    await Deno.remove(dir, { recursive: true });
+    await Deno.mkdir(dir);
+    // A .broken that is a link to the snapshot holds "the same bytes" only because it is the
+    // snapshot: the repair would cut the evidence away with it.
+    await Deno.writeTextFile(path, torn);
+    await Deno.symlink(path, `${path}.broken`);
+    s = await Snapshotter.open(path, { format: "go-text" });
+    assert.equal(s.openReport.brokenCopy, `${path}.broken.1`);
+    await s.close();
+    assert.equal(await Deno.readTextFile(`${path}.broken.1`), torn);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("Snapshotter: a failed .broken copy keeps its Deno error class", async () => {
+  const { bytes } = await kRecords();
+  const mem = new MemFs();
+  mem.write(P, bytes.slice(0, bytes.length - 3));
+  const fs = new FaultFs(mem);
+  fs.failNext("rename", new Deno.errors.PermissionDenied("Permission denied (os error 13)"));
+  await assert.rejects(Snapshotter.open(P, { fs, clock: new ManualClock() }), (e: Error) => {
+    assert.ok(e instanceof Deno.errors.PermissionDenied, String(e));
+    assert.match(e.message, /^Cannot repair .*Permission denied/);
+    return true;
+  });
+});

@@ -238,7 +238,7 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
     // Damage before the tail (which salvage never throws for): say how to get past it.
     const hint = err instanceof CorruptionError && err.reason.includes("valid records resume at")
       ? " (--recovery salvage keeps the records around the damage)"
-      : err instanceof Deno.errors.NotFound
+      : err instanceof Deno.errors.NotFound && isRelativePath(/"([^"]*)"/.exec(err.message)?.[1] ?? "/")
       ? taskCwdHint()
       : "";
     io.stderr(`snaplog${command === undefined ? "" : ` ${command}`}: ${oneLine(err)}${hint}\n`);
@@ -252,12 +252,17 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
  * directory is in INIT_CWD, which an outer npm or deno task may have set long before, so the
  * CLI does not guess which one a path meant).
  */
+/** Whether `path` is relative (a hint about where relative paths go is no help for others). */
+function isRelativePath(path: string): boolean {
+  return !path.startsWith("/") && !/^[A-Za-z]:[\\/]|^\\\\/.test(path);
+}
+
 function taskCwdHint(): string {
   try {
     const init = Deno.env.get("INIT_CWD");
     const cwd = Deno.cwd();
     if (init === undefined || init === cwd) return "";
-    return ` (relative paths are taken from ${cwd}, where deno task runs, not from ${init}: give an absolute path)`;
+    return ` (relative paths are taken from the working directory, ${cwd} (deno task runs in the package's folder), not from ${init}: give an absolute path)`;
   } catch {
     return ""; // no --allow-env or --allow-read: no hint
   }
@@ -436,26 +441,29 @@ function dumpText(e: SnapshotEntry): string {
   const where = e.line === null ? String(e.offset).padStart(10) : `line ${e.line} @${e.offset}`.padEnd(20);
   const r = e.record;
   if (r === null) return `${where}  (skipped)    ${escapeControls(e.note ?? "")}`;
+  // JSON.stringify escapes C0 controls but not DEL, C1 (U+009B is a CSI) or bidi overrides.
   const fields = r.type === "alive"
-    ? `${JSON.stringify(r.name)} ${JSON.stringify(r.addr)}`
+    ? escapeControls(`${JSON.stringify(r.name)} ${JSON.stringify(r.addr)}`)
     : r.type === "not-alive"
-    ? JSON.stringify(r.name)
+    ? escapeControls(JSON.stringify(r.name))
     : r.type === "leave"
     ? ""
     : "value" in r
     ? String(r.value)
-    : JSON.stringify(r.text);
+    : escapeControls(JSON.stringify(r.text));
   return `${where}  ${r.type.padEnd(11)}  ${fields}`.trimEnd();
 }
 
 /**
- * `text` with its control characters written as escapes (`\x1b`, `\r`, `\u2028`): a
- * skipped line's note quotes the line as serf logs it, raw, and a terminal must not run an
- * escape sequence or go back over the line because a snapshot held one.
+ * `text` with its control characters written as escapes (`\x1b`, `\r`, `\u2028`, the
+ * bidirectional overrides): a skipped line's note quotes the line as serf logs it, raw, and a
+ * terminal must not run an escape sequence, go back over the line or show it reordered because
+ * a snapshot held one. A readable view, not a reversible one (a backslash stays as it is):
+ * `--json` is the exact form.
  */
 function escapeControls(text: string): string {
   // deno-lint-ignore no-control-regex -- matching control characters is the point
-  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => {
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => {
     const code = c.charCodeAt(0);
     if (c === "\r") return "\\r";
     if (c === "\t") return "\\t";

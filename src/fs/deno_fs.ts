@@ -33,12 +33,20 @@ export function osErrorText(err: Error): string {
 
 function wrap(what: string, err: unknown): Error {
   if (!(err instanceof Error)) return new Error(`Cannot ${what}: ${String(err)}`, { cause: err });
-  const detail = osErrorText(err);
-  const ctor = err.constructor;
+  return rewrapError(err, `Cannot ${what}: ${osErrorText(err)}`);
+}
+
+/**
+ * `err` under a new `message` that says more: the same `Deno.errors` class where it has one
+ * (callers test `instanceof NotFound`, `PermissionDenied`), its `code` ("ENOSPC"), and `err`
+ * as the cause.
+ */
+export function rewrapError(err: unknown, message: string): Error {
+  const ctor = err instanceof Error ? err.constructor : null;
   const wrapped: Error = denoErrorClasses.has(ctor)
-    ? new (ctor as ErrorConstructor)(`Cannot ${what}: ${detail}`, { cause: err })
-    : new Error(`Cannot ${what}: ${detail}`, { cause: err });
-  const code = (err as { code?: unknown }).code;
+    ? new (ctor as ErrorConstructor)(message, { cause: err })
+    : new Error(message, { cause: err });
+  const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === "string") Object.assign(wrapped, { code });
   return wrapped;
 }

@@ -97,7 +97,11 @@ export class FaultFs implements FileSystem {
    */
   constructor(inner: FileSystem) {
     if (typeof inner !== "object" || inner === null || typeof inner.open !== "function") {
-      throw new TypeError(`Cannot wrap a file system: expected a FileSystem (MemFs, denoFs), got ${inner}`);
+      throw new TypeError(
+        `Cannot wrap a file system: expected a FileSystem (MemFs, denoFs), got ${
+          inner === null ? "null" : typeof inner
+        }`,
+      );
     }
     this.#inner = inner;
     this.#core = new Core(this);

@@ -14,6 +14,7 @@ import {
   PoisonedError,
 } from "../errors.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
+import { rewrapError } from "../fs/deno_fs.ts";
 import { dirOf } from "../fs/_path.ts";
 import { choiceOption, clockOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
@@ -1643,14 +1644,19 @@ async function sameBytes(
  * removes it.
  */
 async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: string): Promise<string> {
+  const self = (await fs.stat(path))?.id;
   let target = `${path}.broken`;
   for (let n = 1;; n++) {
     const info = await fs.stat(target);
     if (info === null) break;
     // An open whose repair failed after its copy (an I/O error, a full disk) and is retried
     // (a service restarted in a loop) finds that copy: one of the same bytes is kept, not
-    // made again, so the retries do not fill the disk with copies of one file.
-    if (info.size === size && await sameBytes(fs, target, src, size, path)) {
+    // made again, so the retries do not fill the disk with copies of one file. Only a
+    // regular file that is not the snapshot itself (a link to it) and reads back whole.
+    if (
+      info.isFile && info.size === size && (self === undefined || info.id !== self) &&
+      await sameBytes(fs, target, src, size, path).catch(() => false)
+    ) {
       await fs.syncDir(dirOf(path));
       return target;
     }
@@ -1683,15 +1689,12 @@ async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: s
     await fs.remove(tmp).catch(noop);
     // Say what was being done: the bare error names `<path>.compact`, a file the caller
     // never asked for, and not that a repair was needed.
-    const wrapped = new Error(
+    throw rewrapError(
+      e,
       `Cannot repair "${path}": its copy to "${target}", taken before any repair, failed (${
         errorMessage(e)
       }); the snapshot is untouched`,
-      { cause: e },
     );
-    const code = (e as { code?: unknown } | null)?.code;
-    if (typeof code === "string") Object.assign(wrapped, { code });
-    throw wrapped;
   }
   return target;
 }

@@ -503,46 +503,37 @@ Deno.test("main dump of a binary file: offsets, quoted fields, and salvage notes
 Deno.test("deno task cli run from another folder: a relative path that is not found says where paths are taken from", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/in.snapshot`, "alive: a 10.0.0.1:7946\n");
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "task",
-        "-q",
-        "--config",
-        new URL("deno.json", REPO).pathname,
-        "cli",
-        "replay",
-        "--json",
-        "in.snapshot",
-      ],
-      cwd: dir,
-      env: { NO_COLOR: "1", INIT_CWD: dir }, // as deno task sets it when no outer task did
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 1);
-    const absolute = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "task",
-        "-q",
-        "--config",
-        new URL("deno.json", REPO).pathname,
-        "cli",
-        "replay",
-        `${dir}/none.snapshot`,
-      ],
-      cwd: dir,
-      env: { NO_COLOR: "1", INIT_CWD: dir },
-      stderr: "piped",
-    }).output();
-    assert.equal(
-      new TextDecoder().decode(absolute.stderr),
-      `snaplog replay: Cannot replay "${dir}/none.snapshot": no such file\n`,
-      "no hint for an absolute path",
-    );
+    /** `deno task cli replay FILE` run in `dir`, with INIT_CWD as deno task sets it when no outer task did. */
+    const replayFrom = async (file: string): Promise<{ code: number; stderr: string }> => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "task",
+          "-q",
+          "--config",
+          new URL("deno.json", REPO).pathname,
+          "cli",
+          "replay",
+          "--json",
+          file,
+        ],
+        cwd: dir,
+        env: { NO_COLOR: "1", INIT_CWD: dir },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const relative = await replayFrom("in.snapshot");
+    assert.equal(relative.code, 1);
     const root = Deno.realPathSync(new URL(".", REPO)).replace(/[/\\]$/, "");
     assert.equal(
-      new TextDecoder().decode(out.stderr),
+      relative.stderr,
       `snaplog replay: Cannot replay "in.snapshot": no such file (relative paths are taken from the working directory, ${root} (deno task runs in the package's folder), not from ${dir}: give an absolute path)\n`,
+    );
+    assert.equal(
+      (await replayFrom(`${dir}/none.snapshot`)).stderr,
+      `snaplog replay: Cannot replay "${dir}/none.snapshot": no such file\n`,
+      "no hint for an absolute path",
     );
   });
 });

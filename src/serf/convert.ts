@@ -154,10 +154,11 @@ function checkOptions(options: ConvertOptions): Resolved {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot convert snapshot: options must be an object, got ${typeName(options)}`);
   }
+  // Required, so undefined is refused here: choiceOption would take it for its default.
   if (options.to === undefined) {
     throw new TypeError(`Cannot convert snapshot: to must be "binary" or "go-text", got undefined`);
   }
-  choiceOption("convert snapshot", "to", options.to, "binary", ["binary", "go-text"]);
+  choiceOption("convert snapshot", "to", options.to, "binary", ["binary", "go-text"]); // throws if not one
   const from = choiceOption("convert snapshot", "from", options.from, "auto", FORMAT_CHOICES);
   const rejoinAfterLeave = options.rejoinAfterLeave === undefined ? false : options.rejoinAfterLeave;
   if (typeof rejoinAfterLeave !== "boolean") {

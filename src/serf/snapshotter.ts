@@ -1644,7 +1644,7 @@ async function sameBytes(
  * removes it.
  */
 async function copyBroken(fs: FileSystem, src: FileHandle, size: number, path: string): Promise<string> {
-  const self = (await fs.stat(path))?.id;
+  const self = await src.id?.(); // the file being repaired, from its handle: no second path lookup
   let target = `${path}.broken`;
   for (let n = 1;; n++) {
     const info = await fs.stat(target);

@@ -214,12 +214,27 @@ Deno.test("main --help prints usage on stdout and exits 0", async () => {
       [["replay", "--help"], /--rejoin-after-leave/],
       [["convert", "-h"], /--to binary\|go-text/],
       [["dump", "-h"], /One JSON object per line/],
+      [["help"], /Commands:/],
+      [["help", "replay"], /--rejoin-after-leave/],
+      [["help", "compact"], /Usage: snaplog compact/],
     ] as const
   ) {
     const r = await run([...args]);
     assert.equal(r.code, 0);
     assert.match(r.stdout, re);
     assert.equal(r.stderr, "");
+  }
+});
+
+Deno.test("main help with a name that is no command is a usage error (exit 2)", async () => {
+  for (const args of [["help", "extra"], ["help", "toString"], ["help", "replay", "dump"]]) {
+    const r = await run(args);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.equal(r.stdout, "");
+    assert.match(
+      r.stderr,
+      /^snaplog: (unknown command "(extra|toString)"|help takes one command name, got 2)\n/,
+    );
   }
 });
 

@@ -46,7 +46,7 @@ Commands:
 Options:
   -h, --help   Show this help
 
-Run "snaplog <command> --help" for the options of a command.
+Run "snaplog <command> --help" (or "snaplog help <command>") for the options of a command.
 `;
 
 const REPLAY_USAGE = `Usage: snaplog replay [options] FILE
@@ -122,6 +122,14 @@ Options:
 
 Exit status: 0 compacted, 1 the file cannot be compacted (it is left as it was), 2 usage error.
 `;
+
+/** Each command's help, for `snaplog help <command>`. */
+const COMMAND_USAGE: Readonly<Record<string, string>> = {
+  replay: REPLAY_USAGE,
+  dump: DUMP_USAGE,
+  convert: CONVERT_USAGE,
+  compact: COMPACT_USAGE,
+};
 
 async function compactCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
@@ -206,7 +214,16 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
         return await convertCommand(rest, io);
       case "compact":
         return await compactCommand(rest, io);
-      case "help":
+      case "help": {
+        // `snaplog help replay` is `snaplog replay --help`; a name that is no command is a usage error.
+        if (rest.length > 1) throw new UsageError(`help takes one command name, got ${rest.length}`);
+        const topic = rest[0];
+        if (topic !== undefined && !Object.hasOwn(COMMAND_USAGE, topic)) {
+          throw new UsageError(`unknown command "${topic}"`);
+        }
+        bestEffort(io.stdout, topic === undefined ? USAGE : COMMAND_USAGE[topic]!);
+        return 0;
+      }
       case "-h":
       case "--help":
         bestEffort(io.stdout, USAGE);

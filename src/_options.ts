@@ -71,3 +71,28 @@ export function clockOption(action: string, value: unknown): Clock {
   }
   return value as Clock;
 }
+
+/**
+ * Refuses option keys the entry point does not know. A misspelt option would otherwise be
+ * ignored without a word, and for a log that means a default the caller did not choose
+ * (`{ sycn: "always" }` is a log that acknowledges records before they are on disk).
+ * `known` is a record of every key, so the compiler checks it against the options type.
+ *
+ * @throws {TypeError} Naming `action`, the unknown key, and a known key it resembles.
+ */
+export function knownOptionKeys(
+  action: string,
+  options: object,
+  known: Readonly<Record<string, true>>,
+): void {
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(known, key)) continue;
+    const folded = key.toLowerCase();
+    const near = Object.keys(known).find((k) => k.toLowerCase() === folded);
+    throw new TypeError(
+      `Cannot ${action}: unknown option ${JSON.stringify(key)}${
+        near === undefined ? ` (known: ${Object.keys(known).join(", ")})` : `; did you mean "${near}"?`
+      }`,
+    );
+  }
+}

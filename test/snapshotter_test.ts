@@ -11,6 +11,7 @@ import {
   LockedError,
   ManualClock,
   PoisonedError,
+  readSnapshotRecords,
   replaySnapshot,
   type SnapshotRecord,
   Snapshotter,
@@ -1650,6 +1651,37 @@ Deno.test("Options that are objects or timeouts are checked at once, naming the 
   s.append(alive("a", "10.0.0.1:7946"));
   await s.close({ timeoutMs: Infinity }); // waits, as without a timeout
   assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"]);
+});
+
+Deno.test("A misspelt option is a TypeError naming it at every entry point, before any file is touched", async () => {
+  const mem = new MemFs();
+  // `sycn: "always"` ignored would be a log that acknowledges records before they are on disk.
+  await assert.rejects(openMem(mem, { sycn: "always" } as never), /unknown option "sycn" \(known: .*sync/);
+  await assert.rejects(openMem(mem, { flushIntervalMS: 5 } as never), /did you mean "flushIntervalMs"\?/);
+  await assert.rejects(
+    compactSnapshot(P, { fs: mem, recover: "strict" } as never),
+    /unknown option "recover"/,
+  );
+  assert.deepEqual(mem.files(), [], "no snapshot or lock file was created");
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.sync();
+  const before = mem.read(P);
+  await assert.rejects(replaySnapshot(P, { fs: mem, rejoinAfterleave: true } as never), /"rejoinAfterLeave"/);
+  assert.throws(
+    () => readSnapshotRecords(P, { fs: mem, fromat: "binary" } as never),
+    /unknown option "fromat"/,
+  );
+  await assert.rejects(
+    convertSnapshot(P, "d/out.txt", { fs: mem, to: "go-text", onprogress: () => {} } as never),
+    /did you mean "onProgress"/,
+  );
+  await assert.rejects(s.close({ timeout: 5 } as never), /Cannot close ".*": unknown option "timeout"/);
+  s.append(alive("b", "10.0.0.2:7946")); // the bad close did not close it
+  await s.close();
+  assert.deepEqual(mem.read(P).subarray(0, before.length), before);
+  assert.equal(await mem.stat("d/out.txt"), null);
+  assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a", "b"]);
 });
 
 Deno.test("compactSnapshot of a missing file is NotFound and creates nothing", async () => {

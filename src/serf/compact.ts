@@ -1,5 +1,10 @@
-import { fsOption } from "../_options.ts";
-import { Snapshotter, type SnapshotterOptions, wholeCompactionBeside } from "./snapshotter.ts";
+import { fsOption, knownOptionKeys } from "../_options.ts";
+import {
+  Snapshotter,
+  SNAPSHOTTER_OPTION_KEYS,
+  type SnapshotterOptions,
+  wholeCompactionBeside,
+} from "./snapshotter.ts";
 
 /** What {@link compactSnapshot} did. */
 export interface CompactReport {
@@ -57,6 +62,7 @@ export async function compactSnapshot(
       `Cannot compact snapshot: options must be an object, got ${options === null ? "null" : typeof options}`,
     );
   }
+  knownOptionKeys("compact snapshot", options, SNAPSHOTTER_OPTION_KEYS);
   if (typeof path === "string") {
     const fs = fsOption("compact snapshot", options.fs);
     if ((await fs.stat(path)) === null && !(await wholeCompactionBeside(fs, path))) {

@@ -34,7 +34,7 @@ import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { dirOf } from "../fs/_path.ts";
-import { choiceOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
+import { choiceOption, FORMAT_CHOICES, fsOption, knownOptionKeys, RECOVERY_MODES } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import {
   FileKind,
@@ -150,10 +150,21 @@ interface Resolved {
   fs: FileSystem;
 }
 
+/** Every key of {@link ConvertOptions}, for {@link knownOptionKeys}. */
+const CONVERT_OPTION_KEYS = {
+  to: true,
+  from: true,
+  rejoinAfterLeave: true,
+  onProgress: true,
+  recovery: true,
+  fs: true,
+} as const satisfies Record<keyof ConvertOptions, true>;
+
 function checkOptions(options: ConvertOptions): Resolved {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot convert snapshot: options must be an object, got ${typeName(options)}`);
   }
+  knownOptionKeys("convert snapshot", options, CONVERT_OPTION_KEYS);
   // Required, so undefined is refused here: choiceOption would take it for its default.
   if (options.to === undefined) {
     throw new TypeError(`Cannot convert snapshot: to must be "binary" or "go-text", got undefined`);
@@ -235,7 +246,8 @@ function checkOptions(options: ConvertOptions): Resolved {
  *   65535 bytes.
  * @throws {CorruptionError} If a binary input is damaged before its tail (anywhere, with
  *   `recovery: "strict"`; never with `"salvage"`).
- * @throws {TypeError} For options of the wrong type, or an input that is not a regular file (a pipe, a directory).
+ * @throws {TypeError} For options of the wrong type or an unknown option, or an input that is not a regular file
+ * (a pipe, a directory).
  */
 export async function convertSnapshot(
   input: string,

@@ -8,7 +8,7 @@
 // same recovery modes, the same regions), then its frames are walked between the damage; a
 // Go text line is parsed by serf's rules (assembly/gotext.ts is the fast twin of
 // `parseGoTextLine`, and a test holds the two to the same answer on every fixture).
-import { choiceOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
+import { choiceOption, FORMAT_CHOICES, fsOption, knownOptionKeys, RECOVERY_MODES } from "../_options.ts";
 import { FILE_HEADER_BYTES, FRAME_HEADER_BYTES, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import { readFull, RecordType, type RecoveryMode, SERF_FRAME_SIZE_MAX } from "./binary.ts";
@@ -98,7 +98,7 @@ export interface SnapshotEntry {
  * @param options Format, recovery mode, file system.
  * @returns The entries, read as they are iterated; the file is closed when the iteration ends
  *   (also when it is left early).
- * @throws {TypeError} For options of the wrong type (at the call); for a path that is not a regular file (a pipe, a directory), on the first step.
+ * @throws {TypeError} For options of the wrong type or an unknown option (at the call); for a path that is not a regular file (a pipe, a directory), on the first step.
  * @throws {Deno.errors.NotFound} If the file does not exist (on the first iteration).
  * @throws {CorruptionError} For damage the recovery mode does not accept (binary format).
  */
@@ -114,6 +114,14 @@ export function readSnapshotRecords(
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot read snapshot records: options must be an object, got ${typeName(options)}`);
   }
+  knownOptionKeys(
+    "read snapshot records",
+    options,
+    { format: true, recovery: true, fs: true } satisfies Record<
+      keyof ReadRecordsOptions,
+      true
+    >,
+  );
   const fs = fsOption("read snapshot records", options.fs);
   const recovery = choiceOption(
     "read snapshot records",

@@ -1,4 +1,4 @@
-import { choiceOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
+import { choiceOption, FORMAT_CHOICES, fsOption, knownOptionKeys, RECOVERY_MODES } from "../_options.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
 import type { RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
@@ -47,6 +47,16 @@ export interface ReplayOptions {
   parallel?: boolean;
 }
 
+/** Every key of {@link ReplayOptions}, for {@link knownOptionKeys}. */
+const REPLAY_OPTION_KEYS = {
+  rejoinAfterLeave: true,
+  format: true,
+  recovery: true,
+  fs: true,
+  maxWarnings: true,
+  parallel: true,
+} as const satisfies Record<keyof ReplayOptions, true>;
+
 /**
  * Replays a serf snapshot file, read-only, and returns the state a node would rejoin with:
  * the alive set and the three Lamport clocks, plus what replay found (records, bytes, a
@@ -72,7 +82,8 @@ export interface ReplayOptions {
  * @returns The replayed state.
  * @throws {Deno.errors.NotFound} If the file does not exist.
  * @throws {CorruptionError} For damage the recovery mode does not accept (binary format).
- * @throws {TypeError} For options of the wrong type, or a path that is not a regular file (a pipe, a directory).
+ * @throws {TypeError} For options of the wrong type or an unknown option, or a path that is not a regular file
+ * (a pipe, a directory).
  */
 export async function replaySnapshot(path: string, options: ReplayOptions = {}): Promise<SnapshotState> {
   if (typeof path !== "string" || path === "") {
@@ -81,6 +92,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot replay snapshot: options must be an object`);
   }
+  knownOptionKeys("replay snapshot", options, REPLAY_OPTION_KEYS);
   const fs = fsOption("replay snapshot", options.fs);
   if (options.parallel !== undefined && typeof options.parallel !== "boolean") {
     throw new TypeError(

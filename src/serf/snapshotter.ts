@@ -16,7 +16,14 @@ import {
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { rewrapError } from "../fs/deno_fs.ts";
 import { dirOf } from "../fs/_path.ts";
-import { choiceOption, clockOption, FORMAT_CHOICES, fsOption, RECOVERY_MODES } from "../_options.ts";
+import {
+  choiceOption,
+  clockOption,
+  FORMAT_CHOICES,
+  fsOption,
+  knownOptionKeys,
+  RECOVERY_MODES,
+} from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.ts";
 import { readFull, RecordType, type RecoveryMode, zerosToEnd } from "./binary.ts";
@@ -219,10 +226,30 @@ interface Resolved {
   onBackgroundError: (error: unknown) => void;
 }
 
+/** Every key of {@link SnapshotterOptions}, for {@link knownOptionKeys}. */
+export const SNAPSHOTTER_OPTION_KEYS = {
+  rejoinAfterLeave: true,
+  flushIntervalMs: true,
+  sync: true,
+  syncIntervalMs: true,
+  minCompactSizeBytes: true,
+  recovery: true,
+  format: true,
+  bufferSizeMaxBytes: true,
+  lamportClock: true,
+  clockIntervalMs: true,
+  compactRetryMs: true,
+  clock: true,
+  fs: true,
+  parallel: true,
+  onBackgroundError: true,
+} as const satisfies Record<keyof SnapshotterOptions, true>;
+
 function checkOptions(options: SnapshotterOptions): Resolved {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`Cannot open snapshot: options must be an object, got ${typeName(options)}`);
   }
+  knownOptionKeys("open snapshot", options, SNAPSHOTTER_OPTION_KEYS);
   const bool = (name: keyof SnapshotterOptions, def: boolean): boolean => {
     const v = options[name];
     if (v === undefined) return def;
@@ -496,7 +523,7 @@ export class Snapshotter {
    * @returns The open snapshotter.
    * @throws {LockedError} If another writer holds the file.
    * @throws {CorruptionError} If the file is damaged beyond what `recovery` repairs.
-   * @throws {TypeError} For options of the wrong type, a `format` that does not match the file, or a path that is not a regular file (a pipe, a directory).
+   * @throws {TypeError} For options of the wrong type or an unknown option, a `format` that does not match the file, or a path that is not a regular file (a pipe, a directory).
    * @throws {RangeError} For option values out of range.
    */
   static async open(path: string, options: SnapshotterOptions = {}): Promise<Snapshotter> {
@@ -1071,6 +1098,11 @@ export class Snapshotter {
       return Promise.reject(
         new TypeError(`Cannot close "${this.#path}": options must be an object, got ${typeName(options)}`),
       );
+    }
+    try {
+      knownOptionKeys(`close "${this.#path}"`, options, { timeoutMs: true });
+    } catch (e) {
+      return Promise.reject(e);
     }
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs))) {

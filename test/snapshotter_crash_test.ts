@@ -147,6 +147,48 @@ Deno.test("Snapshotter reports a failed timer flush to onBackgroundError and kee
   assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
 });
 
+Deno.test("Snapshotter ignores an onBackgroundError that throws or rejects (an async handler): no unhandled rejection", async () => {
+  const mem = new MemFs();
+  const fs = new FaultFs(mem);
+  const clock = new ManualClock();
+  const seen: unknown[] = [];
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: PromiseRejectionEvent): void => {
+    unhandled.push(e.reason);
+    e.preventDefault(); // the test reports it, instead of Deno ending the process
+  };
+  globalThis.addEventListener("unhandledrejection", onUnhandled);
+  try {
+    for (
+      const handler of [
+        async (e: unknown): Promise<void> => {
+          seen.push(e);
+          await Promise.resolve();
+          throw new Error("logger down");
+        },
+        (e: unknown): void => {
+          seen.push(e);
+          throw new Error("logger down");
+        },
+      ]
+    ) {
+      const s = await openMem(fs, { clock, sync: "never", flushIntervalMs: 100, onBackgroundError: handler });
+      s.append(alive("a", "10.0.0.1:7946"));
+      fs.failNextWrite();
+      clock.advance(100); // the timer flush fails; its error goes to the handler
+      await s.settled();
+      // Let a rejection that nobody handled be reported before looking.
+      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+      await s.close(); // the records were kept and written
+      assert.deepEqual((await reopenState(mem)).alive, [{ name: "a", addr: "10.0.0.1:7946" }]);
+    }
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", onUnhandled);
+  }
+  assert.equal(seen.length, 2);
+  assert.deepEqual(unhandled, []);
+});
+
 Deno.test('Snapshotter with sync: "interval" keeps fsyncing by timer after a failed timer flush', async () => {
   // The failed flush's error used to wait for the next sync(), and the sync timer's own sync()
   // took it, failed with it without writing, and put it back: no timer fsync ever again.

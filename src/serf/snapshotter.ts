@@ -92,7 +92,8 @@ export interface SnapshotterOptions {
   /**
    * The member Lamport clock's current time (serf's `LamportClock.Time()`). When given, the
    * snapshotter writes `clock` records as serf does: after member events and every
-   * `clockIntervalMs`, when the clock advanced.
+   * `clockIntervalMs`, when the clock advanced, with the value `Time() - 1`. A time of 0 (a
+   * clock that has not ticked yet; serf's starts at 1) records nothing.
    * @default {undefined}
    */
   lamportClock?: () => bigint;
@@ -122,7 +123,8 @@ export interface SnapshotterOptions {
    * keeps its records buffered for the next write, a failed compaction keeps the old file and
    * retries after `compactRetryMs`, and a failed fsync poisons the log, which every later call
    * then reports. `sync()` and `close()` report their own outcome only: `sync()` resolves
-   * exactly when the records appended before it are on disk. Serf logs these failures.
+   * exactly when the records appended before it are on disk. Serf logs these failures. The
+   * handler's own failure is ignored, a thrown error or a rejected promise alike.
    * @default {logs the error with console.error}
    */
   onBackgroundError?: (error: unknown) => void;
@@ -949,8 +951,11 @@ export class Snapshotter {
    * Time()-1 wraps at 0 exactly as serf's uint64 does.
    */
   #updateClock(now: bigint | null = this.#lamportTime()): Promise<void> | null {
-    if (now === null) return null;
-    const seen = BigInt.asUintN(64, now - 1n);
+    // Serf records Time() - 1 in uint64 arithmetic, and its clock is never 0 there (serf.Create
+    // increments it first). A caller's clock that starts at 0 has seen nothing yet: 0 - 1 would
+    // wrap to 2^64-1 and pin the member clock at its maximum for good.
+    if (now === null || now === 0n) return null;
+    const seen = now - 1n;
     if (seen <= this.#memberClockSeen) return null;
     // Deferred to the next write: a burst of member events costs one clock record per
     // flush instead of one per event (serf coalesces the same way when its writer lags).
@@ -1264,7 +1269,12 @@ export class Snapshotter {
       this.#poisonReported = true;
     }
     try {
-      this.#o.onBackgroundError(e);
+      const r: unknown = this.#o.onBackgroundError(e);
+      // An async handler (`async (e) => await logger.send(e)`) fits the type too: its
+      // rejection would be unhandled, and Deno ends the process on one.
+      if (typeof (r as PromiseLike<unknown> | null)?.then === "function") {
+        Promise.resolve(r).catch(noop);
+      }
     } catch {
       // The handler's own failure must not become the log's.
     }

@@ -1946,6 +1946,45 @@ Deno.test("Snapshotter finds a damaged length that runs past the end as corrupti
   await s.close();
 });
 
+Deno.test("Snapshotter finds damage whose length covers the rest of the file as corruption, whatever else is damaged", async () => {
+  // Each case was read as a torn tail: every good record after the damage cut off, no warning.
+  const { bytes, starts } = await kRecords();
+  const lengthAt = (i: number): number => starts[i]! + 4;
+  const cases: [string, (b: Uint8Array, v: DataView) => void, string[]][] = [
+    ["flags byte and a length past the end", (b, v) => {
+      b[starts[1]! + 1] = 0xff;
+      v.setUint32(lengthAt(1), v.getUint32(lengthAt(1), true) + 65536, true);
+    }, ["n0", "n2", "n3", "n4"]],
+    ["type 0 and a length past the end", (b, v) => {
+      b[starts[1]!] = 0;
+      v.setUint32(lengthAt(1), v.getUint32(lengthAt(1), true) + 65536, true);
+    }, ["n0", "n2", "n3", "n4"]],
+    ["a length whose extent ends exactly at the end of the file", (_, v) => {
+      v.setUint32(lengthAt(1), bytes.length - starts[1]! - 12, true);
+    }, ["n0", "n2", "n3", "n4"]],
+    ["a length past the end and a later frame's flipped payload bit", (b, v) => {
+      v.setUint32(lengthAt(1), v.getUint32(lengthAt(1), true) + 65536, true);
+      b[starts[3]! + 16]! ^= 1;
+    }, ["n0", "n2", "n4"]],
+  ];
+  for (const [what, damage, kept] of cases) {
+    const bad = bytes.slice();
+    damage(bad, new DataView(bad.buffer));
+    const mem = new MemFs();
+    mem.write(P, bad);
+    const err = await openMem(mem).catch((e) => e);
+    assert.ok(err instanceof CorruptionError && err.offset === starts[1], `${what}: ${err}`);
+    assert.match(err.message, new RegExp(`valid records resume at offset ${starts[2]}`), what);
+    assert.deepEqual(mem.read(P), bad, `${what}: refused, not cut`);
+    const r = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+    assert.deepEqual(r.aliveNodes.map((n) => n.name), kept, what);
+    assert.equal(r.tornTailBytes, 0, what);
+    const s = await openMem(mem, { recovery: "salvage" });
+    assert.deepEqual(names(stateOf(s)), kept, what);
+    await s.close();
+  }
+});
+
 Deno.test("Snapshotter still finds corruption when a damaged length covers the frames after it", async () => {
   const { bytes, starts } = await kRecords();
   const bad = bytes.slice();

@@ -398,36 +398,33 @@ export async function replayBinaryFile(
       }
       const damageAt = pos + start;
       let reason = scanStatusReason(r.status);
-      let next: number;
-      let claimedEnd: number | null = null;
-      if (r.status === ScanStatus.incomplete) {
-        // A frame that runs past the end of the file: the writer died while writing it. Unless
-        // whole frames follow it, back to back, to the very end (or to zeros): then its length
-        // is what is damaged, and the records after it are real (a torn write does not end on a
-        // frame boundary of frames inside its own payload, except by design).
-        next = await findNextFrame(scanner, file, damageAt + 8, size);
-        if (next >= 0 && !(await framesRunToEnd(scanner, file, next, size))) next = -1;
-        if (next < 0) {
-          result.goodEnd = damageAt;
-          result.tornTailBytes = size - damageAt;
-          result.tornReason = "incomplete last frame";
-          if (recovery === "strict") throw new CorruptionError(path, damageAt, "incomplete last frame");
-          return result;
-        }
-        reason = "length runs past the end of the file";
-      } else {
-        if (r.status === ScanStatus.zero) reason = "zeroed bytes";
-        // Where the damaged frame says it ends, if its length is plausible (read before the
-        // search below reuses the buffer).
-        claimedEnd = claimedFrameEnd(scanner.buffer().subarray(start, have), damageAt);
-        next = await findNextFrame(scanner, file, damageAt + 8, size);
-      }
+      // Where the damaged frame says it ends: past the end of the file for an incomplete frame;
+      // for other damage, by its length if that is plausible (read before the searches below
+      // reuse the buffer), whatever its type, flags or reserved bytes say.
+      const claimedEnd = r.status === ScanStatus.incomplete
+        ? r.frameEnd + pos
+        : claimedFrameEnd(scanner.buffer().subarray(start, have), damageAt);
+      if (r.status === ScanStatus.incomplete) reason = "incomplete last frame";
+      if (r.status === ScanStatus.zero) reason = "zeroed bytes";
+      const first = await findNextFrame(scanner, file, damageAt + 8, size);
+      let next = first;
       if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
         // A valid frame inside the damaged frame's own extent may be bytes of its payload: a
-        // node name can hold anything, a whole frame included. Only a valid frame at or past
-        // that extent proves records after the damage; without one this is a torn last frame
-        // (as a crash leaves it), and salvage does not take the contained "frames" as records.
+        // node name can hold anything, a whole frame included. A valid frame at or past that
+        // extent proves records after the damage.
         next = await findNextFrame(scanner, file, claimedEnd, size);
+        // None there (the extent runs to or past the end of the file): the frames inside it
+        // are still records if they run on to the very end of the file (or to zeros), past
+        // any further damage, since a torn write does not end exactly where frames inside its
+        // own payload end, except by design. Then the damaged frame's length is what is
+        // damaged. Otherwise this is a torn last frame, as a crash leaves it, and salvage does
+        // not take the contained "frames" as records.
+        if (next < 0 && await framesReachEnd(scanner, file, first, size)) {
+          next = first;
+          reason = r.status === ScanStatus.incomplete
+            ? "length runs past the end of the file"
+            : `${reason}, and a length that runs over the frames after it`;
+        }
       }
       if (next < 0) {
         // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every
@@ -436,7 +433,11 @@ export async function replayBinaryFile(
         if (r.status === ScanStatus.zero && !zeroed) reason = "type 0 before bytes that are not zero";
         result.goodEnd = damageAt;
         result.tornTailBytes = size - damageAt;
-        result.tornReason = zeroed ? "zeroed tail" : `torn last frame (${reason})`;
+        result.tornReason = zeroed
+          ? "zeroed tail"
+          : r.status === ScanStatus.incomplete
+          ? reason
+          : `torn last frame (${reason})`;
         if (recovery === "strict" && !zeroed) throw new CorruptionError(path, damageAt, reason);
         return result;
       }
@@ -467,10 +468,11 @@ function claimedFrameEnd(head: Uint8Array, at: number): number | null {
 }
 
 /**
- * True if whole, valid frames run from `from` (where one starts) back to back to the end of
- * the file, or to a tail of zeros.
+ * True if valid frames from `from` (where one starts) reach the end of the file: back to back,
+ * but for stretches of damage each followed by a valid frame, with the last one ending exactly
+ * at the end of the file or at a tail of zeros.
  */
-async function framesRunToEnd(
+async function framesReachEnd(
   scanner: FrameScanner,
   file: FileHandle,
   from: number,
@@ -483,14 +485,17 @@ async function framesRunToEnd(
     const r = scanner.scan(0, len, false);
     const last = pos + len === size;
     if (r.status === ScanStatus.end && last) return true;
-    if (r.status === ScanStatus.zero) return zerosToEnd(file, pos + r.offset, size, "");
+    if (r.status === ScanStatus.zero && await zerosToEnd(file, pos + r.offset, size, "")) return true;
     // A window that ends on a frame boundary, or cuts a frame (the buffer holds two maximal
     // frames, so one was whole before it): read on from there.
     if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
       pos += r.offset;
       continue;
     }
-    return false;
+    // Damage (or a torn frame at the very end): frames after it, if any, decide.
+    const next = await findNextFrame(scanner, file, pos + r.offset + 8, size);
+    if (next < 0) return false;
+    pos = next;
   }
   return true;
 }

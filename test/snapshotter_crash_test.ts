@@ -1291,6 +1291,44 @@ Deno.test("Snapshotter.open with format binary and salvage gets past a header da
   assert.deepEqual((await replaySnapshot(P, { fs: mem, recovery: "strict" })).aliveNodes.length, K);
 });
 
+Deno.test("A binary snapshot whose header is lost whole (a zeroed first sector) is found as binary, not as empty Go text", async () => {
+  // Detected as Go text, it replayed to nothing in every mode, strict included, and an open cut
+  // it back to a newline byte inside the frames and appended text after them.
+  const mem0 = new MemFs();
+  const w = await openMem(mem0);
+  for (let i = 0; i < 40; i++) w.append(alive(`node-${i}`, `10.0.0.${i}:7946`));
+  await w.close();
+  const bytes = mem0.read(P);
+  for (const [what, damage] of [["zeroed", 0x00], ["overwritten", 0xa5]] as const) {
+    const bad = bytes.slice();
+    bad.fill(damage, 0, 512);
+    const mem = new MemFs();
+    mem.write(P, bad);
+    for (const recovery of ["strict", "truncate-tail"] as const) {
+      const err = await replaySnapshot(P, { fs: mem, recovery }).catch((e) => e);
+      assert.ok(err instanceof CorruptionError && err.offset === 0, `${what} ${recovery}: ${err}`);
+      assert.match(err.message, /header is damaged.*"salvage" keeps the valid records after it/);
+      await assert.rejects(openMem(mem, { recovery }), CorruptionError);
+    }
+    assert.deepEqual(mem.read(P), bad, `${what}: untouched`);
+    const salvaged = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+    assert.equal(salvaged.format, "binary");
+    // The frames that start at or after byte 512 are kept (24-byte header, 8-aligned frames).
+    const expected: string[] = [];
+    for (let i = 0, at = 24; i < 40; i++) {
+      if (at >= 512) expected.push(`node-${i}`);
+      at += (12 + 2 + `node-${i}`.length + `10.0.0.${i}:7946`.length + 7) & ~7;
+    }
+    assert.deepEqual(salvaged.aliveNodes.map((n) => n.name), expected.sort(), what);
+  }
+  // A Go text file is still Go text, also one that begins with something serf does not write.
+  for (const text of ["alive: a 10.0.0.1:7946\n", " alive: a 10.0.0.1:7946\nclock: 3\n", "\u0000\n"]) {
+    const mem = new MemFs();
+    mem.write(P, new TextEncoder().encode(text));
+    assert.equal((await replaySnapshot(P, { fs: mem })).format, "go-text", JSON.stringify(text));
+  }
+});
+
 Deno.test("Snapshotter go-text: strict cuts a tail of zeros as binary does, and refuses a torn line", async () => {
   // Strict refused a go-text file whose tail was zeros (a crash that extended the file), where
   // the binary format cuts such a tail in every mode.

@@ -124,7 +124,9 @@ export function decodeFileHeader(bytes: Uint8Array): FileHeader | string {
     return `file header is ${bytes.length} bytes, need ${FILE_HEADER_BYTES}`;
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, FILE_HEADER_BYTES);
-  if (view.getUint32(0, true) !== MAGIC) return "bad magic number (not a snaplog file)";
+  if (view.getUint32(0, true) !== MAGIC) {
+    return "bad magic number (not a snaplog file, or its header is damaged)";
+  }
   if (view.getUint32(20, true) !== crc32c(bytes.subarray(0, 20))) return "file header checksum mismatch";
   const version = view.getUint16(4, true);
   if (version !== FORMAT_VERSION) {

@@ -323,7 +323,9 @@ export async function replayBinaryFile(
     if (typeof decoded === "string") {
       // Salvage keeps every frame that checks out, also after a damaged header: frames carry
       // their own checksums. (The repair on open writes a new header.)
-      if (recovery !== "salvage") throw new CorruptionError(path, 0, decoded);
+      if (recovery !== "salvage") {
+        throw new CorruptionError(path, 0, `${decoded}; recovery "salvage" keeps the valid records after it`);
+      }
       skip({ offset: 0, bytes: FILE_HEADER_BYTES, reason: decoded });
     } else if (decoded.kind !== FileKind.serfSnapshot) {
       throw new CorruptionError(path, 0, `file kind ${decoded.kind} is not a serf snapshot`);

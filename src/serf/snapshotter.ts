@@ -325,9 +325,48 @@ export async function formatOf(file: FileHandle, size: number, path: string): Pr
     // empty and be cut back to its last newline byte.
     const restored = Uint8Array.from(head);
     restored.set(MAGIC_BYTES, 0);
-    return typeof decodeFileHeader(restored) !== "string" ? "binary" : "go-text";
+    if (typeof decodeFileHeader(restored) !== "string") return "binary";
+    // A header lost whole (a zeroed first sector, a misdirected write over it): snaplog's
+    // frames follow it. Serf's own files begin with a record's name (`alive: `, `clock: `,
+    // `# ...`), so a file that begins with anything else and holds a valid frame in its first
+    // 64 KiB is a binary snapshot with a bad header. As text it would replay to nothing, in
+    // every mode, and an open would cut it back to its last newline byte and append text.
+    return isVisibleAscii(head[0]!) || !(await holdsFrame(file, size, path)) ? "go-text" : "binary";
   }
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
+}
+
+function isVisibleAscii(byte: number): boolean {
+  return byte > 0x20 && byte < 0x7f;
+}
+
+/** How far into a file without a header {@link holdsFrame} looks for a frame. */
+const HEADERLESS_PROBE_BYTES = 64 * 1024;
+
+/**
+ * True if the first {@link HEADERLESS_PROBE_BYTES} of the file, after where the header would be,
+ * hold a whole serf frame with a valid checksum at an 8-aligned offset. Runs only on a file that
+ * is neither snaplog's (no header) nor serf's (no record name first): JavaScript is fast enough.
+ */
+async function holdsFrame(file: FileHandle, size: number, path: string): Promise<boolean> {
+  const buf = new Uint8Array(Math.min(size, HEADERLESS_PROBE_BYTES));
+  await readFull(file, buf, 0, path);
+  const view = new DataView(buf.buffer);
+  for (let at = FILE_HEADER_BYTES; at + 16 <= buf.length; at += 8) {
+    const type = buf[at]!;
+    if (
+      type < RecordType.alive || type > RecordType.comment || buf[at + 1] !== 0 ||
+      view.getUint16(at + 2) !== 0
+    ) {
+      continue;
+    }
+    const end = at + frameSize(view.getUint32(at + 4, true));
+    if (end > buf.length) continue;
+    const frame = buf.slice(at, end);
+    frame.fill(0, 8, 12); // the checksum covers the frame with its own field read as zero
+    if (crc32c(frame) === view.getUint32(at + 8, true)) return true;
+  }
+  return false;
 }
 
 /**

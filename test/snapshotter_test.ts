@@ -1008,12 +1008,26 @@ Deno.test("Snapshotter handleEvent rejects bad events with TypeError", async () 
   // The messages name the event's field, not a record's.
   assert.throws(
     () => s.handleEvent({ type: "user", ltime: 5 } as never),
-    /Cannot handle user event: ltime must be a bigint, got number/,
+    /^TypeError: Cannot handle user event for "d\/s\.snap": ltime must be a bigint, got number$/,
   );
   assert.throws(
     () => s.handleEvent({ type: "query", ltime: 2n ** 64n }),
-    /query event: ltime 18446744073709551616 is outside/,
+    /query event for "d\/s\.snap": ltime 18446744073709551616 is outside/,
   );
+  // And the log's path, as a record's errors do: a service with several logs can tell which.
+  assert.throws(
+    () => s.handleEvent({ type: "member-join", members: [{ name: "x".repeat(70_000), addr: "a" }] }),
+    /^RangeError: Cannot append alive record to "d\/s\.snap": name is 70000 bytes, the limit is 65535$/,
+  );
+  assert.throws(
+    () => s.handleEvent(null as never),
+    /^TypeError: Cannot handle event for "d\/s\.snap": event must be/,
+  );
+  assert.throws(() => s.append({ type: "clock", value: -1n }), (e: Error) => {
+    assert.ok(e instanceof RangeError && e.cause instanceof RangeError);
+    assert.match(e.message, /^Cannot append clock record to "d\/s\.snap": value -1 is outside/);
+    return true;
+  });
   assert.equal(s.stats.appended, 0);
   await s.close();
   assert.deepEqual(await reopenState(mem), { alive: [], clocks: [0n, 0n, 0n] });

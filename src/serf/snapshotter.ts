@@ -823,6 +823,14 @@ export class Snapshotter {
    * @throws {PoisonedError} After a failed fsync, or once the file changed behind the log (reopen the log).
    */
   append(record: SnapshotRecord): Promise<void> {
+    try {
+      return this.#append(record);
+    } catch (e) {
+      throw this.#naming(e, "to");
+    }
+  }
+
+  #append(record: SnapshotRecord): Promise<void> {
     this.#checkWritable("append to");
     record = ownRecord(record); // each field read once: what is checked is what is written
     // A deferred member clock (see #updateClock) must keep its order against the records it
@@ -933,6 +941,30 @@ export class Snapshotter {
    * @throws {RangeError} As {@link append}.
    */
   handleEvent(event: SerfEvent): Promise<void> {
+    try {
+      return this.#handleEvent(event);
+    } catch (e) {
+      throw this.#naming(e, "for");
+    }
+  }
+
+  /**
+   * A bad-input error (TypeError, RangeError) from the record and event checks, which know no
+   * file, with this log's path put in (`Cannot append alive record to "<path>": ...`): a
+   * service with several logs can tell which one refused. Other errors name it already.
+   */
+  #naming(e: unknown, preposition: string): unknown {
+    if (!(e instanceof TypeError || e instanceof RangeError)) return e;
+    const quoted = `"${this.#path}"`;
+    const colon = e.message.indexOf(": ");
+    if (e.message.includes(quoted) || !e.message.startsWith("Cannot ") || colon < 0) return e;
+    const message = `${e.message.slice(0, colon)} ${preposition} ${quoted}${e.message.slice(colon)}`;
+    return e instanceof RangeError
+      ? new RangeError(message, { cause: e })
+      : new TypeError(message, { cause: e });
+  }
+
+  #handleEvent(event: SerfEvent): Promise<void> {
     if (typeof event !== "object" || event === null) {
       throw new TypeError(`Cannot handle event: event must be an object, got ${typeName(event)}`);
     }

@@ -137,14 +137,23 @@ Deno.test("replaySnapshot reports a frame with a good CRC but an impossible payl
 });
 
 Deno.test("BinaryCodec seals and applies records staged while a write is in flight", async () => {
-  // take() hands the sealed batch to a write; appends go on; consume() drops what was written.
+  // prepare() seals and applies the staged batch for a write; appends go on; consume() drops
+  // what was written.
   const codec = newBinaryCodec(false);
   codec.encode({ type: "alive", name: "a", addr: "10.0.0.1:1" });
-  const first = codec.take().slice();
+  const first = codec.bytesAt(0, codec.prepare(0, codec.staged)).slice();
   codec.encode({ type: "alive", name: "b", addr: "10.0.0.2:1" });
   codec.encode({ type: "not-alive", name: "a" });
   codec.consume(first.length);
-  const second = codec.take().slice();
+  // In pieces: a limit inside the second frame ends the first piece after the first frame.
+  const piece = codec.prepare(0, 8);
+  assert.ok(piece > 0 && piece < codec.staged, String(piece));
+  assert.deepEqual(codec.state.aliveNodes().map((n) => n.name), ["a", "b"], "applied up to the piece only");
+  const second = new Uint8Array([
+    ...codec.bytesAt(0, piece),
+    ...codec.bytesAt(piece, codec.prepare(piece, codec.staged)),
+  ]);
+  assert.throws(() => codec.bytesAt(0, codec.staged + 8), /not prepared/);
   codec.consume(second.length);
   assert.equal(codec.staged, 0);
   assert.deepEqual(codec.state.aliveNodes(), [{ name: "b", addr: "10.0.0.2:1" }]);

@@ -22,6 +22,7 @@ import { MemFs } from "../src/fs/mem_fs.ts";
 import { WasmCore } from "../src/_wasm/core.ts";
 import { encodeFileHeader, FileKind, FrameEncoder } from "../src/core/frame.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
+import { writePolicy } from "../src/serf/snapshotter.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 
 const P = "d/s.snap";
@@ -2020,6 +2021,59 @@ Deno.test("Snapshotter finds damage whose length covers the rest of the file as 
     const s = await openMem(mem, { recovery: "salvage" });
     assert.deepEqual(names(stateOf(s)), kept, what);
     await s.close();
+  }
+});
+
+Deno.test("Snapshotter writes a burst in pieces, and a piece that fails undoes them all", async () => {
+  // One write of the whole burst was one synchronous seal-and-apply of all of it: 80-160 ms of
+  // the event loop after 200k records. Pieces keep each pause short; the failure semantics
+  // stay those of one write: nothing is consumed until the last piece is written. (Pieces of
+  // 2 MiB here, 8 MiB by default.)
+  const saved = writePolicy.pieceBytes;
+  writePolicy.pieceBytes = 2 << 20;
+  try {
+    for (const format of ["binary", "go-text"] as const) {
+      const mem = new MemFs();
+      const fs = new FaultFs(mem);
+      const errors: unknown[] = []; // the flush started past 1 MiB staged meets the full disk too
+      const s = await openMem(fs, {
+        format,
+        sync: "never",
+        bufferSizeMaxBytes: 64 << 20,
+        onBackgroundError: (e) => errors.push(e),
+      });
+      const before = mem.read(P);
+      const n = 150_000;
+      for (let i = 0; i < n; i++) s.append(alive(`node-${i % 40_000}`, `10.0.${i % 250}.${i % 200}:7946`));
+      const staged = s.stats.bufferedBytes;
+      assert.ok(staged > 4 << 20, `${format}: ${staged}`);
+      fs.failAfterBytes(3 << 20); // the second piece meets a full disk
+      const opsBefore = fs.ops.length;
+      await assert.rejects(s.sync(), /No space left on device.*records stay buffered/);
+      // The first attempt: a whole first piece, a second one cut by the full disk, then undone.
+      const ops = fs.ops.slice(opsBefore);
+      const size = (op: string): number => Number(op.split(" ").at(-1));
+      assert.ok(ops[0]!.startsWith("write ") && ops[1]!.startsWith("write "), `${format}: ${ops}`);
+      assert.ok(size(ops[0]!) <= 2 << 20 && size(ops[0]!) > (2 << 20) - 4096, `${format}: ${ops}`);
+      assert.equal(ops[2], `truncate ${P} ${before.length}`, format);
+      assert.deepEqual(mem.read(P), before, `${format}: the first piece was cut off again`);
+      assert.equal(s.stats.bufferedBytes, staged, `${format}: every record still buffered`);
+      fs.failAfterBytes(Infinity);
+      const retry = fs.ops.length;
+      await s.sync();
+      const sizes = fs.ops.slice(retry).filter((op) => op.startsWith("write ")).map((op) =>
+        Number(op.split(" ").at(-1))
+      );
+      assert.equal(sizes.reduce((a, b) => a + b, 0), staged, format);
+      assert.ok(sizes.length >= 3 && sizes.every((b) => b <= 2 << 20), `${format}: ${sizes}`);
+      const live = stateOf(s);
+      await s.close();
+      const replayed = await replaySnapshot(P, { fs: mem, recovery: "strict" });
+      assert.deepEqual(replayed.aliveNodes, live.alive, format);
+      assert.equal(replayed.aliveNodes.length, 40_000, format);
+    }
+  } finally {
+    writePolicy.pieceBytes = saved;
   }
 });
 

@@ -5,7 +5,7 @@
 // in batches (binary: when frames are sealed; go-text: as complete lines are pushed), so
 // `aliveNodes()` and the compacted file come from the same table that replay builds.
 import { WasmCore } from "../_wasm/core.ts";
-import { encodeFileHeader, FileKind, FrameEncoder } from "../core/frame.ts";
+import { encodeFileHeader, FileKind, FrameEncoder, frameSize } from "../core/frame.ts";
 import {
   APPLY_NO_MEMORY,
   encodeBinaryRecord,
@@ -46,10 +46,17 @@ export interface Codec {
   /** Applies every staged record not yet applied to the state. */
   apply(): void;
   /**
-   * The staged bytes (applied and sealed first), for one write: valid until the next `take`,
+   * Makes the staged records from byte `from` (where one starts) ready to write: seals and
+   * applies them up to the last record boundary at or before `limit`, or to the end of the
+   * first record if it is longer, and returns that boundary. Work in bounded steps: a burst of
+   * many MiB is written in pieces, each a short pause of the caller's thread.
+   */
+  prepare(from: number, limit: number): number;
+  /**
+   * Staged bytes `[from, to)`, prepared, for one write: valid until the next `bytesAt`,
    * `consume` or `grow` (the log's writes are one at a time, so each is done by then).
    */
-  take(): Uint8Array;
+  bytesAt(from: number, to: number): Uint8Array;
   /** Drops the first `n` staged bytes: they reached the file. */
   consume(n: number): void;
   /** The bytes a new, empty file starts with. */
@@ -149,10 +156,31 @@ export class BinaryCodec implements Codec {
     this.#enc.grow(bytes);
   }
   apply(): void {
+    this.#applyTo(this.#enc.length);
+  }
+  prepare(from: number, limit: number): number {
+    // Frame lengths are in the headers `reserve` wrote (sealed or not); walk them to the last
+    // boundary at or before `limit`, taking at least one frame.
+    const len = this.#enc.length;
+    if (limit >= len) {
+      this.#applyTo(len);
+      return len;
+    }
+    const view = this.#core.view;
+    const ptr = this.#enc.pointer;
+    let end = from + frameSize(view.getUint32(ptr + from + 4, true));
+    while (end < len) {
+      const next = end + frameSize(view.getUint32(ptr + end + 4, true));
+      if (next > limit) break;
+      end = next;
+    }
+    this.#applyTo(end);
+    return end;
+  }
+  #applyTo(len: number): void {
     const enc = this.#enc;
     const from = this.#applied;
-    const len = enc.length;
-    if (from === len) return;
+    if (from >= len) return;
     // Staged frames are sealed when they are applied, never before (`consume` keeps both
     // offsets in step), so one Wasm pass does both while each frame is in cache (5-10 % less
     // than sealing the batch and then walking it again to apply it).
@@ -171,11 +199,12 @@ export class BinaryCodec implements Codec {
       throw new Error(`Cannot apply records: staged frames are inconsistent (status ${status})`);
     }
   }
-  take(): Uint8Array {
-    this.apply();
+  bytesAt(from: number, to: number): Uint8Array {
+    if (to > this.#applied) throw new Error(`Cannot write staged bytes ${from}..${to}: not prepared`);
     // Copied out of Wasm memory: the staged block may move (grow) or be reused while the
     // write is in flight.
-    const bytes = this.#enc.bytes();
+    const ptr = this.#enc.pointer;
+    const bytes = this.#core.u8.subarray(ptr + from, ptr + to);
     if (this.#out.length < bytes.length) {
       this.#out = new Uint8Array(Math.max(bytes.length, 2 * this.#out.length));
     }
@@ -245,6 +274,7 @@ export class BinaryCodec implements Codec {
 }
 
 const textEncoder = new TextEncoder();
+const NEWLINE = 0x0a;
 
 /** Serf's Go text format: lines staged in JS, applied by pushing them through the Wasm line scan. */
 export class GoTextCodec implements Codec {
@@ -303,15 +333,28 @@ export class GoTextCodec implements Codec {
     this.#buf = next;
   }
   apply(): void {
-    if (this.#applied === this.#len) return;
-    this.#replayer.push(this.#buf.subarray(this.#applied, this.#len));
-    this.#applied = this.#len;
+    this.#applyTo(this.#len);
   }
-  take(): Uint8Array {
-    this.apply();
+  prepare(from: number, limit: number): number {
+    // Every staged record is whole lines: end after the last newline before `limit`, or after
+    // the first line if it is longer.
+    const buf = this.#buf;
+    let end = limit >= this.#len ? this.#len : buf.lastIndexOf(NEWLINE, limit - 1) + 1;
+    if (end <= from) end = buf.indexOf(NEWLINE, from) + 1;
+    if (end <= from || end > this.#len) end = this.#len;
+    this.#applyTo(end);
+    return end;
+  }
+  #applyTo(end: number): void {
+    if (this.#applied >= end) return;
+    this.#replayer.push(this.#buf.subarray(this.#applied, end));
+    this.#applied = end;
+  }
+  bytesAt(from: number, to: number): Uint8Array {
+    if (to > this.#applied) throw new Error(`Cannot write staged bytes ${from}..${to}: not prepared`);
     // No copy: appends go after #len, and a grow() moves them to a new buffer, leaving this
     // one as it is; consume() comes after the write.
-    return this.#buf.subarray(0, this.#len);
+    return this.#buf.subarray(from, to);
   }
   consume(n: number): void {
     this.#buf.copyWithin(0, n, this.#len);

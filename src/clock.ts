@@ -85,8 +85,9 @@ export class ManualClock implements Clock {
    * Schedules `fn` to run when {@link ManualClock.advance} passes `ms` from now.
    *
    * @param fn The callback.
-   * @param ms Delay in milliseconds.
+   * @param ms Delay in milliseconds (a negative delay is 0).
    * @returns A handle for {@link ManualClock.clearTimeout}.
+   * @throws {TypeError} If `fn` is not a function or `ms` is not a number (NaN included).
    */
   setTimeout(fn: () => void, ms: number): unknown {
     checkTimer(fn, ms);

@@ -575,6 +575,40 @@ Deno.test("reading a binary file as go-text is refused, not an empty state: repl
   assert.equal((await replaySnapshot("in.snap", { fs: mem, format: "binary" })).aliveNodes.length, 1);
 });
 
+Deno.test("reading serf's text file as binary is refused, not rewritten empty by salvage: open, replay, records, convert", async () => {
+  // Binary asked of a serf text file went on as binary with a damaged header: a CorruptionError
+  // in the default modes, and with salvage an open rewrote the file as an empty binary
+  // snapshot (both nodes only in the .broken copy).
+  const mem = new MemFs();
+  const text = new TextEncoder().encode("alive: a 10.0.0.1:7946\nalive: b 10.0.0.2:7946\nclock: 4\n");
+  mem.write("in.txt", text);
+  const asBinary = /Cannot read "in\.txt" as binary: the file is in serf's go-text format/;
+  for (const recovery of ["strict", "truncate-tail", "salvage"] as const) {
+    await assert.rejects(Snapshotter.open("in.txt", { fs: mem, format: "binary", recovery }), asBinary);
+    await assert.rejects(replaySnapshot("in.txt", { fs: mem, format: "binary", recovery }), asBinary);
+    await assert.rejects(
+      (async () => {
+        for await (
+          const _ of readSnapshotRecords("in.txt", { fs: mem, format: "binary", recovery })
+        ) { /* none */ }
+      })(),
+      asBinary,
+    );
+    await assert.rejects(
+      convertSnapshot("in.txt", "out.snap", { fs: mem, from: "binary", to: "binary", recovery }),
+      asBinary,
+    );
+  }
+  assert.deepEqual(mem.read("in.txt"), text, "untouched");
+  assert.equal(await mem.stat("in.txt.broken"), null);
+  assert.equal(await mem.stat("out.snap"), null);
+  assert.equal(
+    (await replaySnapshot("in.txt", { fs: mem })).aliveNodes.length,
+    2,
+    "auto reads it as serf does",
+  );
+});
+
 Deno.test("replay, records and convert of a live log read the file they opened, whatever a compaction renames meanwhile", async () => {
   // Each took the size from a stat of the path and then opened the path: a compaction renaming
   // its smaller file in between failed them with "file shrank during replay".

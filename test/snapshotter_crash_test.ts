@@ -11,6 +11,7 @@ import {
   LockedError,
   ManualClock,
   PoisonedError,
+  readSnapshotRecords,
   replaySnapshot,
   type SnapshotRecord,
   Snapshotter,
@@ -2021,6 +2022,25 @@ Deno.test("Snapshotter finds damage whose length covers the rest of the file as 
     const s = await openMem(mem, { recovery: "salvage" });
     assert.deepEqual(names(stateOf(s)), kept, what);
     await s.close();
+  }
+});
+
+Deno.test("Snapshotter leave() retried after a failed write records one leave, not two", async () => {
+  for (const format of ["binary", "go-text"] as const) {
+    const mem = new MemFs();
+    const fs = new FaultFs(mem);
+    const s = await openMem(fs, { format, sync: "never", onBackgroundError: () => {} });
+    s.append(alive("a", "10.0.0.1:7946"));
+    fs.failNextWrite();
+    await assert.rejects(s.leave(), /records stay buffered/);
+    await s.leave(); // the retry the message invites
+    await s.close();
+    const types: string[] = [];
+    for await (const e of readSnapshotRecords(P, { fs: mem })) {
+      if (e.record !== null) types.push(e.record.type);
+    }
+    assert.deepEqual(types.filter((t) => t === "leave"), ["leave"], `${format}: ${types}`);
+    assert.deepEqual((await replaySnapshot(P, { fs: mem })).aliveNodes, [], format);
   }
 });
 

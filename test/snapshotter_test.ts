@@ -1230,10 +1230,10 @@ Deno.test("Snapshotter detects an existing go-text file and appends text to it",
   s.append(alive("b", "10.0.0.2:7946"));
   await s.close();
   assert.equal(text.decode(mem.read(P)), "alive: a 10.0.0.1:7946\nclock: 3\nalive: b 10.0.0.2:7946\n");
-  // Forcing binary on it reads it as a binary file with a damaged header: refused, untouched
-  // (salvage would get past such a header: a damaged binary file must be openable that way).
+  // Forcing binary on it is refused, untouched: no header and no frame, so it is no damaged
+  // binary file, and salvage would have rewritten it empty.
   const before = mem.read(P);
-  await assert.rejects(openMem(mem, { format: "binary" }), CorruptionError);
+  await assert.rejects(openMem(mem, { format: "binary" }), /as binary: the file is in serf's go-text format/);
   assert.deepEqual(mem.read(P), before);
 });
 
@@ -1680,6 +1680,19 @@ Deno.test("Options that are objects or timeouts are checked at once, naming the 
   s.append(alive("a", "10.0.0.1:7946"));
   await s.close({ timeoutMs: Infinity }); // waits, as without a timeout
   assert.deepEqual((await reopenState(mem)).alive.map((n) => n.name), ["a"]);
+});
+
+Deno.test("Byte-count options must be integers: a fraction failed later, mid-append, instead of at open", async () => {
+  const mem = new MemFs();
+  await assert.rejects(
+    openMem(mem, { bufferSizeMaxBytes: 1048576.5 }),
+    /bufferSizeMaxBytes must be an integer/,
+  );
+  await assert.rejects(openMem(mem, { minCompactSizeBytes: 0.5 }), /minCompactSizeBytes must be an integer/);
+  assert.deepEqual(mem.files(), []);
+  // A fractional interval is a valid timer delay.
+  const s = await openMem(mem, { syncIntervalMs: 1.5 });
+  await s.close();
 });
 
 Deno.test("A misspelt option is a TypeError naming it at every entry point, before any file is touched", async () => {

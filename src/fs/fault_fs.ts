@@ -48,7 +48,8 @@ function injected(what: string, detail: string, code: string): Error {
  *
  * A failed call (other than a partial write under `failAfterBytes`) throws before reaching the
  * wrapped file system, so the files are unchanged. After a simulated crash every call throws, as
- * nothing runs in a dead process, and `close` does nothing; call the wrapped MemFs's `crash()` and
+ * nothing runs in a dead process, and `close` only releases the wrapped handle (its lock too), as
+ * a dying process's files close; call the wrapped MemFs's `crash()` and
  * {@link FaultFs.recover} (or make a new FaultFs) to "restart".
  *
  * @example One failed write, then a retry

@@ -31,8 +31,8 @@ export interface CrashOptions {
    * When set, bytes written but not yet made durable may partially survive, as on a real disk that
    * lost power mid-flush: a file that grew keeps a random prefix of its unsynced tail, an unsynced
    * truncation may or may not have happened, and each 512-byte sector overwritten in place holds
-   * either its old or its new bytes. Pass a seed (a u32) or a seeded source; the same seed and the
-   * same history give the same outcome. Without it, a crash keeps only durable bytes.
+   * either its old or its new bytes. Pass a seed (any safe integer) or a seeded source; the same
+   * seed and the same history give the same outcome. Without it, a crash keeps only durable bytes.
    * @default undefined
    */
   tornWrites?: number | CrashRandom;
@@ -337,7 +337,7 @@ export class MemFs implements FileSystem {
    *
    * @example A torn crash, reproducible from its seed
    * ```ts
-   * import { MemFs } from "./mem_fs.ts";
+   * import { MemFs } from "@snaplog/snaplog/testing";
    * import assert from "node:assert/strict";
    *
    * const fs = new MemFs();
@@ -350,6 +350,8 @@ export class MemFs implements FileSystem {
    * ```
    *
    * @param options Whether writes may tear, and how.
+   * @throws {TypeError} If `options` is not an object, or `tornWrites` is neither a safe integer
+   *   seed nor a random source.
    * @throws {RangeError} If `faultySectorChance` is outside 0..1.
    */
   crash(options: CrashOptions = {}): void {

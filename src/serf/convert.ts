@@ -48,7 +48,7 @@ import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { decodeUtf8, NAME_BYTES_MAX, typeName } from "./records.ts";
 import type { SerfState } from "./_state.ts";
-import { checkRegularFile, convertPath, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
+import { checkRegularFile, convertPath, missingSnapshot, resolveFormat } from "./snapshotter.ts";
 import type { ReplayWarning } from "./types.ts";
 
 /** How far a conversion has read its input, for {@link ConvertOptions.onProgress}. */
@@ -246,8 +246,9 @@ function checkOptions(options: ConvertOptions): Resolved {
  *   65535 bytes.
  * @throws {CorruptionError} If a binary input is damaged before its tail (anywhere, with
  *   `recovery: "strict"`; never with `"salvage"`).
- * @throws {TypeError} For options of the wrong type or an unknown option, or an input that is not a regular file
- * (a pipe, a directory).
+ * @throws {TypeError} For options of the wrong type or an unknown option, a `from` the input plainly is not
+ * (Go text asked of a binary file, binary of a serf text file), or an input that is not a regular file (a
+ * pipe, a directory).
  */
 export async function convertSnapshot(
   input: string,
@@ -291,7 +292,7 @@ export async function convertSnapshot(
   let replayed: { leaving: Replayed; staying: Replayed };
   try {
     size = await source.size();
-    from = formatToRead(input, o.from, await formatOf(source, size, input));
+    from = await resolveFormat(source, size, input, o.from);
     const progress = new Progress(size, o.onProgress);
     replayed = from === "go-text"
       ? await replayGoTextBoth(source, input, size, progress)

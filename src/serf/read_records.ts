@@ -23,7 +23,7 @@ import {
   warningReason,
 } from "./gotext.ts";
 import { decodeUtf8, isUint64, type SnapshotRecord, typeName } from "./records.ts";
-import { checkRegularFile, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
+import { checkRegularFile, missingSnapshot, resolveFormat } from "./snapshotter.ts";
 
 /** Options of {@link readSnapshotRecords}. */
 export interface ReadRecordsOptions {
@@ -98,7 +98,7 @@ export interface SnapshotEntry {
  * @param options Format, recovery mode, file system.
  * @returns The entries, read as they are iterated; the file is closed when the iteration ends
  *   (also when it is left early).
- * @throws {TypeError} For options of the wrong type or an unknown option (at the call); for a path that is not a regular file (a pipe, a directory), on the first step.
+ * @throws {TypeError} For options of the wrong type or an unknown option (at the call); for a path that is not a regular file (a pipe, a directory), or a `format` the file plainly is not (Go text asked of a binary file, binary of a serf text file), on the first step.
  * @throws {Deno.errors.NotFound} If the file does not exist (on the first iteration).
  * @throws {CorruptionError} For damage the recovery mode does not accept (binary format).
  */
@@ -146,7 +146,7 @@ async function* entries(
   const file = await fs.open(path, { read: true });
   try {
     const size = await file.size(); // the opened file's: see replaySnapshot
-    const format = formatToRead(path, want, await formatOf(file, size, path));
+    const format = await resolveFormat(file, size, path, want);
     if (format === "go-text") yield* goTextEntries(file, size);
     else yield* binaryEntries(file, size, path, recovery);
   } finally {

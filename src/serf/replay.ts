@@ -5,7 +5,7 @@ import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer } from "./gotext.ts";
 import { typeName } from "./records.ts";
-import { checkRegularFile, formatOf, formatToRead, missingSnapshot } from "./snapshotter.ts";
+import { checkRegularFile, missingSnapshot, resolveFormat } from "./snapshotter.ts";
 import { addWarnings, checkMaxWarnings, type SnapshotState } from "./types.ts";
 
 /** Options of {@link replaySnapshot}. */
@@ -82,8 +82,9 @@ const REPLAY_OPTION_KEYS = {
  * @returns The replayed state.
  * @throws {Deno.errors.NotFound} If the file does not exist.
  * @throws {CorruptionError} For damage the recovery mode does not accept (binary format).
- * @throws {TypeError} For options of the wrong type or an unknown option, or a path that is not a regular file
- * (a pipe, a directory).
+ * @throws {TypeError} For options of the wrong type or an unknown option, a `format` the file plainly is not
+ * (Go text asked of a binary file, binary of a serf text file), or a path that is not a regular file (a pipe,
+ * a directory).
  */
 export async function replaySnapshot(path: string, options: ReplayOptions = {}): Promise<SnapshotState> {
   if (typeof path !== "string" || path === "") {
@@ -121,7 +122,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
     // renamed a smaller file over the path in between.
     const size = await file.size();
     // Empty: Go text (a snaplog file has a header).
-    const format: SnapshotFormat = formatToRead(path, want, await formatOf(file, size, path));
+    const format: SnapshotFormat = await resolveFormat(file, size, path, want);
     const par = SplitPlanner.create(path, size, format, rejoin, {
       parallel: options.parallel !== false,
       fs,

@@ -47,7 +47,7 @@ export interface SnapshotterOptions {
   /**
    * Buffered records reach the operating system at least this often, driven by a timer
    * (serf flushes only when the next record arrives, so a quiet cluster can keep records in
-   * memory for hours). Serf's own interval is 500 ms.
+   * memory for hours). Serf's own interval is 500 ms. 1..3,600,000.
    * @default {500}
    */
   flushIntervalMs?: number;
@@ -60,12 +60,15 @@ export interface SnapshotterOptions {
   sync?: "interval" | "always" | "never";
   /**
    * With `sync: "interval"`, the longest time a flushed record waits for its fsync.
+   * 1..3,600,000.
    * @default {1000}
    */
   syncIntervalMs?: number;
   /**
    * Compact when the file grows past `max(minCompactSizeBytes, aliveNodes × 256)` (serf's
-   * rule: 128 bytes per node, times a compaction threshold of 2).
+   * rule: 128 bytes per node, times a compaction threshold of 2) and past twice its size right
+   * after the last compaction (so a small minimum cannot make a compacted file that is itself
+   * over the threshold compact again on every flush). An integer, 0..2^53-1.
    * @default {131072}
    */
   minCompactSizeBytes?: number;
@@ -79,13 +82,16 @@ export interface SnapshotterOptions {
    */
   recovery?: RecoveryMode;
   /**
-   * File format. `"auto"` detects an existing file's format and creates new files as binary.
+   * File format. `"auto"` detects an existing file's format and creates new files as binary;
+   * an existing empty file is serf's (serf creates its snapshot empty) and opens as Go text.
+   * A format the file plainly is not (Go text asked of a binary file, or binary of a serf text
+   * file) is a TypeError.
    * @default {"auto"}
    */
   format?: "auto" | SnapshotFormat;
   /**
    * Most bytes buffered in memory before `append` throws {@link BackpressureError}
-   * (nothing is ever dropped silently).
+   * (nothing is ever dropped silently). An integer, 1 MiB..1 GiB.
    * @default {67108864}
    */
   bufferSizeMaxBytes?: number;
@@ -99,11 +105,13 @@ export interface SnapshotterOptions {
   lamportClock?: () => bigint;
   /**
    * Period of the member clock check (serf: 500 ms). Used only with `lamportClock`.
+   * 1..3,600,000.
    * @default {500}
    */
   clockIntervalMs?: number;
   /**
    * Wait after a failed compaction before the next automatic try (serf-core: 30 s).
+   * 0..86,400,000.
    * @default {30000}
    */
   compactRetryMs?: number;
@@ -143,7 +151,7 @@ export type SerfEvent =
 export interface OpenReport {
   /** The file's format. */
   format: SnapshotFormat;
-  /** Records (binary) or lines (go-text) replayed. */
+  /** Records (binary: frames) or lines (go-text: complete lines, skipped ones included) replayed. */
   records: number;
   /** File size before any repair. */
   bytes: number;
@@ -183,11 +191,18 @@ export interface SnapshotterStats {
   bufferedBytes: number;
   /** Bytes known to be on stable storage. */
   durableBytes: number;
-  /** fdatasync calls made on the snapshot file. */
+  /**
+   * fdatasync calls made for the log's own writes since open (by `sync()`, the sync timer,
+   * `sync: "always"`, `leave()` and `close()`), a failed one included; not those of open's
+   * repair or of a compaction's new file.
+   */
   fsyncs: number;
   /** Compactions completed. */
   compactions: number;
-  /** Records appended since open. */
+  /**
+   * Records staged since open: each `append`, each record `handleEvent` makes, and the member
+   * clock records the log writes itself (with `lamportClock`).
+   */
   appended: number;
   /**
    * Bytes of memory the log holds: its WebAssembly memory (the alive set, the staging buffer
@@ -269,12 +284,22 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     if (typeof v !== "boolean") throw new TypeError(`Cannot open snapshot: ${name} must be a boolean`);
     return v;
   };
-  const num = (name: keyof SnapshotterOptions, def: number, min: number, max: number): number => {
+  const num = (
+    name: keyof SnapshotterOptions,
+    def: number,
+    min: number,
+    max: number,
+    integer = false,
+  ): number => {
     const v = options[name];
     if (v === undefined) return def;
     if (typeof v !== "number" || !Number.isFinite(v)) {
       const got = typeof v === "number" ? String(v) : typeName(v); // NaN and Infinity say which
       throw new TypeError(`Cannot open snapshot: ${name} must be a finite number, got ${got}`);
+    }
+    // Byte counts: a fraction would fail later, in the middle of an append.
+    if (integer && !Number.isInteger(v)) {
+      throw new TypeError(`Cannot open snapshot: ${name} must be an integer, got ${v}`);
     }
     if (v < min || v > max) {
       throw new RangeError(`Cannot open snapshot: ${name} must be in ${min}..${max}, got ${v}`);
@@ -293,10 +318,10 @@ function checkOptions(options: SnapshotterOptions): Resolved {
     flushIntervalMs: num("flushIntervalMs", 500, 1, 3_600_000),
     sync: oneOf("sync", "interval", ["interval", "always", "never"] as const),
     syncIntervalMs: num("syncIntervalMs", 1000, 1, 3_600_000),
-    minCompactSizeBytes: num("minCompactSizeBytes", 128 * 1024, 0, Number.MAX_SAFE_INTEGER),
+    minCompactSizeBytes: num("minCompactSizeBytes", 128 * 1024, 0, Number.MAX_SAFE_INTEGER, true),
     recovery: oneOf("recovery", "truncate-tail", RECOVERY_MODES),
     format: oneOf("format", "auto", FORMAT_CHOICES),
-    bufferSizeMaxBytes: num("bufferSizeMaxBytes", 64 << 20, 1 << 20, 1 << 30),
+    bufferSizeMaxBytes: num("bufferSizeMaxBytes", 64 << 20, 1 << 20, 1 << 30, true),
     lamportClock: options.lamportClock ?? null,
     clockIntervalMs: num("clockIntervalMs", 500, 1, 3_600_000),
     compactRetryMs: num("compactRetryMs", 30_000, 0, 86_400_000),
@@ -426,22 +451,31 @@ async function createBinaryFile(fs: FileSystem, path: string): Promise<void> {
   await fs.syncDir(dirOf(path));
 }
 
-/** {@link formatOf} for a path: opens, reads the first bytes, closes. Null if missing or empty. */
 /**
- * The format to read `path` in: the detected one for `"auto"` (Go text for an empty file), else
- * the one asked for, refused with TypeError when the file is binary and Go text was asked for
- * (serf's rules would read a binary file as nothing at all: an empty state, and a conversion
- * would replace its output with that). Binary asked of a text file goes on, to a
- * CorruptionError for its header: a damaged binary file is read that way, salvage included.
+ * The format to read the open `file` (`size` bytes) in: the detected one for `"auto"` (Go text
+ * for an empty file), else the one asked for, refused with TypeError where the file is plainly
+ * the other one. Go text asked of a binary file: serf's rules would read it as nothing at all
+ * (an empty state, and a conversion would replace its output with that). Binary asked of a
+ * file that reads as Go text and holds no snaplog frame in its first 64 KiB: salvage would
+ * rewrite a serf snapshot as an empty binary one. Binary asked of a file that does hold frames
+ * goes on, to a CorruptionError for its header: a damaged binary file is read that way,
+ * salvage included.
  */
-export function formatToRead(
+export async function resolveFormat(
+  file: FileHandle,
+  size: number,
   path: string,
   want: "auto" | SnapshotFormat,
-  detected: SnapshotFormat | null,
-): SnapshotFormat {
+): Promise<SnapshotFormat> {
+  const detected = await formatOf(file, size, path);
   if (want === "auto") return detected ?? "go-text";
   if (want === "go-text" && detected === "binary") {
     throw new TypeError(`Cannot read "${path}" as go-text: the file is in snaplog's binary format`);
+  }
+  if (want === "binary" && detected === "go-text" && !(await holdsFrame(file, size, path))) {
+    throw new TypeError(
+      `Cannot read "${path}" as binary: the file is in serf's go-text format (no snaplog header, and no snaplog frame in its first 64 KiB)`,
+    );
   }
   return want;
 }
@@ -497,6 +531,8 @@ export class Snapshotter {
   #closed = false;
   #closing = false;
   #leaving = false;
+  /** A `leave()` appended its record and has not seen its sync succeed. */
+  #leaveUnsynced = false;
   #poison: unknown = null;
   /** The poisoning failure has gone to onBackgroundError (once is enough). */
   #poisonReported = false;
@@ -567,8 +603,9 @@ export class Snapshotter {
 
   /**
    * Opens (or creates) the snapshot at `path`, takes its writer lock, replays it, repairs a
-   * torn tail per `recovery`, removes a crash's leftover `<path>.compact` and `<path>.replaced`
-   * (names snaplog owns beside the snapshot), and compacts if the file is over the threshold.
+   * torn tail per `recovery`, removes a crash's leftover `<path>.compact`, `<path>.replaced` and
+   * `<path>.convert` (names snaplog owns beside the snapshot: the last is a `convert` to this
+   * path that did not finish), and compacts if the file is over the threshold.
    *
    * @param path The snapshot file.
    * @param options Behaviour; see {@link SnapshotterOptions}.
@@ -630,13 +667,10 @@ export class Snapshotter {
         );
       }
       const size = created && o.format !== "go-text" ? FILE_HEADER_BYTES : info?.size ?? 0;
-      // As the readers: go-text asked of a binary file is refused; binary asked of a file that
-      // does not look binary is read as binary with a damaged header (refused but by salvage,
-      // which keeps the frames after it and writes a new header).
-      const detected = await formatOf(file, size, path);
-      const format: SnapshotFormat = detected === null
-        ? (o.format === "auto" ? "go-text" : o.format)
-        : formatToRead(path, o.format, detected);
+      // As the readers: go-text asked of a binary file is refused, and so is binary asked of a
+      // serf text file; binary asked of a file with a damaged header but frames after it is
+      // read as binary (refused but by salvage, which keeps the frames and writes a new header).
+      const format = await resolveFormat(file, size, path, o.format);
       const report: OpenReport = {
         format,
         records: 0,
@@ -950,6 +984,10 @@ export class Snapshotter {
    * @returns As {@link append}: durable on resolve with `sync: "always"`.
    * @throws {TypeError} For an event of the wrong shape.
    * @throws {RangeError} As {@link append}.
+   * @throws {BackpressureError} If `bufferSizeMaxBytes` are already waiting for the disk (none
+   *   of the event's records is staged).
+   * @throws {ClosedError} After `close()`.
+   * @throws {PoisonedError} After a failed fsync, or once the file changed behind the log.
    */
   handleEvent(event: SerfEvent): Promise<void> {
     try {
@@ -1139,6 +1177,7 @@ export class Snapshotter {
    * @throws {Error} If a step before the rename fails (the old snapshot is untouched).
    * @throws {PoisonedError} If the directory fsync after the rename fails, or the snapshot changed behind the
    *   log (`FileChangedError`: then nothing is renamed over it).
+   * @throws {ClosedError} After `close()`, or once it has begun.
    */
   compact(): Promise<void> {
     if (this.#closed || this.#closing) return Promise.reject(new ClosedError(this.#path, "compact"));
@@ -1154,14 +1193,26 @@ export class Snapshotter {
   /**
    * Records that this node left the cluster (serf's `Snapshotter.Leave`): appends `leave`,
    * syncs, and stops recording member, user and query events. With `rejoinAfterLeave` the
-   * state is kept; otherwise it is cleared, as replay would.
+   * state is kept; otherwise it is cleared, as replay would. A retry after a failed sync
+   * syncs again without a second `leave` record; a call after one that succeeded records
+   * another, as serf's does.
    *
-   * @throws {PoisonedError} If the sync fails.
+   * @throws {Error} If the sync's write fails (a full disk): the `leave` stays buffered.
+   * @throws {PoisonedError} If the sync's fsync fails, or the log was poisoned before.
+   * @throws {BackpressureError} If `bufferSizeMaxBytes` are already waiting for the disk (no
+   *   `leave` is recorded).
+   * @throws {ClosedError} After `close()`.
    */
   async leave(): Promise<void> {
-    this.append({ type: "leave" });
-    this.#leaving = true;
+    // A leave whose sync failed is still buffered: a retry syncs it. Another leave() after one
+    // that succeeded records another, as serf's Leave does each time.
+    if (!this.#leaveUnsynced) {
+      this.append({ type: "leave" });
+      this.#leaving = true;
+      this.#leaveUnsynced = true;
+    }
     await this.sync();
+    this.#leaveUnsynced = false;
   }
 
   /**
@@ -1176,6 +1227,9 @@ export class Snapshotter {
    * @throws {PoisonedError} If the log is poisoned (a failed fsync, its file changed behind it), before
    *   or during the close; it names the bytes that were not written or fsynced.
    * @throws {Error} Naming the bytes that could not be flushed, with the cause (a full disk, a timeout).
+   * @throws {TypeError} For options that are not an object, an unknown option, or a `timeoutMs` that is
+   *   not a number.
+   * @throws {RangeError} For a `timeoutMs` outside its range.
    */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
     // A second close (two shutdown paths, `await using` and an explicit close) gets the

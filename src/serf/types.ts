@@ -14,7 +14,11 @@ export interface AliveNode {
 export interface ReplayWarning {
   /** Go text format: the 1-based line number. Binary format: the byte offset of the frame. */
   line: number;
-  /** Why it was skipped, in words (`unrecognized line`, `failed to parse clock: ...`). */
+  /**
+   * Why it was skipped, in words. Go text: serf's own log message (`Unrecognized snapshot
+   * line: ...`, `Failed to convert clock time: strconv.ParseUint: ...`). Binary (salvage): the
+   * region skipped and why (`skipped 24 bytes: checksum mismatch`).
+   */
   reason: string;
 }
 

@@ -217,6 +217,9 @@ Deno.test("main --help prints usage on stdout and exits 0", async () => {
       [["help"], /Commands:/],
       [["help", "replay"], /--rejoin-after-leave/],
       [["help", "compact"], /Usage: snaplog compact/],
+      [["help", "--help"], /Commands:/],
+      [["help", "-h"], /Commands:/],
+      [["help", "help"], /Commands:/],
     ] as const
   ) {
     const r = await run([...args]);

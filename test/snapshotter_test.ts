@@ -1028,6 +1028,18 @@ Deno.test("Snapshotter handleEvent rejects bad events with TypeError", async () 
     assert.match(e.message, /^Cannot append clock record to "d\/s\.snap": value -1 is outside/);
     return true;
   });
+  // A caller's own error passes through as it is: its class and its words.
+  class ClockUnavailable extends TypeError {}
+  const withClock = await openMem(new MemFs(), {
+    lamportClock: () => {
+      throw new ClockUnavailable("Cannot read clock: agent down");
+    },
+  });
+  assert.throws(
+    () => withClock.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:1" }] }),
+    (e: Error) => e instanceof ClockUnavailable && e.message === "Cannot read clock: agent down",
+  );
+  await withClock.close().catch(() => {});
   assert.equal(s.stats.appended, 0);
   await s.close();
   assert.deepEqual(await reopenState(mem), { alive: [], clocks: [0n, 0n, 0n] });

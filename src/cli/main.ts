@@ -217,7 +217,7 @@ export async function main(args: string[], io: CliIo = denoIo): Promise<number> 
       case "help": {
         // `snaplog help replay` is `snaplog replay --help`; a name that is no command is a usage error.
         if (rest.length > 1) throw new UsageError(`help takes one command name, got ${rest.length}`);
-        const topic = rest[0];
+        const topic = ["help", "-h", "--help"].includes(rest[0] ?? "") ? undefined : rest[0];
         if (topic !== undefined && !Object.hasOwn(COMMAND_USAGE, topic)) {
           throw new UsageError(`unknown command "${topic}"`);
         }

@@ -332,6 +332,10 @@ export async function replayBinaryFile(
     }
   }
 
+  // What framesReachEnd found from each frame it walked from: salvage past many damaged
+  // frames asks again from frames an earlier walk went through (each walk to the end again
+  // was quadratic: 73 s for 5,400 damaged frames in a 128 KiB tail).
+  const reaches = new Map<number, boolean>();
   // The buffer must hold two maximal frames, so a resync window always overlaps enough.
   const cap = Math.max(chunkBytes, 2 * SERF_FRAME_SIZE_MAX);
   const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
@@ -421,7 +425,7 @@ export async function replayBinaryFile(
         // own payload end, except by design. Then the damaged frame's length is what is
         // damaged. Otherwise this is a torn last frame, as a crash leaves it, and salvage does
         // not take the contained "frames" as records.
-        if (next < 0 && await framesReachEnd(scanner, file, first, size)) {
+        if (next < 0 && await framesReachEnd(scanner, file, first, size, reaches)) {
           next = first;
           reason = r.status === ScanStatus.incomplete
             ? "length runs past the end of the file"
@@ -479,15 +483,26 @@ async function framesReachEnd(
   file: FileHandle,
   from: number,
   size: number,
+  known: Map<number, boolean>,
 ): Promise<boolean> {
+  // Every frame a stretch starts from reaches the end exactly when the walk does: remember
+  // them all with the answer.
+  const starts: number[] = [];
+  const answer = (reaches: boolean): boolean => {
+    for (const s of starts) known.set(s, reaches);
+    return reaches;
+  };
   let pos = from; // 8-aligned: where a frame starts
   while (pos < size) {
+    const seen = known.get(pos);
+    if (seen !== undefined) return answer(seen);
+    starts.push(pos);
     const len = Math.min(scanner.capacity, size - pos);
     await readFull(file, scanner.buffer().subarray(0, len), pos, "");
     const r = scanner.scan(0, len, false);
     const last = pos + len === size;
-    if (r.status === ScanStatus.end && last) return true;
-    if (r.status === ScanStatus.zero && await zerosToEnd(file, pos + r.offset, size, "")) return true;
+    if (r.status === ScanStatus.end && last) return answer(true);
+    if (r.status === ScanStatus.zero && await zerosToEnd(file, pos + r.offset, size, "")) return answer(true);
     // A window that ends on a frame boundary, or cuts a frame (the buffer holds two maximal
     // frames, so one was whole before it): read on from there.
     if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
@@ -496,10 +511,10 @@ async function framesReachEnd(
     }
     // Damage (or a torn frame at the very end): frames after it, if any, decide.
     const next = await findNextFrame(scanner, file, pos + r.offset + 8, size);
-    if (next < 0) return false;
+    if (next < 0) return answer(false);
     pos = next;
   }
-  return true;
+  return answer(true);
 }
 
 /** True if bytes `from` to `size` of `file` are all zero (a tail of unwritten space). */

@@ -26,7 +26,7 @@ import {
 } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.ts";
-import { readFull, RecordType, type RecoveryMode, zerosToEnd } from "./binary.ts";
+import { readFull, RecordType, type RecoveryMode, SERF_FRAME_SIZE_MAX, zerosToEnd } from "./binary.ts";
 import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
@@ -215,6 +215,8 @@ export interface SnapshotterStats {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** How the record and event checks' errors begin (see #naming). */
+const OWN_CHECKS = /^Cannot (append|handle|write) [^:]*: |^Cannot record the member clock: /;
 /** Passed by `open` alone: `new Snapshotter()` from JavaScript gets a clear TypeError. */
 const OPENING: unique symbol = Symbol("Snapshotter.open");
 /** Start writing in the background once this much is buffered, without waiting for the timer. */
@@ -365,7 +367,7 @@ export async function formatOf(file: FileHandle, size: number, path: string): Pr
     // A header lost whole (a zeroed first sector, a misdirected write over it): snaplog's
     // frames follow it. Serf's own files begin with a record's name (`alive: `, `clock: `,
     // `# ...`), so a file that begins with anything else and holds a valid frame in its first
-    // 64 KiB is a binary snapshot with a bad header. As text it would replay to nothing, in
+    // 256 KiB is a binary snapshot with a bad header. As text it would replay to nothing, in
     // every mode, and an open would cut it back to its last newline byte and append text.
     return isVisibleAscii(head[0]!) || !(await holdsFrame(file, size, path)) ? "go-text" : "binary";
   }
@@ -376,11 +378,25 @@ function isVisibleAscii(byte: number): boolean {
   return byte > 0x20 && byte < 0x7f;
 }
 
-/** How far into a file without a header {@link holdsFrame} looks for a frame. */
-const HEADERLESS_PROBE_BYTES = 64 * 1024;
+/**
+ * True if the file begins as serf's text files do (a visible ASCII byte): binary asked of such a
+ * file that holds no frame is refused. A damaged binary file's start can be anything (zeros, a
+ * stray block), and binary asked of it reads on, so salvage can find its frames anywhere.
+ */
+async function beginsAsText(file: FileHandle, path: string): Promise<boolean> {
+  const first = new Uint8Array(1);
+  await readFull(file, first, 0, path);
+  return isVisibleAscii(first[0]!);
+}
 
 /**
- * True if the first {@link HEADERLESS_PROBE_BYTES} of the file, after where the header would be,
+ * How far into a file without a header {@link holdsFrame} looks for a frame: two of the largest
+ * frames after the header, so a whole one lies inside whatever the first record's size.
+ */
+const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 2 * SERF_FRAME_SIZE_MAX;
+
+/**
+ * True if the first {@link HEADERLESS_PROBE_BYTES} (~256 KiB) of the file, after where the header would be,
  * hold a whole serf frame with a valid checksum at an 8-aligned offset. Runs only on a file that
  * is neither snaplog's (no header) nor serf's (no record name first): JavaScript is fast enough.
  */
@@ -456,10 +472,9 @@ async function createBinaryFile(fs: FileSystem, path: string): Promise<void> {
  * for an empty file), else the one asked for, refused with TypeError where the file is plainly
  * the other one. Go text asked of a binary file: serf's rules would read it as nothing at all
  * (an empty state, and a conversion would replace its output with that). Binary asked of a
- * file that reads as Go text and holds no snaplog frame in its first 64 KiB: salvage would
- * rewrite a serf snapshot as an empty binary one. Binary asked of a file that does hold frames
- * goes on, to a CorruptionError for its header: a damaged binary file is read that way,
- * salvage included.
+ * file that begins as serf's do and holds no snaplog frame in its first 256 KiB: salvage would
+ * rewrite a serf snapshot as an empty binary one. Binary asked of any other file goes on, to a
+ * CorruptionError for its header: a damaged binary file is read that way, salvage included.
  */
 export async function resolveFormat(
   file: FileHandle,
@@ -472,9 +487,12 @@ export async function resolveFormat(
   if (want === "go-text" && detected === "binary") {
     throw new TypeError(`Cannot read "${path}" as go-text: the file is in snaplog's binary format`);
   }
-  if (want === "binary" && detected === "go-text" && !(await holdsFrame(file, size, path))) {
+  if (
+    want === "binary" && detected === "go-text" && await beginsAsText(file, path) &&
+    !(await holdsFrame(file, size, path))
+  ) {
     throw new TypeError(
-      `Cannot read "${path}" as binary: the file is in serf's go-text format (no snaplog header, and no snaplog frame in its first 64 KiB)`,
+      `Cannot read "${path}" as binary: the file is in serf's go-text format (no snaplog header, and no snaplog frame in its first 256 KiB)`,
     );
   }
   return want;
@@ -531,8 +549,6 @@ export class Snapshotter {
   #closed = false;
   #closing = false;
   #leaving = false;
-  /** A `leave()` appended its record and has not seen its sync succeed. */
-  #leaveUnsynced = false;
   #poison: unknown = null;
   /** The poisoning failure has gone to onBackgroundError (once is enough). */
   #poisonReported = false;
@@ -1003,10 +1019,12 @@ export class Snapshotter {
    * service with several logs can tell which one refused. Other errors name it already.
    */
   #naming(e: unknown, preposition: string): unknown {
-    if (!(e instanceof TypeError || e instanceof RangeError)) return e;
+    // Exactly the classes and wordings of snaplog's checks: a caller's error (a lamportClock
+    // that throws its own TypeError subclass) passes through as it is.
+    if (!(e instanceof Error) || (e.constructor !== TypeError && e.constructor !== RangeError)) return e;
     const quoted = `"${this.#path}"`;
     const colon = e.message.indexOf(": ");
-    if (e.message.includes(quoted) || !e.message.startsWith("Cannot ") || colon < 0) return e;
+    if (e.message.includes(quoted) || colon < 0 || !OWN_CHECKS.test(e.message)) return e;
     const message = `${e.message.slice(0, colon)} ${preposition} ${quoted}${e.message.slice(colon)}`;
     return e instanceof RangeError
       ? new RangeError(message, { cause: e })
@@ -1193,9 +1211,9 @@ export class Snapshotter {
   /**
    * Records that this node left the cluster (serf's `Snapshotter.Leave`): appends `leave`,
    * syncs, and stops recording member, user and query events. With `rejoinAfterLeave` the
-   * state is kept; otherwise it is cleared, as replay would. A retry after a failed sync
-   * syncs again without a second `leave` record; a call after one that succeeded records
-   * another, as serf's does.
+   * state is kept; otherwise it is cleared, as replay would. Each call records a `leave`, as
+   * serf's does: a retry after a failed sync adds a second one behind the first, still
+   * buffered (two leaves in a row replay as one).
    *
    * @throws {Error} If the sync's write fails (a full disk): the `leave` stays buffered.
    * @throws {PoisonedError} If the sync's fsync fails, or the log was poisoned before.
@@ -1204,15 +1222,9 @@ export class Snapshotter {
    * @throws {ClosedError} After `close()`.
    */
   async leave(): Promise<void> {
-    // A leave whose sync failed is still buffered: a retry syncs it. Another leave() after one
-    // that succeeded records another, as serf's Leave does each time.
-    if (!this.#leaveUnsynced) {
-      this.append({ type: "leave" });
-      this.#leaving = true;
-      this.#leaveUnsynced = true;
-    }
+    this.append({ type: "leave" });
+    this.#leaving = true;
     await this.sync();
-    this.#leaveUnsynced = false;
   }
 
   /**

@@ -828,25 +828,22 @@ Deno.test("Snapshotter compacts a multi-chunk image, and a failed middle chunk k
 });
 
 /**
- * A MemFs whose writes read their data only after the caller has moved on (as a write on one of
- * Deno's I/O threads does), so a buffer reused while a write is in flight shows up as damage.
+ * `mem` as a FileSystem whose handles take `hooks` in place of their own methods (the file
+ * system's other calls go straight to `mem`).
  */
-function lateWrites(mem: MemFs): FileSystem {
+function hookedMemFs(mem: MemFs, hooks: (h: FileHandle) => Partial<FileHandle>): FileSystem {
   return {
     async open(path: string, options: OpenOptions): Promise<FileHandle> {
       const h = await mem.open(path, options);
       return {
         read: (buf, position) => h.read(buf, position),
-        write: async (data, position) => {
-          // compactInto emits every chunk synchronously: any await resumes after it returned.
-          await null;
-          await h.write(data, position);
-        },
+        write: (data, position) => h.write(data, position),
         truncate: (length) => h.truncate(length),
         datasync: () => h.datasync(),
         size: () => h.size(),
         tryLock: () => h.tryLock(),
         close: () => h.close(),
+        ...hooks(h),
       };
     },
     stat: (path) => mem.stat(path),
@@ -855,6 +852,20 @@ function lateWrites(mem: MemFs): FileSystem {
     remove: (path) => mem.remove(path),
     syncDir: (path) => mem.syncDir(path),
   };
+}
+
+/**
+ * A MemFs whose writes read their data only after the caller has moved on (as a write on one of
+ * Deno's I/O threads does), so a buffer reused while a write is in flight shows up as damage.
+ */
+function lateWrites(mem: MemFs): FileSystem {
+  return hookedMemFs(mem, (h) => ({
+    write: async (data, position) => {
+      // compactInto emits every chunk synchronously: any await resumes after it returned.
+      await null;
+      await h.write(data, position);
+    },
+  }));
 }
 
 Deno.test("Snapshotter.open closes every handle when its compaction cannot lock the renamed file", async () => {
@@ -2136,28 +2147,13 @@ Deno.test("Salvage past many damaged frames whose lengths claim the rest of the 
   }
   mem.write(P, file);
   let read = 0;
-  const counting: FileSystem = {
-    open: async (path: string, options: OpenOptions): Promise<FileHandle> => {
-      const h = await mem.open(path, options);
-      return {
-        read: async (buf: Uint8Array, position: number): Promise<number> => {
-          const n = await h.read(buf, position);
-          read += n;
-          return n;
-        },
-        write: (d, p) => h.write(d, p),
-        truncate: (n) => h.truncate(n),
-        datasync: () => h.datasync(),
-        size: () => h.size(),
-        tryLock: () => h.tryLock(),
-        close: () => h.close(),
-      };
+  const counting = hookedMemFs(mem, (h) => ({
+    read: async (buf, position) => {
+      const n = await h.read(buf, position);
+      read += n;
+      return n;
     },
-    stat: (p) => mem.stat(p),
-    rename: (a, b) => mem.rename(a, b),
-    remove: (p) => mem.remove(p),
-    syncDir: (p) => mem.syncDir(p),
-  };
+  }));
   const r = await replaySnapshot(P, { fs: counting, recovery: "salvage" });
   assert.equal(r.warnings.length, k);
   assert.equal(r.aliveNodes.length, 0, "the leaves were kept");

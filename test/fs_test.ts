@@ -319,6 +319,27 @@ Deno.test("MemFs keeps datasynced data through a crash", async () => {
   assert.deepEqual(fs.read("log"), bytes(1, 2, 3));
 });
 
+Deno.test("MemFs syncDir of '/' and '.' makes entries at the root and bare names durable, as a snapshot's open needs", async () => {
+  // The snapshotter syncs dirOf(path): "/" for "/s" and "." for "s". MemFs took their parents
+  // to be "" for both, so a snapshot there vanished in a crash after a clean close.
+  for (const [path, dir] of [["/s", "/"], ["s", "."], ["s", ""], ["/d/s", "/d"]]) {
+    const fs = new MemFs();
+    const f = await fs.open(path!, { write: true, create: true });
+    await f.write(bytes(7), 0);
+    await f.datasync();
+    await f.close();
+    await fs.syncDir(dir!);
+    fs.crash();
+    assert.deepEqual(fs.read(path!), bytes(7), `${path} after syncDir ${JSON.stringify(dir)}`);
+  }
+  const fs = new MemFs();
+  const f = await fs.open("/s", { write: true, create: true });
+  await f.datasync();
+  await fs.syncDir(""); // not the root's directory
+  fs.crash();
+  assert.equal(await fs.stat("/s"), null);
+});
+
 Deno.test("MemFs drops a datasynced new file whose directory was not synced", async () => {
   const fs = new MemFs();
   const f = await fs.open("dir/new", { write: true, create: true });

@@ -11,9 +11,10 @@
 //   file still needs `syncDir` of its parent, or a crash makes it vanish.
 // - Permission bits are set at creation and survive with the entry.
 //
-// Directories are implicit: a path's parent is everything before its last "/", and "" for a path
-// without one. Nothing checks that a parent exists, and `syncDir` of an unknown directory does
-// nothing, as it would for an empty one.
+// Directories are implicit: a path's parent is everything before its last "/", "/" for a path
+// at the root, and "" (or ".", as the snapshotter names it) for a path without one. Nothing
+// checks that a parent exists, and `syncDir` of an unknown directory does nothing, as it would
+// for an empty one.
 
 import { Rng } from "../_rng.ts";
 import type { FileHandle, FileInfo, FileSystem, OpenOptions } from "./types.ts";
@@ -156,9 +157,10 @@ function seeded(seed: number): CrashRandom {
   return new Rng(seed);
 }
 
+/** The directory `syncDir` must be given to make `path`'s entry durable: "" (or ".") for a bare name, "/" for one at the root. */
 function parentOf(path: string): string {
   const i = path.lastIndexOf("/");
-  return i < 0 ? "" : path.slice(0, i);
+  return i < 0 ? "" : i === 0 ? "/" : path.slice(0, i);
 }
 
 /**
@@ -320,11 +322,12 @@ export class MemFs implements FileSystem {
    */
   syncDir(path: string): Promise<void> {
     this.ops.push(`syncDir ${path}`);
+    const dir = path === "." ? "" : path; // the current directory, as the snapshotter names it
     for (const name of [...this.#durable.keys()]) {
-      if (parentOf(name) === path && !this.#current.has(name)) this.#durable.delete(name);
+      if (parentOf(name) === dir && !this.#current.has(name)) this.#durable.delete(name);
     }
     for (const [name, inode] of this.#current) {
-      if (parentOf(name) === path) this.#durable.set(name, inode);
+      if (parentOf(name) === dir) this.#durable.set(name, inode);
     }
     this.dirSyncCount++;
     return Promise.resolve();

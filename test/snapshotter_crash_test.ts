@@ -1350,6 +1350,39 @@ Deno.test("A binary snapshot whose header is lost whole (a zeroed first sector) 
   big.write(P, lost);
   const far = await replaySnapshot(P, { fs: big, format: "binary", recovery: "salvage" });
   assert.deepEqual(far.aliveNodes.map((n) => n.name), ["node-0", "node-1", "node-2"]);
+  // Go text asked of a file that auto calls binary only for a frame it holds is honoured: a
+  // serf text file can hold a frame in a crafted node name. Edited text files (a blank line,
+  // CRLF, a space, a tab, a byte-order mark first) are Go text to auto even then.
+  const frameName = new TextDecoder("latin1").decode(bytes.subarray(24, 24 + 40)); // one whole frame
+  // The frame lands 8-aligned in the file, where a frame of a headerless binary file would be.
+  const lines = (start: string): string => {
+    const before = `${start}alive: node-1 10.0.0.1:7946\nalive: `;
+    return `${before}${"x".repeat((8 - before.length % 8) % 8)}${frameName} 10.0.0.2:7946\nclock: 42\n`;
+  };
+  const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+  for (const start of ["\n", "\r\n", " \n", "\t# x\n", "\xef\xbb\xbf"]) {
+    const mem = new MemFs();
+    mem.write(P, latin1(lines(start)));
+    const state = await replaySnapshot(P, { fs: mem });
+    assert.equal(state.format, "go-text", JSON.stringify(start));
+    assert.equal(state.lastClock, 42n, JSON.stringify(start));
+  }
+  const zeroFilled = new MemFs();
+  zeroFilled.write(P, latin1(lines("\0".repeat(4096))));
+  await assert.rejects(
+    replaySnapshot(P, { fs: zeroFilled }),
+    CorruptionError,
+    "auto: binary, its header lost",
+  );
+  const asText = await replaySnapshot(P, { fs: zeroFilled, format: "go-text" });
+  assert.equal(asText.lastClock, 42n, "Go text asked of it reads serf's lines");
+  // Binary asked of a text-looking file with frames far into it reads on to them.
+  const farMem = new MemFs();
+  const farFile = new Uint8Array(400 << 10).fill(0x61);
+  farFile.set(bytes.subarray(24), 350 << 10);
+  farMem.write(P, farFile);
+  const found = await replaySnapshot(P, { fs: farMem, format: "binary", recovery: "salvage" });
+  assert.equal(found.aliveNodes.length, 40);
   // A Go text file is still Go text, also one that begins with something serf does not write.
   for (const text of ["alive: a 10.0.0.1:7946\n", " alive: a 10.0.0.1:7946\nclock: 3\n", "\u0000\n"]) {
     const mem = new MemFs();

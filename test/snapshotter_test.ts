@@ -1040,6 +1040,16 @@ Deno.test("Snapshotter handleEvent rejects bad events with TypeError", async () 
     (e: Error) => e instanceof ClockUnavailable && e.message === "Cannot read clock: agent down",
   );
   await withClock.close().catch(() => {});
+  const plain = await openMem(new MemFs(), {
+    lamportClock: () => {
+      throw new TypeError("Cannot handle clock read: upstream agent not ready");
+    },
+  });
+  assert.throws(
+    () => plain.handleEvent({ type: "member-join", members: [{ name: "a", addr: "10.0.0.1:1" }] }),
+    (e: Error) => e.message === "Cannot handle clock read: upstream agent not ready" && e.cause === undefined,
+  );
+  await plain.close().catch(() => {});
   assert.equal(s.stats.appended, 0);
   await s.close();
   assert.deepEqual(await reopenState(mem), { alive: [], clocks: [0n, 0n, 0n] });

@@ -26,7 +26,14 @@ import {
 } from "../_options.ts";
 import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.ts";
-import { readFull, RecordType, type RecoveryMode, SERF_FRAME_SIZE_MAX, zerosToEnd } from "./binary.ts";
+import {
+  readFull,
+  RecordType,
+  type RecoveryMode,
+  SERF_FRAME_SIZE_MAX,
+  SERF_RECORD_SIZE_MAX,
+  zerosToEnd,
+} from "./binary.ts";
 import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
@@ -216,7 +223,8 @@ export interface SnapshotterStats {
 
 const RESOLVED: Promise<void> = Promise.resolve();
 /** How the record and event checks' errors begin (see #naming). */
-const OWN_CHECKS = /^Cannot (append|handle|write) [^:]*: |^Cannot record the member clock: /;
+const OWN_CHECKS =
+  /^Cannot (append (\S+ )?record|write (\S+ )?record|handle (event|\S+ event|member-[a-z]+)|record the member clock|allocate \d+ bytes of Wasm memory): /;
 /** Passed by `open` alone: `new Snapshotter()` from JavaScript gets a clear TypeError. */
 const OPENING: unique symbol = Symbol("Snapshotter.open");
 /** Start writing in the background once this much is buffered, without waiting for the timer. */
@@ -349,6 +357,31 @@ function logBackgroundError(error: unknown): void {
  * whose first line happens to begin with "SNLG", or a file of one to three bytes.
  */
 export async function formatOf(file: FileHandle, size: number, path: string): Promise<SnapshotFormat | null> {
+  return (await formatEvidence(file, size, path))?.format ?? null;
+}
+
+/**
+ * {@link formatOf}, and whether a binary verdict rests on a header (whole, damaged or cut short)
+ * rather than only on frames found in a file without one: a serf text file could hold a frame
+ * in a crafted node name, so Go text asked of such a file is read as Go text.
+ */
+async function formatEvidence(
+  file: FileHandle,
+  size: number,
+  path: string,
+): Promise<{ format: SnapshotFormat; byHeader: boolean } | null> {
+  const verdict = await formatGuess(file, size, path);
+  if (verdict === null) return null;
+  return verdict === "headerless"
+    ? { format: "binary", byHeader: false }
+    : { format: verdict, byHeader: true };
+}
+
+async function formatGuess(
+  file: FileHandle,
+  size: number,
+  path: string,
+): Promise<SnapshotFormat | "headerless" | null> {
   if (size === 0) return null;
   const head = new Uint8Array(Math.min(size, FILE_HEADER_BYTES));
   await readFull(file, head, 0, path);
@@ -366,16 +399,29 @@ export async function formatOf(file: FileHandle, size: number, path: string): Pr
     if (typeof decodeFileHeader(restored) !== "string") return "binary";
     // A header lost whole (a zeroed first sector, a misdirected write over it): snaplog's
     // frames follow it. Serf's own files begin with a record's name (`alive: `, `clock: `,
-    // `# ...`), so a file that begins with anything else and holds a valid frame in its first
-    // 256 KiB is a binary snapshot with a bad header. As text it would replay to nothing, in
-    // every mode, and an open would cut it back to its last newline byte and append text.
-    return isVisibleAscii(head[0]!) || !(await holdsFrame(file, size, path)) ? "go-text" : "binary";
+    // `# ...`), and an edited one with whitespace or a byte-order mark, so a file that begins
+    // with anything else (a NUL, say) and holds a valid frame in its first 256 KiB is a binary
+    // snapshot with a bad header. As text it would replay to nothing, in every mode, and an
+    // open would cut it back to its last newline byte and append text. (Go text asked of it is
+    // still honoured: a crafted node name in a text file can hold a frame.)
+    return beginsLikeText(head[0]!) || !(await holdsFrame(file, size, path, HEADERLESS_PROBE_BYTES))
+      ? "go-text"
+      : "headerless";
   }
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
 
 function isVisibleAscii(byte: number): boolean {
   return byte > 0x20 && byte < 0x7f;
+}
+
+/**
+ * A first byte a text file may begin with: serf's records, and what an edited file may put
+ * before them (a blank line, CRLF, spaces, a tab, a UTF-8 byte-order mark).
+ */
+function beginsLikeText(byte: number): boolean {
+  return isVisibleAscii(byte) || byte === 0x09 || byte === 0x0a || byte === 0x0d || byte === 0x20 ||
+    byte === 0xef;
 }
 
 /**
@@ -396,30 +442,53 @@ async function beginsAsText(file: FileHandle, path: string): Promise<boolean> {
 const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 2 * SERF_FRAME_SIZE_MAX;
 
 /**
- * True if the first {@link HEADERLESS_PROBE_BYTES} (~256 KiB) of the file, after where the header would be,
- * hold a whole serf frame with a valid checksum at an 8-aligned offset. Runs only on a file that
- * is neither snaplog's (no header) nor serf's (no record name first): JavaScript is fast enough.
+ * True if the file's first `upTo` bytes, after where the header would be, hold a whole serf
+ * frame with a valid checksum (and zero padding) at an 8-aligned offset. Runs only on a file
+ * without a snaplog header that `auto` does not take for serf's (its first byte), or that binary
+ * is asked of: JavaScript is fast enough, in windows, with a bounded amount of checksumming.
  */
-async function holdsFrame(file: FileHandle, size: number, path: string): Promise<boolean> {
-  const buf = new Uint8Array(Math.min(size, HEADERLESS_PROBE_BYTES));
-  await readFull(file, buf, 0, path);
+async function holdsFrame(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
+  const end = Math.min(size, upTo);
+  const buf = new Uint8Array(Math.min(end, Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX)));
   const view = new DataView(buf.buffer);
-  for (let at = FILE_HEADER_BYTES; at + 16 <= buf.length; at += 8) {
-    const type = buf[at]!;
+  // Bytes of checksums this may compute: a file built so that every 8-aligned slot looks like
+  // the header of a long frame would otherwise cost a checksum of up to 128 KiB per slot (6.6 s
+  // for 256 KiB). Real frames are found at the first plausible header or soon after.
+  let budget = FRAME_CHECK_BUDGET_BYTES;
+  let pos = 0; // file offset of buf[0]
+  let have = 0;
+  for (let at = FILE_HEADER_BYTES; at + 16 <= end; at += 8) {
+    if (at + SERF_FRAME_SIZE_MAX > pos + have && pos + have < end) {
+      pos = at; // read on, so the window holds the largest frame that could start here
+      have = Math.min(buf.length, end - pos);
+      await readFull(file, buf.subarray(0, have), pos, path);
+    }
+    const i = at - pos;
+    const type = buf[i]!;
     if (
-      type < RecordType.alive || type > RecordType.comment || buf[at + 1] !== 0 ||
-      view.getUint16(at + 2) !== 0
+      type < RecordType.alive || type > RecordType.comment || buf[i + 1] !== 0 ||
+      view.getUint16(i + 2) !== 0
     ) {
       continue;
     }
-    const end = at + frameSize(view.getUint32(at + 4, true));
-    if (end > buf.length) continue;
-    const frame = buf.slice(at, end);
-    frame.fill(0, 8, 12); // the checksum covers the frame with its own field read as zero
-    if (crc32c(frame) === view.getUint32(at + 8, true)) return true;
+    const length = view.getUint32(i + 4, true);
+    const stop = i + frameSize(length);
+    if (length > SERF_RECORD_SIZE_MAX || stop > have) continue;
+    let padded = true; // the padding is zero, as the scanner requires
+    for (let p = i + 12 + length; p < stop; p++) padded &&= buf[p] === 0;
+    if (!padded) continue;
+    budget -= stop - i;
+    if (budget < 0) return false;
+    // The checksum covers the frame with its own field read as zero.
+    const sum = crc32c(buf.subarray(i + 12, stop), crc32c(ZERO_WORD, crc32c(buf.subarray(i, i + 8))));
+    if (sum === view.getUint32(i + 8, true)) return true;
   }
   return false;
 }
+
+const ZERO_WORD = new Uint8Array(4);
+/** See {@link holdsFrame}: 8 MiB of checksums, ~10-20 ms. */
+const FRAME_CHECK_BUDGET_BYTES = 8 << 20;
 
 /**
  * The record a member event writes for `m` (serf: join → alive, leave/failed → not-alive),
@@ -470,11 +539,13 @@ async function createBinaryFile(fs: FileSystem, path: string): Promise<void> {
 /**
  * The format to read the open `file` (`size` bytes) in: the detected one for `"auto"` (Go text
  * for an empty file), else the one asked for, refused with TypeError where the file is plainly
- * the other one. Go text asked of a binary file: serf's rules would read it as nothing at all
- * (an empty state, and a conversion would replace its output with that). Binary asked of a
- * file that begins as serf's do and holds no snaplog frame in its first 256 KiB: salvage would
- * rewrite a serf snapshot as an empty binary one. Binary asked of any other file goes on, to a
- * CorruptionError for its header: a damaged binary file is read that way, salvage included.
+ * the other one. Go text asked of a file with a snaplog header: serf's rules would read it as
+ * nothing at all (an empty state, and a conversion would replace its output with that); of a
+ * file `auto` calls binary only for the frames it holds, it is honoured (a node name in a text
+ * file can hold a frame). Binary asked of a file that begins as serf's do and holds no snaplog
+ * frame anywhere: salvage would rewrite a serf snapshot as an empty binary one. Binary asked of
+ * any other file goes on, to a CorruptionError for its header: a damaged binary file is read
+ * that way, salvage included.
  */
 export async function resolveFormat(
   file: FileHandle,
@@ -482,17 +553,18 @@ export async function resolveFormat(
   path: string,
   want: "auto" | SnapshotFormat,
 ): Promise<SnapshotFormat> {
-  const detected = await formatOf(file, size, path);
+  const evidence = await formatEvidence(file, size, path);
+  const detected = evidence?.format ?? null;
   if (want === "auto") return detected ?? "go-text";
-  if (want === "go-text" && detected === "binary") {
+  if (want === "go-text" && detected === "binary" && evidence!.byHeader) {
     throw new TypeError(`Cannot read "${path}" as go-text: the file is in snaplog's binary format`);
   }
   if (
     want === "binary" && detected === "go-text" && await beginsAsText(file, path) &&
-    !(await holdsFrame(file, size, path))
+    !(await holdsFrame(file, size, path, Infinity))
   ) {
     throw new TypeError(
-      `Cannot read "${path}" as binary: the file is in serf's go-text format (no snaplog header, and no snaplog frame in its first 256 KiB)`,
+      `Cannot read "${path}" as binary: the file is in serf's go-text format (no snaplog header, and no snaplog frame)`,
     );
   }
   return want;

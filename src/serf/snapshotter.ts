@@ -357,26 +357,15 @@ function logBackgroundError(error: unknown): void {
  * whose first line happens to begin with "SNLG", or a file of one to three bytes.
  */
 export async function formatOf(file: FileHandle, size: number, path: string): Promise<SnapshotFormat | null> {
-  return (await formatEvidence(file, size, path))?.format ?? null;
+  const verdict = await formatGuess(file, size, path);
+  return verdict === "headerless" ? "binary" : verdict;
 }
 
 /**
- * {@link formatOf}, and whether a binary verdict rests on a header (whole, damaged or cut short)
- * rather than only on frames found in a file without one: a serf text file could hold a frame
- * in a crafted node name, so Go text asked of such a file is read as Go text.
+ * {@link formatOf}, telling apart a binary file known only by the frames it holds (no header):
+ * "headerless". A serf text file could hold a frame in a crafted node name, so Go text asked of
+ * such a file is read as Go text.
  */
-async function formatEvidence(
-  file: FileHandle,
-  size: number,
-  path: string,
-): Promise<{ format: SnapshotFormat; byHeader: boolean } | null> {
-  const verdict = await formatGuess(file, size, path);
-  if (verdict === null) return null;
-  return verdict === "headerless"
-    ? { format: "binary", byHeader: false }
-    : { format: verdict, byHeader: true };
-}
-
 async function formatGuess(
   file: FileHandle,
   size: number,
@@ -553,14 +542,13 @@ export async function resolveFormat(
   path: string,
   want: "auto" | SnapshotFormat,
 ): Promise<SnapshotFormat> {
-  const evidence = await formatEvidence(file, size, path);
-  const detected = evidence?.format ?? null;
-  if (want === "auto") return detected ?? "go-text";
-  if (want === "go-text" && detected === "binary" && evidence!.byHeader) {
+  const verdict = await formatGuess(file, size, path);
+  if (want === "auto") return verdict === null ? "go-text" : verdict === "headerless" ? "binary" : verdict;
+  if (want === "go-text" && verdict === "binary") {
     throw new TypeError(`Cannot read "${path}" as go-text: the file is in snaplog's binary format`);
   }
   if (
-    want === "binary" && detected === "go-text" && await beginsAsText(file, path) &&
+    want === "binary" && verdict === "go-text" && await beginsAsText(file, path) &&
     !(await holdsFrame(file, size, path, Infinity))
   ) {
     throw new TypeError(

@@ -1006,6 +1006,15 @@ async function kRecords(): Promise<{ bytes: Uint8Array; starts: number[] }> {
   return { bytes: mem.read(P), starts };
 }
 
+/** The K records with the last one's final bytes cut off (5 of it kept), on a fresh MemFs. */
+async function tornBy5(): Promise<{ mem: MemFs; torn: Uint8Array; bytes: Uint8Array; starts: number[] }> {
+  const { bytes, starts } = await kRecords();
+  const mem = new MemFs();
+  const torn = bytes.slice(0, starts[K - 1]! + 5);
+  mem.write(P, torn);
+  return { mem, torn, bytes, starts };
+}
+
 function names(state: State): string[] {
   return state.alive.map((n) => n.name);
 }
@@ -1041,10 +1050,7 @@ Deno.test("Snapshotter truncates a torn last record at every byte offset", async
 });
 
 Deno.test("replaySnapshot reports a torn tail without changing the file", async () => {
-  const { bytes, starts } = await kRecords();
-  const mem = new MemFs();
-  const torn = bytes.slice(0, starts[K - 1]! + 5);
-  mem.write(P, torn);
+  const { mem, torn } = await tornBy5();
   const state = await replaySnapshot(P, { fs: mem });
   assert.equal(state.records, K - 1);
   assert.equal(state.tornTailBytes, 5);
@@ -1053,10 +1059,7 @@ Deno.test("replaySnapshot reports a torn tail without changing the file", async 
 });
 
 Deno.test("Snapshotter keeps the .broken copy of a torn tail across a crash", async () => {
-  const { bytes, starts } = await kRecords();
-  const mem = new MemFs();
-  const torn = bytes.slice(0, starts[K - 1]! + 5);
-  mem.write(P, torn);
+  const { mem, torn, bytes, starts } = await tornBy5();
   const s = await openMem(mem);
   assert.equal(s.openReport.tornTailBytes, 5);
   mem.crash(); // power loss right after the repair
@@ -1120,10 +1123,7 @@ Deno.test("Snapshotter: a process killed while copying the evidence leaves no .b
 });
 
 Deno.test("Snapshotter: an open retried after its repair failed keeps the one .broken copy it made", async () => {
-  const { bytes, starts } = await kRecords();
-  const mem = new MemFs();
-  const torn = bytes.slice(0, starts[K - 1]! + 5);
-  mem.write(P, torn);
+  const { mem, torn, bytes, starts } = await tornBy5();
   const fs = new FaultFs(mem);
   for (let attempt = 0; attempt < 3; attempt++) {
     fs.failNext("truncate"); // the repair after the copy fails (an I/O error), the service retries

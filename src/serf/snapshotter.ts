@@ -400,28 +400,23 @@ async function formatGuess(
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
 
-function isVisibleAscii(byte: number): boolean {
-  return byte > 0x20 && byte < 0x7f;
-}
-
 /**
  * A first byte a text file may begin with: serf's records, and what an edited file may put
  * before them (a blank line, CRLF, spaces, a tab, a UTF-8 byte-order mark).
  */
 function beginsLikeText(byte: number): boolean {
-  return isVisibleAscii(byte) || byte === 0x09 || byte === 0x0a || byte === 0x0d || byte === 0x20 ||
-    byte === 0xef;
+  return (byte >= 0x20 && byte < 0x7f) || byte === 0x09 || byte === 0x0a || byte === 0x0d || byte === 0xef;
 }
 
 /**
- * True if the file begins as serf's text files do (a visible ASCII byte): binary asked of such a
+ * True if the file begins as a text file does ({@link beginsLikeText}): binary asked of such a
  * file that holds no frame is refused. A damaged binary file's start can be anything (zeros, a
  * stray block), and binary asked of it reads on, so salvage can find its frames anywhere.
  */
 async function beginsAsText(file: FileHandle, path: string): Promise<boolean> {
   const first = new Uint8Array(1);
   await readFull(file, first, 0, path);
-  return isVisibleAscii(first[0]!);
+  return beginsLikeText(first[0]!);
 }
 
 /**
@@ -434,7 +429,8 @@ const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 2 * SERF_FRAME_SIZE_MAX;
  * True if the file's first `upTo` bytes, after where the header would be, hold a whole serf
  * frame with a valid checksum (and zero padding) at an 8-aligned offset. Runs only on a file
  * without a snaplog header that `auto` does not take for serf's (its first byte), or that binary
- * is asked of: JavaScript is fast enough, in windows, with a bounded amount of checksumming.
+ * is asked of: JavaScript is fast enough, in windows, with a bounded amount of checksumming
+ * (not binary.ts's findNextFrame, whose Wasm resync checksums every candidate, without bound).
  */
 async function holdsFrame(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
   const end = Math.min(size, upTo);

@@ -233,8 +233,8 @@ const FLUSH_THRESHOLD_BYTES = 1 << 20;
  * A write of more than this is made in pieces of about this size, each sealed and applied just
  * before it is written, so a burst staged up to `bufferSizeMaxBytes` (64 MiB) pauses the event
  * loop for one piece at a time (~8 MiB, 70-160 ms), with a turn of the loop between pieces: the
- * flush after a 1M-member `handleEvent` (46 MB) paused it 274-541 ms at most, against 717-967
- * in one piece (the rest is the collection of the caller's million objects). Smaller pieces cost each write a trip through the event
+ * flush after a 1M-member `handleEvent` (46 MB) paused it 198-541 ms at most, against 717-967
+ * in one piece (`deno task bench:lag`; the rest is the collection of the caller's objects). Smaller pieces cost each write a trip through the event
  * loop and Deno's I/O threads: 1 MiB pieces made a sync of 262,144 records 10-15 % slower
  * (session 14). Everything stays buffered until the last piece is written, so a failure in any
  * piece undoes them all, as for one write. Tests make the pieces smaller.

@@ -71,40 +71,71 @@ let deltaFailed: bool = false; // memory ran out: the delta is incomplete
 let clockSet: u32 = 0;
 
 // ---- hashing and byte helpers -------------------------------------------------------
-// A 64-bit multiply-xorshift over 8-byte loads (in the spirit of wyhash/xxh3 without
-// 128-bit multiplies, which Wasm lacks). Node names are 10..64 bytes, so this is two to
-// eight multiplies per name; the final avalanche makes the low bits (the slot index)
-// depend on every input byte. Short tails are read as overlapping words instead of
-// byte loops: a byte loop costs more than the whole rest of a 15-byte name.
+// Node names come from cluster members, so the hash is keyed with secrets the host draws at
+// random for each instance (hash_key), as Go's maps are (serf keeps its alive set in one):
+// without them a member can pick names that all land in one probe run, and every lookup of
+// a replay or an append walks it (16,384 such names, 4 MiB of Go text: 2.7 s to replay
+// instead of 60 ms, where serf took 17 ms). The construction is wyhash's, as in Go's
+// runtime.memhashFallback: each 16 bytes folded by a 64x64->128-bit multiply whose halves
+// are xored (mum), with secret operands, so no difference in the input cancels without the
+// key (an unkeyed xor-multiply chain let a flipped top bit cancel in the next word whatever
+// the seed). Wasm has no wide multiply: mum takes four 32x32->64 products.
 
-const K1: u64 = 0x9e3779b97f4a7c15;
-const K2: u64 = 0xbf58476d1ce4e5b9;
-const K3: u64 = 0x94d049bb133111eb;
+let hashSeed: u64 = 0xa0761d6478bd642f;
+let hashS1: u64 = 0xe7037ed1a0b428db;
+let hashS2: u64 = 0x8ebc6af09c88c6e3;
 
-/** Hash of `len` bytes at `p`. Never reads outside [p, p + len). */
+/**
+ * Sets the hash's secrets; the host calls it once, right after instantiating, with random
+ * values (a table built under one key cannot be searched under another).
+ */
+export function hash_key(seed: u64, s1: u64, s2: u64): void {
+  hashSeed = seed;
+  hashS1 = s1 | 1;
+  hashS2 = s2 | 1;
+}
+
+/** The high and low halves of the 128-bit product `a * b`, xored. */
+// @ts-ignore: decorator
+@inline function mum(a: u64, b: u64): u64 {
+  const al = a & 0xffffffff;
+  const ah = a >>> 32;
+  const bl = b & 0xffffffff;
+  const bh = b >>> 32;
+  const ll = al * bl;
+  const lh = al * bh;
+  const hl = ah * bl;
+  const mid = (ll >>> 32) + (lh & 0xffffffff) + (hl & 0xffffffff);
+  const hi = ah * bh + (lh >>> 32) + (hl >>> 32) + (mid >>> 32);
+  return hi ^ ((ll & 0xffffffff) | (mid << 32));
+}
+
+/** Hash of `len` bytes at `p` under the instance's key. Never reads outside [p, p + len). */
 export function name_hash(p: usize, len: u32): u32 {
-  let h: u64 = K1 ^ (<u64> len * K3);
-  if (len >= 8) {
-    // Whole words, then the last eight bytes (overlapping the previous word).
-    const last = p + len - 8;
+  let seed = hashSeed;
+  let a: u64 = 0;
+  let b: u64 = 0;
+  if (len > 16) {
+    // 16 bytes a step, then the last 16 (overlapping the previous step's).
+    let l = len;
     let q = p;
-    while (q < last) {
-      h = (h ^ load<u64>(q)) * K1;
-      h ^= h >>> 32;
-      q += 8;
+    while (l > 16) {
+      seed = mum(load<u64>(q) ^ hashS1, load<u64>(q, 8) ^ seed);
+      q += 16;
+      l -= 16;
     }
-    h = (h ^ load<u64>(last)) * K2;
+    a = load<u64>(q + l - 16);
+    b = load<u64>(q + l - 8);
+  } else if (len >= 8) {
+    a = load<u64>(p);
+    b = load<u64>(p + len - 8);
   } else if (len >= 4) {
-    h = (h ^ (<u64> load<u32>(p) | (<u64> load<u32>(p + len - 4) << 32))) * K2;
+    a = <u64> load<u32>(p);
+    b = <u64> load<u32>(p + len - 4);
   } else if (len > 0) {
-    h = (h ^
-      (<u64> load<u8>(p) | (<u64> load<u8>(p + (len >> 1)) << 8) | (<u64> load<u8>(p + len - 1) << 16))) *
-      K2;
+    a = <u64> load<u8>(p) | (<u64> load<u8>(p + (len >> 1)) << 8) | (<u64> load<u8>(p + len - 1) << 16);
   }
-  h ^= h >>> 32;
-  h *= K3;
-  h ^= h >>> 29;
-  return <u32> h;
+  return <u32> mum(hashS2 ^ <u64> len, mum(a ^ hashS1, b ^ seed));
 }
 
 /** True if the `len` bytes at `a` and `b` are equal. */

@@ -449,6 +449,8 @@ Deno.test("Names that are not UTF-8 decode as Go shows them: one U+FFFD for each
     [[0xe0, 0x9f, 0xbf], `${r}${r}${r}`], // overlong 3-byte form
     [[0xef, 0xbb, 0xbf, 0x61], "\ufeffa"], // a leading U+FEFF is part of the name
     [[0xc3, 0xa9, 0xff], `\u00e9${r}`],
+    [[0xef, 0xbf, 0xbd], r], // U+FFFD itself, valid
+    [[0xef, 0xbf, 0xbd, 0xf0, 0x9f, 0x98, 0x80, 0xff], `${r}\u{1f600}${r}`], // and a pair after it
   ];
   for (const [bytes, want] of cases) {
     assert.equal(decodeUtf8(new Uint8Array(bytes)), want, JSON.stringify(bytes));
@@ -480,4 +482,7 @@ Deno.test("Names that are not UTF-8 decode as Go shows them: one U+FFFD for each
     );
     assert.equal(decodeUtf8(b), slow(b), JSON.stringify([...b]));
   }
+  // Longer than one String.fromCharCode slice of the decoder's slow path.
+  const long = new Uint8Array(20_001).map((_, i) => i % 2 ? 0xff : 0x61);
+  assert.equal(decodeUtf8(long), "a\ufffd".repeat(10_000) + "a");
 });

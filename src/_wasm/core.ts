@@ -38,6 +38,8 @@ export interface CoreExports {
   scan_frame_end(): number;
   encode_count(): number;
   encode_bytes(): number;
+  /** Keys the alive set's hash (assembly/serf_state.ts); u64 values cross as signed BigInt. */
+  hash_key(seed: bigint, s1: bigint, s2: bigint): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -83,12 +85,31 @@ export class WasmCore {
   readonly exports: CoreExports;
   #u8: Uint8Array<ArrayBuffer>;
   #view: DataView<ArrayBuffer>;
+  #hashKey: BigInt64Array;
 
   constructor() {
     const instance = new WebAssembly.Instance(coreModule(), {});
     this.exports = instance.exports as unknown as CoreExports;
+    // The alive set's hash takes secret keys, so that names a cluster member picks cannot be
+    // made to collide (hash flooding); each instance draws its own.
+    this.#hashKey = crypto.getRandomValues(new BigInt64Array(3));
+    this.#setHashKey(this.#hashKey);
     this.#u8 = new Uint8Array(this.exports.memory.buffer as ArrayBuffer);
     this.#view = new DataView(this.exports.memory.buffer as ArrayBuffer);
+  }
+
+  #setHashKey(key: BigInt64Array): void {
+    this.exports.hash_key(key[0]!, key[1]!, key[2]!);
+  }
+
+  /**
+   * Takes `other`'s hash key, so that a table copied from it as it is (its slots keep their
+   * hashes) can be searched here. Only while this instance's alive set is empty or about to
+   * be replaced: a table built under the old key cannot be searched under the new one.
+   */
+  useHashKeyOf(other: WasmCore): void {
+    this.#hashKey = other.#hashKey;
+    this.#setHashKey(this.#hashKey);
   }
 
   /** A byte view of the whole memory, valid until the memory next grows. */

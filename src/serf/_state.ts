@@ -151,6 +151,8 @@ export class SerfState {
         this.core.u8.set(from.core.u8.subarray(t, t + tableBytes), table);
       }
       this.core.u8.set(from.core.u8.subarray(src, src + outBytes), out);
+      // The slots keep the hashes `from`'s key gave them.
+      this.core.useHashKeyOf(from.core);
       const failed = this.#x.state_adopt(
         table,
         cap,

@@ -487,6 +487,23 @@ Deno.test("main dump's text mode escapes the control bytes of a skipped line (--
   });
 });
 
+Deno.test("main replay's text summary and convert's warnings escape control bytes as dump does", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/s.snap`;
+    await Deno.writeTextFile(path, "alive: a\u009b2J\u202e 1\nbogus\x1b[31mred\n");
+    const r = await run(["replay", path]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split("\n");
+    assert.ok(lines.includes('  "a\\x9b2J\\u202e" "1"'), r.stdout);
+    assert.ok(lines.includes("  line 2: Unrecognized snapshot line: bogus\\x1b[31mred"), r.stdout);
+    for (const c of ["\x1b", "\x9b", "\u202e"]) assert.ok(!r.stdout.includes(c), JSON.stringify(c));
+    const c = await run(["convert", "--to", "binary", path, `${dir}/s.bin`]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, /skipped line 2 of the input: Unrecognized snapshot line: bogus\\x1b\[31mred/);
+    assert.ok(!c.stderr.includes("\x1b"));
+  });
+});
+
 Deno.test("main dump of a binary file: offsets, quoted fields, and salvage notes", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/s.snap`;

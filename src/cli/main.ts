@@ -73,7 +73,8 @@ const DUMP_USAGE = `Usage: snaplog dump [options] FILE
 
 Prints FILE's records in file order, read-only: one line each, with its offset (and line
 number in serf's go-text format), and a note for every line serf skips, every damaged
-region --recovery salvage steps over, and a torn tail. Names and addresses are quoted.
+region --recovery salvage steps over, and a torn tail. Names and addresses are quoted, as
+serf shows them: a byte that begins no UTF-8 rune prints as U+FFFD.
 
 Options:
   --format auto|binary|go-text    The file's format (default: auto, detected from its header)
@@ -392,7 +393,7 @@ function replaySummary(path: string, state: SnapshotState, replayMs: number): st
     `clocks: member ${state.lastClock}, event ${state.lastEventClock}, query ${state.lastQueryClock}`,
     `alive nodes: ${state.aliveNodes.length}`,
     ...state.aliveNodes.slice(0, SUMMARY_NODES_MAX).map((n) =>
-      `  ${JSON.stringify(n.name)} ${JSON.stringify(n.addr)}`
+      `  ${escapeControls(`${JSON.stringify(n.name)} ${JSON.stringify(n.addr)}`)}`
     ),
   ];
   if (state.aliveNodes.length > SUMMARY_NODES_MAX) {
@@ -402,7 +403,7 @@ function replaySummary(path: string, state: SnapshotState, replayMs: number): st
   const warnings = state.warnings.length + state.warningsOmitted;
   lines.push(`warnings: ${warnings}`);
   for (const w of state.warnings.slice(0, SUMMARY_WARNINGS_MAX)) {
-    lines.push(`  ${where} ${w.line}: ${w.reason}`);
+    lines.push(`  ${where} ${w.line}: ${escapeControls(w.reason)}`);
   }
   if (warnings > SUMMARY_WARNINGS_MAX) lines.push(`  ... and ${warnings - SUMMARY_WARNINGS_MAX} more`);
   return lines.join("\n") + "\n";
@@ -535,7 +536,10 @@ async function convertCommand(args: string[], io: CliIo): Promise<number> {
   const ms = performance.now() - start;
   const where = r.from === "go-text" ? "line" : "offset";
   for (const w of r.warnings.slice(0, SUMMARY_WARNINGS_MAX)) {
-    bestEffort(io.stderr, `snaplog convert: skipped ${where} ${w.line} of the input: ${w.reason}\n`);
+    bestEffort(
+      io.stderr,
+      `snaplog convert: skipped ${where} ${w.line} of the input: ${escapeControls(w.reason)}\n`,
+    );
   }
   const warnings = r.warnings.length + r.warningsOmitted;
   if (warnings > SUMMARY_WARNINGS_MAX) {

@@ -69,7 +69,8 @@ export interface SnapshotEntry {
  * tail. Streams the file: memory follows the longest record and the alive set (a binary file is
  * replayed first, so damage is reported exactly as `replaySnapshot` reports it), not the file. Replaying the
  * records in order gives the state `replaySnapshot` returns (`leave` applies per the reader's
- * own `rejoinAfterLeave`).
+ * own `rejoinAfterLeave`), for names and addresses that are UTF-8: other bytes (a serf file can
+ * hold any) decode as serf shows them, one U+FFFD each, so two such names can read alike.
  *
  * @example List what a serf snapshot holds, skipped lines included
  * ```ts

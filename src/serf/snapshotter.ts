@@ -904,7 +904,8 @@ export class Snapshotter {
   }
 
   /**
-   * The alive set, sorted by name (byte-wise on UTF-8), buffered records included.
+   * The alive set, sorted by name (byte-wise on the bytes the file holds: UTF-8 for every
+   * name `append` wrote), buffered records included.
    *
    * @returns The alive nodes.
    */

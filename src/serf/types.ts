@@ -26,7 +26,11 @@ export interface ReplayWarning {
 export interface SnapshotState {
   /** The file's format. */
   format: "binary" | "go-text";
-  /** The alive set, sorted by name, byte-wise on the UTF-8 bytes. */
+  /**
+   * The alive set, sorted by name byte-wise on the bytes the file holds (the UTF-8 bytes,
+   * for names that are UTF-8; a name that is not sorts by its own bytes, then decodes as serf
+   * shows it, each byte that begins no rune as U+FFFD).
+   */
   aliveNodes: AliveNode[];
   /** The last member Lamport clock written (uint64). */
   lastClock: bigint;

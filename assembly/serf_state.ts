@@ -69,6 +69,33 @@ let delta: bool = false;
 let deltaCleared: bool = false;
 let deltaFailed: bool = false; // memory ran out: the delta is incomplete
 let clockSet: u32 = 0;
+// Dead slots are what a delta holds beyond an alive set: a file that churns through new names
+// (each alive, then not-alive) would grow them with the file. Past both bounds (dead names
+// over deltaDeadMax and over twice the alive ones, or their bytes over deltaDeadBytesMax and
+// over twice the alive bytes) the delta is dropped: its memory freed, every later record a
+// no-op, and the caller replays that part itself (state_delta_flags bit 5).
+let deltaDeadMax: u32 = 65536;
+let deltaDeadBytesMax: u32 = 16 << 20;
+let deltaDeadBytes: u32 = 0;
+let deltaDropped: bool = false;
+
+/** Sets the bounds of a delta's dead names (tests lower them). */
+export function state_delta_dead_max(names: u32, bytes: u32): void {
+  deltaDeadMax = names;
+  deltaDeadBytesMax = bytes;
+}
+
+/** Counts `nameLen` more bytes of dead names; drops the delta past its bounds. */
+function deltaDied(nameLen: u32): void {
+  deltaDeadBytes += nameLen;
+  if (
+    (dead > deltaDeadMax && <u64> dead > <u64> count * 2) ||
+    (deltaDeadBytes > deltaDeadBytesMax && <u64> deltaDeadBytes > <u64> liveBytes * 2)
+  ) {
+    clearAll();
+    deltaDropped = true;
+  }
+}
 
 // ---- hashing and byte helpers -------------------------------------------------------
 // Node names come from cluster members, so the hash is keyed with secrets the host draws at
@@ -306,6 +333,7 @@ function clearAll(): void {
   count = 0;
   dead = 0;
   liveBytes = 0;
+  deltaDeadBytes = 0;
   iterSlot = 0;
   iterEntry = 0;
 }
@@ -325,6 +353,7 @@ export function state_reset(flags: u32): void {
   delta = (flags & 2) != 0;
   deltaCleared = false;
   deltaFailed = false;
+  deltaDropped = false;
   clockSet = 0;
 }
 
@@ -350,6 +379,7 @@ export function state_reserve(nodes: u32): u32 {
  * is unchanged then.
  */
 export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLen: u32): u32 {
+  if (deltaDropped) return 0;
   if (nameLen > LEN_MASK) return 1;
   if (cap == 0 && !resize(CAP_MIN)) return 1;
   const h = name_hash(namePtr, nameLen);
@@ -371,6 +401,7 @@ export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLe
     }
     if ((meta & DEAD) != 0) {
       // Revived: its bytes left liveBytes when it died.
+      if (delta) deltaDeadBytes -= nameLen;
       dead--;
       count++;
       liveBytes += nameLen + addrLen;
@@ -397,6 +428,7 @@ export function state_alive(namePtr: usize, nameLen: u32, addrPtr: usize, addrLe
 /** `not-alive: NAME`: marks the node dead if it is alive. */
 export function state_not_alive(namePtr: usize, nameLen: u32): void {
   if (delta) {
+    if (deltaDropped) return;
     if (!deltaNotAlive(namePtr, nameLen)) deltaFailed = true;
     return;
   }
@@ -427,7 +459,7 @@ function deltaNotAlive(namePtr: usize, nameLen: u32): bool {
   const h = name_hash(namePtr, nameLen);
   let found = find(namePtr, nameLen, h);
   if (found >= 0) {
-    markDead(slotAt(<u32> found));
+    if (markDead(slotAt(<u32> found))) deltaDied(nameLen);
     return true;
   }
   if (overLoaded(<u64> count + <u64> dead + 1, cap)) {
@@ -438,6 +470,7 @@ function deltaNotAlive(namePtr: usize, nameLen: u32): bool {
   if (!fill(s, h, namePtr, nameLen, namePtr, 0, 0, 0)) return false;
   store<u32>(s, load<u32>(s, 4) | DEAD, 4);
   dead++;
+  deltaDied(nameLen);
   return true;
 }
 
@@ -850,9 +883,12 @@ export function state_export_sorted(outBytes: usize, outOffsets: usize): u32 {
 
 // ---- delta export and merge (parallel replay) ---------------------------------------------
 
-/** Delta flags: bit 0 a leave cleared the state, bits 1..3 clocks set, bit 4 memory ran out. */
+/**
+ * Delta flags: bit 0 a leave cleared the state, bits 1..3 clocks set, bit 4 memory ran out,
+ * bit 5 dropped for its dead names (deltaDied).
+ */
 export function state_delta_flags(): u32 {
-  return (deltaCleared ? 1 : 0) | (clockSet << 1) | (deltaFailed ? 16 : 0);
+  return (deltaCleared ? 1 : 0) | (clockSet << 1) | (deltaFailed ? 16 : 0) | (deltaDropped ? 32 : 0);
 }
 
 /** Slots in use (alive and dead), and the name + address bytes they hold: the export's sizes. */

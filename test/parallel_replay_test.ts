@@ -20,7 +20,7 @@ import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { fixtureNames, fixturePath } from "./_fixtures.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 import { withTempDir } from "./_tmp.ts";
-import type { StateDelta } from "../src/serf/_state.ts";
+import { SerfState, type StateDelta } from "../src/serf/_state.ts";
 
 /** A delta's slots as a sorted list of [name, addr, dead] (their order is the table's). */
 function deltaSet(d: StateDelta): { bytes: Uint8Array; entries: Uint8Array; slots: string[] } {
@@ -544,4 +544,71 @@ Deno.test("a Go text file of garbage replays on two threads with a bounded warni
       });
     }
   });
+});
+
+Deno.test("a delta that churns through new names is dropped past its bounds: the caller replays that part, memory stays with the alive set", async () => {
+  // A Worker's delta keeps every name it saw die (it may delete a node of the first half):
+  // 160,000 names each alive then not-alive (72,000 in the second 45 %) grew it with the file (a 256
+  // MiB file of such churn peaked at 645 MiB, 50 MiB on one thread).
+  await withTempDir(async (dir) => {
+    const records: SnapshotRecord[] = [];
+    for (let i = 0; i < 200; i++) records.push({ type: "alive", name: `keep-${i}`, addr: "10.0.0.1:7946" });
+    for (let i = 0; i < 160_000; i++) {
+      records.push({ type: "alive", name: `gone-${i}`, addr: "10.0.0.2:7946" });
+      records.push({ type: "not-alive", name: `gone-${i}` });
+    }
+    records.push({ type: "not-alive", name: "keep-7" }, { type: "clock", value: 9n });
+    const bin = `${dir}/churn.snap`, txt = `${dir}/churn.txt`;
+    await writeBinary(bin, records);
+    await Deno.writeTextFile(txt, goText(records));
+    for (const path of [bin, txt]) {
+      const req = {
+        format: path === bin ? "binary" : "go-text",
+        from: 1 << 12,
+        end: Infinity,
+        path,
+      } as const;
+      // (The Worker posts what replayDelta throws as { ok: false, reason }.)
+      await assert.rejects(
+        () => replayDelta({ ...req, rejoinAfterLeave: false }),
+        /dropped, it held far more dead/,
+      );
+      assert.equal(await assertSameBothWays(path), "redone", path);
+      const state = await replaySnapshot(path);
+      assert.equal(state.aliveNodes.length, 199);
+      assert.equal(state.lastClock, 9n);
+    }
+  });
+});
+
+Deno.test("SerfState delta: dead names past both bounds drop the delta (its memory freed, later records ignored); revived names do not count", () => {
+  const state = new SerfState();
+  const x = state.exports;
+  state.reset(false, true);
+  x.state_delta_dead_max(100, 1 << 20);
+  for (let i = 0; i < 60; i++) state.alive(`a-${i}`, "1");
+  for (let i = 0; i < 100; i++) state.notAlive(`d-${i}`); // 100 dead: at the bound, kept
+  assert.equal(x.state_delta_flags() & 32, 0);
+  for (let i = 0; i < 100; i++) state.alive(`d-${i}`, "2"); // revived: no longer dead
+  for (let i = 0; i < 101; i++) state.notAlive(`e-${i}`); // 101 dead, 160 alive: kept
+  assert.equal(x.state_delta_flags() & 32, 0);
+  assert.equal(state.exportDelta().count, 160 + 101);
+  for (let i = 0; i < 300; i++) state.notAlive(`f-${i}`); // 401 dead > 2 x 160 alive: dropped
+  assert.equal(x.state_delta_flags() & 32, 32);
+  assert.equal(state.capacity, 0, "its table freed");
+  state.alive("late", "1");
+  assert.equal(state.count, 0, "later records are no-ops");
+  assert.throws(() => state.exportDelta(), /dropped, it held far more dead names/);
+  // The byte bound: few names, long ones.
+  state.reset(false, true);
+  x.state_delta_dead_max(1_000_000, 4096);
+  state.alive("a", "x".repeat(1000));
+  for (let i = 0; i < 4; i++) state.notAlive(`${i}`.padEnd(1000, "n")); // 4000 bytes: kept
+  assert.equal(x.state_delta_flags() & 32, 0);
+  state.notAlive("z".repeat(200)); // 4200 > 4096 and > 2 x 1001 alive bytes: dropped
+  assert.equal(x.state_delta_flags() & 32, 32);
+  // A fresh reset starts a new delta.
+  state.reset(false, true);
+  state.notAlive("n");
+  assert.equal(x.state_delta_flags() & 32, 0);
 });

@@ -15,6 +15,7 @@ export interface SerfStateExports {
   state_reset(flags: number): void;
   state_reserve(nodes: number): number;
   state_delta_flags(): number;
+  state_delta_dead_max(names: number, bytes: number): void;
   state_delta_count(): number;
   state_delta_bytes(): number;
   state_delta_export(outBytes: number, outEntries: number): number;
@@ -190,12 +191,18 @@ export class SerfState {
    * last as alive (with its address) or dead, whether a leave cleared what came before, and
    * the clocks it set.
    *
-   * @throws {RangeError} If the delta is incomplete (memory ran out while building it).
+   * @throws {RangeError} If the delta is incomplete (memory ran out while building it) or was
+   *   dropped for its dead names (assembly/serf_state.ts, deltaDied).
    */
   exportDelta(): StateDelta {
     const x = this.#x;
     const flags = x.state_delta_flags();
     if ((flags & 16) !== 0) throw new RangeError(`Cannot export the replay delta: Wasm memory ran out`);
+    if ((flags & 32) !== 0) {
+      throw new RangeError(
+        `Cannot export the replay delta: dropped, it held far more dead names than alive ones (the caller replays that part)`,
+      );
+    }
     const count = x.state_delta_count();
     const byteLen = x.state_delta_bytes();
     const { bytes, entries, n } = this.#export(byteLen, count, (b, e) => x.state_delta_export(b, e));

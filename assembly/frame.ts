@@ -152,12 +152,16 @@ export function scan_set_result(offset: u32, count: u32): void {
   scanCount = count;
 }
 
+/** The first candidate the last frames_resync skipped because its frame ran past `len`, or -1. */
+let resyncCut: i32 = -1;
+
 /**
  * Finds the first 8-aligned offset `o >= from` in `[ptr, ptr + len)` where a complete frame
  * with a good checksum starts. Returns that offset, or -1 if there is none. Used after damage:
  * a valid frame after the damage means corruption in the middle, none means a torn tail; the
- * salvage recovery mode resumes there. Candidates whose frame would run past `len` are skipped,
- * so the host scans overlapping windows of `recordSizeMax + header` bytes.
+ * salvage recovery mode resumes there. Candidates whose frame would run past `len` (a header
+ * that could be a frame's) are skipped, and the first of them is kept for resync_cut: the
+ * host reads on from there before it takes a later hit.
  */
 export function frames_resync(
   ptr: usize,
@@ -166,6 +170,7 @@ export function frames_resync(
   typeMask: u32,
   recordSizeMax: u32,
 ): i32 {
+  resyncCut = -1;
   let off = (from + 7) & ~7;
   while (<u64> off + 8 <= <u64> len) {
     const word = load<u64>(ptr + off);
@@ -178,12 +183,19 @@ export function frames_resync(
         const size = frame_size(length);
         if (<u64> off + <u64> size <= <u64> len) {
           if (frameCrc(ptr + off, length) == load<u32>(ptr + off, 8)) return <i32> off;
+        } else if (resyncCut < 0) {
+          resyncCut = <i32> off;
         }
       }
     }
     off += 8;
   }
   return -1;
+}
+
+/** See frames_resync. */
+export function resync_cut(): i32 {
+  return resyncCut;
 }
 
 /** Returns 1 if all `len` bytes at `ptr` are zero, else 0. */

@@ -10,6 +10,7 @@ export {
   frame_finish,
   frames_encode,
   frames_resync,
+  resync_cut,
   frames_scan,
   frames_seal,
   scan_count,

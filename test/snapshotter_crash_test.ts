@@ -21,7 +21,7 @@ import { FaultFs } from "../src/fs/fault_fs.ts";
 import type { FileHandle, FileSystem, OpenOptions } from "../src/fs/types.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
 import { WasmCore } from "../src/_wasm/core.ts";
-import { encodeFileHeader, FileKind, FrameEncoder } from "../src/core/frame.ts";
+import { encodeFileHeader, FileKind, FrameEncoder, frameSize } from "../src/core/frame.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { writePolicy } from "../src/serf/snapshotter.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
@@ -1961,6 +1961,44 @@ Deno.test("Snapshotter salvage skips a frame whose type byte is damaged, not int
   }
 });
 
+Deno.test("Snapshotter salvage resumes at a long frame cut by the read buffer, not at a frame its name holds", async () => {
+  // After damage the search takes the first whole valid frame. A long frame that runs past the
+  // bytes at hand must be read whole before a later hit counts: the frame its name holds is
+  // whole sooner (the replay's 1 MiB buffer ends inside the long frame here, and the search's
+  // first windows are 4 KiB).
+  const fake = nameHoldingAFrame();
+  const longName = "xx" + fake + "y".repeat(9000);
+  const aliveSize = (n: number, a: number): number => frameSize(2 + n + a);
+  const X = 24 + (1 << 20) - 4096; // where the long frame starts: 4 KiB before the buffer's end
+  const dSize = aliveSize(3, 1);
+  const mem = new MemFs();
+  const s = await openMem(mem, { minCompactSizeBytes: 2 ** 52 });
+  let at = 24;
+  for (let i = 0; at < X - dSize; i++) {
+    // Fillers up to the damaged frame: 60,000-byte names, then one that lands exactly.
+    const gap = X - dSize - at;
+    let n = Math.min(60_000, gap - 16);
+    while (at + aliveSize(n, 1) > X - dSize) n--;
+    if (aliveSize(n, 1) !== gap && gap - aliveSize(n, 1) < 24) n -= 24; // leave room for a last one
+    s.append(alive(`${i}`.padEnd(n, "f"), "1"));
+    at += aliveSize(n, 1);
+  }
+  assert.equal(at, X - dSize);
+  s.append(alive("dmg", "1"));
+  s.append(alive(longName, "10.0.0.2:7946"));
+  s.append(alive("after", "10.0.0.3:7946"));
+  await s.close();
+  const bad = mem.read(P);
+  bad[X - dSize + 7]! ^= 0x80; // the damaged frame's length: no plausible extent, search on 8 bytes later
+  mem.write(P, bad);
+  const r = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+  const names = r.aliveNodes.map((n) => n.name);
+  assert.ok(names.includes(longName), "the long frame is a record");
+  assert.ok(names.includes("after"));
+  assert.ok(!names.some((n) => n.startsWith("evil")), "not the frame inside its name");
+  assert.deepEqual(r.warnings.map((w) => w.line), [X - dSize]);
+});
+
 /** A node name whose bytes are a whole frame with a good checksum and an impossible payload (a 7-byte clock). */
 function nameHoldingAMalformedFrame(): string {
   for (let n = 0;; n++) {
@@ -2191,6 +2229,37 @@ Deno.test("Salvage past many damaged frames whose lengths claim the rest of the 
   assert.equal(r.warnings.length, k);
   assert.equal(r.aliveNodes.length, 0, "the leaves were kept");
   assert.ok(read < 4 * k * file.length, `${read} bytes read for a ${file.length}-byte file`);
+});
+
+Deno.test("Salvage past damaged frames a frame apart reads the file about once, not a window per damage", async () => {
+  // Each damaged frame made the search read a 1 MiB window and the scan read it again: 2 GiB
+  // read for 2,000 damaged frames before a 1 MiB tail. Counted in bytes read, not timed.
+  const mem = new MemFs();
+  const w = await openMem(mem);
+  for (let i = 0; i < 2000; i++) {
+    w.append({ type: "clock", value: BigInt(i) });
+    w.append({ type: "event-clock", value: BigInt(i) });
+  }
+  for (let i = 0; i < 40_000; i++) w.append({ type: "query-clock", value: BigInt(i) });
+  await w.close();
+  const file = mem.read(P);
+  // Damage every event-clock frame's checksum (frames of 24 bytes after the 24-byte header).
+  for (let i = 0; i < 2000; i++) file[24 + 48 * i + 24 + 8]! ^= 0xff;
+  mem.write(P, file);
+  let read = 0;
+  const counting = hookedMemFs(mem, (h) => ({
+    read: async (buf, position) => {
+      const n = await h.read(buf, position);
+      read += n;
+      return n;
+    },
+  }));
+  const r = await replaySnapshot(P, { fs: counting, recovery: "salvage" });
+  assert.equal(r.warnings.length, 2000);
+  assert.equal(r.lastClock, 1999n);
+  assert.equal(r.lastEventClock, 0n, "every event-clock frame was damaged");
+  assert.equal(r.lastQueryClock, 39_999n);
+  assert.ok(read < 3 * file.length, `${read} bytes read for a ${file.length}-byte file`);
 });
 
 Deno.test("Snapshotter still finds corruption when a damaged length covers the frames after it", async () => {

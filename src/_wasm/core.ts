@@ -22,6 +22,7 @@ export interface CoreExports {
     indexCap: number,
   ): number;
   frames_resync(ptr: number, len: number, from: number, typeMask: number, recordSizeMax: number): number;
+  resync_cut(): number;
   frames_encode(
     descPtr: number,
     count: number,

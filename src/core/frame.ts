@@ -305,6 +305,14 @@ export class FrameScanner {
     return r;
   }
 
+  /**
+   * After {@link resync}: the first offset it skipped because a frame there would run past
+   * `end` (read on from there before taking a later hit), or -1.
+   */
+  resyncCut(): number {
+    return this.#core.exports.resync_cut();
+  }
+
   /** True if `[from, end)` of the buffer is all zero bytes. */
   allZero(from: number, end: number): boolean {
     checkSpan("check", from, end, this.#bufCap);

@@ -193,7 +193,8 @@ async function* framesBetween(
   to: number,
   path: string,
 ): AsyncGenerator<SnapshotEntry, void, undefined> {
-  const buf = new Uint8Array(READ_BYTES + SERF_FRAME_SIZE_MAX);
+  // No larger than the span: salvage's regions can be a frame apart, each span its own call.
+  const buf = new Uint8Array(Math.min(READ_BYTES + SERF_FRAME_SIZE_MAX, Math.max(0, to - from)));
   const view = new DataView(buf.buffer);
   let pos = from; // file offset of buf[0]
   let have = 0;

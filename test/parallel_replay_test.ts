@@ -21,6 +21,7 @@ import { fixtureNames, fixturePath } from "./_fixtures.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 import { withTempDir } from "./_tmp.ts";
 import { SerfState, type StateDelta } from "../src/serf/_state.ts";
+import { WARNINGS_CHARS_MAX } from "../src/serf/gotext.ts";
 
 /** A delta's slots as a sorted list of [name, addr, dead] (their order is the table's). */
 function deltaSet(d: StateDelta): { bytes: Uint8Array; entries: Uint8Array; slots: string[] } {
@@ -611,4 +612,34 @@ Deno.test("SerfState delta: dead names past both bounds drop the delta (its memo
   state.reset(false, true);
   state.notAlive("n");
   assert.equal(x.state_delta_flags() & 32, 0);
+});
+
+Deno.test("Go text warnings stop at 1 Mi characters of text as well as at maxWarnings, on one thread or two, and at open", async () => {
+  // 10,000 skipped lines of 4,000 bytes held 150-600 MiB of warnings: now they are listed in
+  // file order until one does not fit, and the rest counted.
+  await withTempDir(async (dir) => {
+    const path = `${dir}/long-garbage.snapshot`;
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      lines.push(i % 100 === 0 ? `alive: n${i} 10.0.0.1:7946` : `x${i} ${"g".repeat(2000)}`);
+    }
+    lines.push(`clock: ${"9".repeat(3 << 20)}`); // one line of 3 MiB: over the budget alone
+    lines.push("clock: 12");
+    await Deno.writeTextFile(path, lines.join("\n") + "\n");
+    const sequential = await replaySnapshot(path, { parallel: false });
+    const chars = sequential.warnings.reduce((n, w) => n + w.reason.length, 0);
+    assert.ok(chars <= WARNINGS_CHARS_MAX && chars > WARNINGS_CHARS_MAX - 2100, `${chars}`);
+    assert.equal(sequential.warnings.length + sequential.warningsOmitted, 2970 + 1);
+    assert.equal(sequential.warnings[0]!.line, 2);
+    assert.equal(sequential.lastClock, 12n);
+    assert.equal(sequential.aliveNodes.length, 30);
+    const merged0 = parallelStats.merged;
+    const parallel = await splitting(() => replaySnapshot(path));
+    assert.equal(parallelStats.merged, merged0 + 1, "split and merged");
+    assert.deepEqual(parallel, sequential);
+    const snap = await Snapshotter.open(path, { parallel: false });
+    assert.deepEqual(snap.openReport.skipped, sequential.warnings);
+    assert.equal(snap.openReport.skippedOmitted, sequential.warningsOmitted);
+    await snap.close();
+  });
 });

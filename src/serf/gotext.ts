@@ -28,7 +28,8 @@ export interface GoTextReplayOptions {
   chunkSizeBytes?: number;
   /**
    * Warnings listed; more are counted in `warningsOmitted` (a file of garbage would
-   * otherwise hold one warning per line in memory).
+   * otherwise hold one warning per line in memory). The list also stops at
+   * {@link WARNINGS_CHARS_MAX} characters of their text.
    *
    * @default {10000}
    */
@@ -65,6 +66,13 @@ export const WARN_CLOCK_RANGE = 4; //  + 2 * kind
 const INFO_LEAVE_IGNORED = 9;
 const GOTEXT_OUT_OF_MEMORY = 1;
 const GOTEXT_WARNINGS_FULL = 2;
+const NEWLINE = 0x0a;
+/**
+ * Characters of warning text a replay lists at most, besides `maxWarnings`: the warnings
+ * after the first that does not fit are counted, not kept (10,000 skipped lines of 4,000
+ * bytes held 150-600 MiB of warnings).
+ */
+export const WARNINGS_CHARS_MAX = 1 << 20;
 
 const CLOCK_WORDS = ["clock", "event clock", "query clock"] as const;
 const CLOCK_PREFIX_BYTES = [7, 13, 13] as const; // "clock: ", "event-clock: ", "query-clock: "
@@ -99,6 +107,8 @@ export class GoTextReplayer {
   #have = 0; //   bytes in the buffer not yet consumed (an incomplete line)
   #lines = 0; //  complete lines applied
   #bytes = 0; //  bytes pushed
+  #scanned = 0; // bytes handed to gotext_scan (scannedBytes)
+  #warningChars = 0; // characters of the listed warnings' reasons
   #warnings: ReplayWarning[] = [];
   #warningsOmitted = 0;
   readonly #maxWarnings: number;
@@ -181,6 +191,11 @@ export class GoTextReplayer {
     }
   }
 
+  /** Bytes handed to the Wasm scan so far, rescans included (a long line is scanned once). */
+  get scannedBytes(): number {
+    return this.#scanned;
+  }
+
   /** Bytes pushed after the last `\n`: an incomplete line waiting for the rest. */
   get pendingBytes(): number {
     return this.#have;
@@ -235,9 +250,20 @@ export class GoTextReplayer {
     this.#bytes += n;
     const x = this.#x;
     const total = this.#have + n;
+    // The pending bytes hold no '\n' (a scan consumes every complete line): if the new ones
+    // hold none either, there is nothing to scan. A long line arriving in pieces was scanned
+    // again from its start at every piece, quadratic in its length (a 128 MiB line took 11 s
+    // to convert, 2 s to replay).
+    const fresh = this.#core.u8.subarray(this.#bufPtr + this.#have, this.#bufPtr + total);
+    if (fresh.indexOf(NEWLINE) < 0) {
+      this.#have = total;
+      if (total === this.#bufCap) this.#grow();
+      return;
+    }
     let off = 0;
     while (true) {
       const ptr = this.#bufPtr + off;
+      this.#scanned += total - off;
       const consumed = x.gotext_scan(ptr, total - off, this.#lines + 1);
       const count = x.gotext_warning_count();
       if (count > 0) this.#collectWarnings(ptr, count);
@@ -282,15 +308,26 @@ export class GoTextReplayer {
     const view = this.#core.view;
     const u8 = this.#core.u8;
     const w = this.#x.gotext_warnings_ptr();
-    const keep = Math.min(count, this.#maxWarnings - this.#warnings.length);
-    this.#warningsOmitted += count - Math.max(0, keep);
-    for (let i = 0; i < keep; i++) {
+    // In file order until one does not fit (addWarnings merges a Worker's list by the same rule).
+    for (let i = 0; i < count; i++) {
       const p = w + i * 16;
-      const line = view.getUint32(p, true);
-      const code = view.getUint32(p + 4, true);
+      const bytes = view.getUint32(p + 12, true);
+      // A line of n bytes reads as at least n / 3 characters: too long, without building it.
+      if (
+        this.#warningsOmitted > 0 || this.#warnings.length >= this.#maxWarnings ||
+        this.#warningChars + Math.ceil(bytes / 3) > WARNINGS_CHARS_MAX
+      ) {
+        this.#warningsOmitted += count - i;
+        return;
+      }
       const start = base + view.getUint32(p + 8, true);
-      const text = u8.subarray(start, start + view.getUint32(p + 12, true));
-      this.#warnings.push({ line, reason: warningReason(code, text) });
+      const reason = warningReason(view.getUint32(p + 4, true), u8.subarray(start, start + bytes));
+      if (this.#warningChars + reason.length > WARNINGS_CHARS_MAX) {
+        this.#warningsOmitted += count - i;
+        return;
+      }
+      this.#warningChars += reason.length;
+      this.#warnings.push({ line: view.getUint32(p, true), reason });
     }
   }
 }

@@ -3,7 +3,7 @@ import type { FileHandle, FileSystem } from "../fs/types.ts";
 import type { RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { GoTextReplayer } from "./gotext.ts";
+import { GoTextReplayer, WARNINGS_CHARS_MAX } from "./gotext.ts";
 import { typeName } from "./records.ts";
 import { checkRegularFile, missingSnapshot, resolveFormat } from "./snapshotter.ts";
 import { addWarnings, checkMaxWarnings, type SnapshotState } from "./types.ts";
@@ -31,7 +31,8 @@ export interface ReplayOptions {
   fs?: FileSystem;
   /**
    * Warnings to list in `warnings`; more are counted in `warningsOmitted`, so replaying a
-   * file of garbage holds a bounded list, not one entry per line.
+   * file of garbage holds a bounded list, not one entry per line. (In serf's text format
+   * the list also stops at 1 Mi characters of their text.)
    * @default {10000}
    */
   maxWarnings?: number;
@@ -170,6 +171,7 @@ async function replayGoTextFile(
       rest.warnings,
       rest.warningsOmitted,
       maxWarnings,
+      WARNINGS_CHARS_MAX,
     );
   }
   return result;

@@ -37,7 +37,7 @@ import {
 import { crc32c } from "../core/crc32c.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { GoTextReplayer } from "./gotext.ts";
+import { GoTextReplayer, WARNINGS_CHARS_MAX } from "./gotext.ts";
 import { checkClock, checkString, isUint64, ownRecord, type SnapshotRecord, typeName } from "./records.ts";
 import { addWarnings, type AliveNode, type ReplayWarning, WARNINGS_MAX_DEFAULT } from "./types.ts";
 
@@ -804,6 +804,7 @@ export class Snapshotter {
           rest?.warnings ?? [],
           rest?.warningsOmitted ?? 0,
           WARNINGS_MAX_DEFAULT,
+          WARNINGS_CHARS_MAX,
         );
         report.tornTailBytes = size - end;
         codec = new GoTextCodec(replayer);

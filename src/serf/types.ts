@@ -45,11 +45,13 @@ export interface SnapshotState {
   /** Bytes after the last complete record: a torn tail (binary) or a last line with no newline (go-text). */
   tornTailBytes: number;
   /**
-   * What replay skipped, in file order: the first `maxWarnings` (10,000 by default), so a
-   * file of garbage cannot make the list, and memory, follow the file's size.
+   * What replay skipped, in file order: the first `maxWarnings` (10,000 by default), and in
+   * serf's text format no more than 1 Mi characters of `reason` in all (a skipped line's
+   * text is in its reason: the list stops at the first that does not fit), so a file of
+   * garbage cannot make the list, and memory, follow the file's size.
    */
   warnings: ReplayWarning[];
-  /** Warnings past `maxWarnings`: counted, not listed (0 when all are in `warnings`). */
+  /** Warnings past those limits: counted, not listed (0 when all are in `warnings`). */
   warningsOmitted: number;
 }
 
@@ -71,18 +73,29 @@ export function checkMaxWarnings(what: string, value: unknown): number {
 }
 
 /**
- * Appends `more` (and `moreOmitted` already counted elsewhere) to `list` up to `max` entries;
- * returns how many were omitted in all. A loop, not `push(...more)`: a spread of hundreds of
- * thousands of warnings overflows the call stack.
+ * Appends `more` (and `moreOmitted` already counted elsewhere) to `list` up to `max` entries
+ * and `charsMax` characters of `reason` in all, stopping at the first that does not fit (as a
+ * replay lists them in file order); returns how many were omitted in all. Nothing is added
+ * once `list` omitted any. A loop, not `push(...more)`: a spread of hundreds of thousands of
+ * warnings overflows the call stack.
  */
-export function addWarnings<T>(
+export function addWarnings<T extends { reason: string }>(
   list: T[],
   omitted: number,
   more: readonly T[],
   moreOmitted: number,
   max: number,
+  charsMax: number = Infinity,
 ): number {
+  let chars = charsMax === Infinity ? 0 : list.reduce((n, w) => n + w.reason.length, 0);
   let i = 0;
-  for (; i < more.length && list.length < max; i++) list.push(more[i]!);
+  if (omitted === 0) {
+    for (; i < more.length && list.length < max; i++) {
+      const c = more[i]!.reason.length;
+      if (chars + c > charsMax) break;
+      chars += c;
+      list.push(more[i]!);
+    }
+  }
   return omitted + moreOmitted + (more.length - i);
 }

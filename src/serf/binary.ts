@@ -350,9 +350,13 @@ export async function replayBinaryFile(
       if (pos + have < size && have < scanner.capacity) {
         const n = await file.read(scanner.buffer().subarray(have), pos + have);
         if (n === 0) {
-          throw new Error(`Cannot read "${path}": file shrank during replay at offset ${pos + have}`);
+          // The file got shorter while it was read (a log's open cut a torn tail under this
+          // reader): it ends here now, and what it holds up to here is read as any file is.
+          size = pos + have;
+          result.bytes = size;
+        } else {
+          have += Math.min(n, size - pos - have);
         }
-        have += Math.min(n, size - pos - have);
       }
       const eof = pos + have >= size;
       if (until === Infinity && range.plan) until = range.plan(pos + start) ?? Infinity;
@@ -432,18 +436,20 @@ export async function replayBinaryFile(
         // node name can hold anything, a whole frame included. A valid frame at or past that
         // extent proves records after the damage.
         next = await nextFrame(claimedEnd);
-        // None there (the extent runs to or past the end of the file): the frames inside it
-        // are still records if they run on to the very end of the file (or to zeros), past
-        // any further damage, since a torn write does not end exactly where frames inside its
-        // own payload end, except by design. Then the damaged frame's length is what is
-        // damaged. Otherwise this is a torn last frame, as a crash leaves it, and salvage does
-        // not take the contained "frames" as records.
-        if (next < 0 && await framesReachEnd(scanner, file, first, size, reaches)) {
+        // None there (the extent runs to or past the end of the file). A frame whose header
+        // word is sound (type, flags, reserved and length as a writer writes them: the scan
+        // stopped at its checksum or at the end of the file) is the torn last append, whatever
+        // its payload holds: a node name can hold frames that end where the file ends, and
+        // where it ends is not chance (a crash or a reader's look at a growing file cuts at a
+        // page boundary, which a crafted name can aim at: a reader reported corruption, and
+        // salvage a node the log never had). A damaged header word, which no tear leaves (the
+        // word is aligned), proves damage: then the frames inside its extent are records if
+        // they run on to the very end of the file (or to zeros), past any further damage.
+        const headerSound = r.status === ScanStatus.incomplete || r.status === ScanStatus.badCrc;
+        if (next < 0 && !headerSound && await framesReachEnd(scanner, file, first, size, reaches)) {
           next = first;
           win.at = -1; // the walk reused the buffer
-          reason = r.status === ScanStatus.incomplete
-            ? "length runs past the end of the file"
-            : `${reason}, and a length that runs over the frames after it`;
+          reason = `${reason}, and a length that runs over the frames after it`;
         }
       }
       if (next < 0) {

@@ -425,37 +425,64 @@ export async function replayBinaryFile(
         if (win.at >= 0 && from >= win.at && from < win.at + win.n) {
           const hit = scanner.resync(from - win.at, win.n);
           const cut = scanner.resyncCut(); // a candidate before `hit` that runs past the bytes held
-          if (hit >= 0 && (cut < 0 || win.at + win.n >= size)) return win.at + hit;
+          // Held to the end of the file: a candidate cut there is no frame, and there is no more.
+          if (win.at + win.n >= size) return hit >= 0 ? win.at + hit : -1;
+          if (hit >= 0 && cut < 0) return win.at + hit;
         }
-        return await findNextFrame(scanner, file, from, size, win);
+        return await findNextFrame(scanner, file, from, size, win, path);
       };
-      const first = await nextFrame(damageAt + 8);
-      let next = first;
-      if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
-        // A valid frame inside the damaged frame's own extent may be bytes of its payload: a
-        // node name can hold anything, a whole frame included. A valid frame at or past that
-        // extent proves records after the damage.
-        next = await nextFrame(claimedEnd);
-        // None there (the extent runs to or past the end of the file). A frame whose header
-        // word is sound (type, flags, reserved and length as a writer writes them: the scan
-        // stopped at its checksum or at the end of the file) is the torn last append, whatever
-        // its payload holds: a node name can hold frames that end where the file ends, and
-        // where it ends is not chance (a crash or a reader's look at a growing file cuts at a
-        // page boundary, which a crafted name can aim at: a reader reported corruption, and
-        // salvage a node the log never had). A damaged header word, which no tear leaves (the
-        // word is aligned), proves damage: then the frames inside its extent are records if
-        // they run on to the very end of the file (or to zeros), past any further damage.
-        const headerSound = r.status === ScanStatus.incomplete || r.status === ScanStatus.badCrc;
-        if (next < 0 && !headerSound && await framesReachEnd(scanner, file, first, size, reaches)) {
-          next = first;
-          win.at = -1; // the walk reused the buffer
-          reason = `${reason}, and a length that runs over the frames after it`;
+      // Where valid records resume after the damage (-1: none, a torn tail), and for a zeroed
+      // frame header whether zeros run to the end. Reads only: a file that gets shorter meanwhile
+      // throws FileShrankError before anything is decided.
+      const decide = async (): Promise<{ next: number; first: number; zeroed: boolean }> => {
+        const first = await nextFrame(damageAt + 8);
+        let next = first;
+        if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
+          // A valid frame inside the damaged frame's own extent may be bytes of its payload: a
+          // node name can hold anything, a whole frame included. A valid frame at or past that
+          // extent proves records after the damage.
+          next = await nextFrame(claimedEnd);
+          // None there (the extent runs to or past the end of the file, or ends inside the
+          // last frame). A frame whose header word is sound (type, flags, reserved and length
+          // as a writer writes them: the scan stopped at its checksum or at the end of the file)
+          // and whose extent reaches the end of the file is the torn last append, whatever its
+          // payload holds: a node name can hold frames that end where the file ends, and where
+          // it ends is not chance (a crash or a reader's look at a growing file cuts at a page
+          // boundary, which a crafted name can aim at: a reader reported corruption, and salvage
+          // a node the log never had). A damaged header word, which no tear leaves (the word is
+          // aligned), or a sound one whose extent ends inside the file (no tear either: a
+          // damaged length), proves damage: then the frames inside its extent are records if
+          // they run on to the very end of the file (or to zeros), past any further damage.
+          const headerSound = (r.status === ScanStatus.incomplete || r.status === ScanStatus.badCrc) &&
+            claimedEnd >= size;
+          if (next < 0 && !headerSound && await framesReachEnd(scanner, file, first, size, reaches)) {
+            next = first;
+            win.at = -1; // the walk reused the buffer
+            reason = `${reason}, and a length that runs over the frames after it`;
+          }
         }
-      }
-      if (next < 0) {
         // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every
         // mode; a type byte of 0 before bytes that are not is damage.
-        const zeroed = r.status === ScanStatus.zero && await zerosToEnd(file, damageAt, size, path);
+        const zeroed = next < 0 && r.status === ScanStatus.zero &&
+          await zerosToEnd(file, damageAt, size, path);
+        return { next, first, zeroed };
+      };
+      let decided: { next: number; first: number; zeroed: boolean };
+      try {
+        decided = await decide();
+      } catch (e) {
+        if (!(e instanceof FileShrankError)) throw e;
+        // The file got shorter (a log's open cut a torn tail under this reader): scan again
+        // from the damage with the new end, as a replay of the shorter file would.
+        size = Math.min(size, e.at);
+        result.bytes = size;
+        pos = damageAt;
+        have = 0;
+        start = 0;
+        continue;
+      }
+      const { next, zeroed } = decided;
+      if (next < 0) {
         if (r.status === ScanStatus.zero && !zeroed) reason = "type 0 before bytes that are not zero";
         result.goodEnd = damageAt;
         result.tornTailBytes = size - damageAt;
@@ -582,6 +609,7 @@ export async function findNextFrame(
   from: number,
   size: number,
   win?: FindWindow,
+  path = "",
 ): Promise<number> {
   if (win) win.at = -1;
   let w = from + ((8 - (from % 8)) % 8);
@@ -590,7 +618,7 @@ export async function findNextFrame(
   while (w + FRAME_HEADER_BYTES <= size) {
     const len = Math.min(want, size - w);
     const buf = scanner.buffer();
-    await readFull(file, buf.subarray(0, len), w, "");
+    await readFull(file, buf.subarray(0, len), w, path);
     const hit = scanner.resync(0, len);
     const cut = scanner.resyncCut(); // before `hit`, if both
     const last = w + len >= size;
@@ -612,7 +640,18 @@ export async function findNextFrame(
   return -1;
 }
 
-/** Reads exactly `buf.length` bytes at `position`. */
+/** A read met the end of the file before the size it was known to have: it got shorter. */
+export class FileShrankError extends Error {
+  /** Where the read found the end. */
+  readonly at: number;
+  constructor(path: string, at: number) {
+    super(`Cannot read "${path}": unexpected end of file at offset ${at}`);
+    this.name = "FileShrankError";
+    this.at = at;
+  }
+}
+
+/** Reads exactly `buf.length` bytes at `position`; {@link FileShrankError} if the file ends first. */
 export async function readFull(
   file: FileHandle,
   buf: Uint8Array,
@@ -622,7 +661,7 @@ export async function readFull(
   let off = 0;
   while (off < buf.length) {
     const n = await file.read(buf.subarray(off), position + off);
-    if (n === 0) throw new Error(`Cannot read "${path}": unexpected end of file at offset ${position + off}`);
+    if (n === 0) throw new FileShrankError(path, position + off);
     off += n;
   }
 }

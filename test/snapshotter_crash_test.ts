@@ -2183,6 +2183,26 @@ Deno.test("Snapshotter reads an append torn where the frames in its name end as 
     assert.equal(r.tornTailBytes, cut.length - at, recovery);
     assert.deepEqual(r.warnings, [], recovery);
   }
+  // A crash that keeps the size and zeroes what the tear lost (the sectors after it, here the
+  // crafted frame's rest and 20 appends after it): the torn frame is whole by its length, ends
+  // inside the zeros, and fails its checksum.
+  const mem2 = new MemFs();
+  const s2 = await openMem(mem2, { minCompactSizeBytes: 2 ** 52 });
+  s2.append(alive("real", "10.0.0.1:7946"));
+  s2.append(alive("xx" + fake + "y".repeat(5000), "10.0.0.2:7946"));
+  for (let i = 0; i < 20; i++) s2.append(alive(`later${i}`, "10.0.0.3:7946"));
+  await s2.close();
+  const zeroed = mem2.read(P);
+  assert.deepEqual(zeroed.subarray(0, cut.length), cut);
+  zeroed.fill(0, cut.length);
+  for (const recovery of ["truncate-tail", "salvage"] as const) {
+    const m = new MemFs();
+    m.write(P, zeroed);
+    const r = await replaySnapshot(P, { fs: m, recovery });
+    assert.deepEqual(r.aliveNodes.map((n) => n.name), ["real"], `zeroed, ${recovery}`);
+    assert.equal(r.tornTailBytes, zeroed.length - at, `zeroed, ${recovery}`);
+    assert.deepEqual(r.warnings, [], `zeroed, ${recovery}`);
+  }
   // And the whole file reads the long node, not the one inside it.
   const m = new MemFs();
   m.write(P, whole);

@@ -61,7 +61,8 @@ Options:
                                   Binary format: how damage is handled (default: truncate-tail)
   --json                          Print one JSON object: format, aliveNodes (sorted by name),
                                   lastClock, lastEventClock, lastQueryClock (decimal strings),
-                                  records, bytes, warnings (the first 10,000; past that
+                                  records, bytes, warnings (the first 10,000, and in go-text
+                                  no more than 1 Mi characters of their text; past either,
                                   also warningsOmitted, the rest counted), tornTailBytes,
                                   replayMs
   -h, --help                      Show this help
@@ -74,7 +75,7 @@ const DUMP_USAGE = `Usage: snaplog dump [options] FILE
 Prints FILE's records in file order, read-only: one line each, with its offset (and line
 number in serf's go-text format), and a note for every line serf skips, every damaged
 region --recovery salvage steps over, and a torn tail. Names and addresses are quoted, as
-serf shows them: a byte that begins no UTF-8 rune prints as U+FFFD.
+serf shows them: a byte that begins no whole UTF-8 rune prints as U+FFFD.
 
 Options:
   --format auto|binary|go-text    The file's format (default: auto, detected from its header)

@@ -336,6 +336,8 @@ export async function replayBinaryFile(
   // frames asks again from frames an earlier walk went through (each walk to the end again
   // was quadratic: 73 s for 5,400 damaged frames in a 128 KiB tail).
   const reaches = new Map<number, boolean>();
+  // The same, for walks that must end exactly at the end of the file (not at a tail of zeros).
+  const reachesExactly = new Map<number, boolean>();
   // The buffer must hold two maximal frames, so a resync window always overlaps enough.
   const cap = Math.max(chunkBytes, 2 * SERF_FRAME_SIZE_MAX);
   const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
@@ -450,12 +452,16 @@ export async function replayBinaryFile(
           // it ends is not chance (a crash or a reader's look at a growing file cuts at a page
           // boundary, which a crafted name can aim at: a reader reported corruption, and salvage
           // a node the log never had). A damaged header word, which no tear leaves (the word is
-          // aligned), or a sound one whose extent ends inside the file (no tear either: a
-          // damaged length), proves damage: then the frames inside its extent are records if
-          // they run on to the very end of the file (or to zeros), past any further damage.
-          const headerSound = (r.status === ScanStatus.incomplete || r.status === ScanStatus.badCrc) &&
-            claimedEnd >= size;
-          if (next < 0 && !headerSound && await framesReachEnd(scanner, file, first, size, reaches)) {
+          // aligned), proves damage: then the frames inside its extent are records if they run
+          // on to the very end of the file (or to zeros), past any further damage. So does a
+          // sound one whose extent ends inside the file (a damaged length), but only if they run
+          // to the very end: a crash that zeroes the sectors after a tear leaves a sound torn
+          // frame whose extent ends in those zeros, and a name's frames that end where they start.
+          const sound = r.status === ScanStatus.incomplete || r.status === ScanStatus.badCrc;
+          if (
+            next < 0 && !(sound && claimedEnd >= size) &&
+            await framesReachEnd(scanner, file, first, size, sound ? reachesExactly : reaches, !sound)
+          ) {
             next = first;
             win.at = -1; // the walk reused the buffer
             reason = `${reason}, and a length that runs over the frames after it`;
@@ -529,7 +535,8 @@ function claimedFrameEnd(head: Uint8Array, at: number): number | null {
 /**
  * True if valid frames from `from` (where one starts) reach the end of the file: back to back,
  * but for stretches of damage each followed by a valid frame, with the last one ending exactly
- * at the end of the file or at a tail of zeros.
+ * at the end of the file or (if `zerosEnd`) at a tail of zeros. `known` caches answers by
+ * start, one map for each value of `zerosEnd`.
  */
 async function framesReachEnd(
   scanner: FrameScanner,
@@ -537,6 +544,7 @@ async function framesReachEnd(
   from: number,
   size: number,
   known: Map<number, boolean>,
+  zerosEnd: boolean,
 ): Promise<boolean> {
   // Every frame a stretch starts from reaches the end exactly when the walk does: remember
   // them all with the answer.
@@ -555,7 +563,9 @@ async function framesReachEnd(
     const r = scanner.scan(0, len, false);
     const last = pos + len === size;
     if (r.status === ScanStatus.end && last) return answer(true);
-    if (r.status === ScanStatus.zero && await zerosToEnd(file, pos + r.offset, size, "")) return answer(true);
+    if (r.status === ScanStatus.zero && zerosEnd && await zerosToEnd(file, pos + r.offset, size, "")) {
+      return answer(true);
+    }
     // A window that ends on a frame boundary, or cuts a frame (the buffer holds two maximal
     // frames, so one was whole before it): read on from there.
     if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {

@@ -113,9 +113,12 @@ export interface ConvertReport {
   lastQueryClock: bigint;
   /** Bytes after the input's last complete record (not converted: replay drops them too). */
   tornTailBytes: number;
-  /** What replay skipped in the input, in file order (go-text: serf's WARN wording): the first 10,000. */
+  /**
+   * What replay skipped in the input, in file order (go-text: serf's WARN wording): the first
+   * 10,000, and in serf's text format no more than 1 Mi characters of `reason` in all.
+   */
   warnings: ReplayWarning[];
-  /** What replay skipped past the first 10,000: counted, not listed. */
+  /** What replay skipped past those limits: counted, not listed. */
   warningsOmitted: number;
   /**
    * True when the input's `leave` changes its state (the two leave modes replay differently),

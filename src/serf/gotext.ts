@@ -70,7 +70,7 @@ const NEWLINE = 0x0a;
 /**
  * Characters of warning text a replay lists at most, besides `maxWarnings`: the warnings
  * after the first that does not fit are counted, not kept (10,000 skipped lines of 4,000
- * bytes held 150-600 MiB of warnings).
+ * bytes held up to 610 MiB of warnings).
  */
 export const WARNINGS_CHARS_MAX = 1 << 20;
 

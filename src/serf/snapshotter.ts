@@ -169,7 +169,10 @@ export interface OpenReport {
    * or the lines serf's rules skip (go-text; `line` is the line number, with serf's reason).
    */
   skipped: ReplayWarning[];
-  /** What replay skipped past the first 10,000 entries of `skipped`: counted, not listed. */
+  /**
+   * What replay skipped past the first 10,000 entries of `skipped` (and, in serf's text format,
+   * past 1 Mi characters of their reasons): counted, not listed.
+   */
   skippedOmitted: number;
   /** Where the damaged file was copied before a repair, or null. */
   brokenCopy: string | null;

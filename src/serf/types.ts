@@ -29,7 +29,7 @@ export interface SnapshotState {
   /**
    * The alive set, sorted by name byte-wise on the bytes the file holds (the UTF-8 bytes,
    * for names that are UTF-8; a name that is not sorts by its own bytes, then decodes as serf
-   * shows it, each byte that begins no rune as U+FFFD).
+   * shows it, each byte that begins no whole rune as U+FFFD).
    */
   aliveNodes: AliveNode[];
   /** The last member Lamport clock written (uint64). */

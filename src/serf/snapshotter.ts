@@ -395,10 +395,15 @@ async function formatGuess(
     // with anything else (a NUL, say) and holds a valid frame in its first 256 KiB is a binary
     // snapshot with a bad header. As text it would replay to nothing, in every mode, and an
     // open would cut it back to its last newline byte and append text. (Go text asked of it is
-    // still honoured: a crafted node name in a text file can hold a frame.)
-    return beginsLikeText(head[0]!) || !(await holdsFrame(file, size, path, HEADERLESS_PROBE_BYTES))
-      ? "go-text"
-      : "headerless";
+    // still honoured: a crafted node name in a text file can hold a frame.) But a file that
+    // holds serf's lines is serf's: serf never fsyncs its snapshot, so a crash can zero its
+    // first page while later ones stay (snaplog's header is fsynced before any record, so
+    // only damage to the medium loses it), and a frame a crafted name holds must not make
+    // it binary (salvage then rewrote the file as a binary snapshot of that one node).
+    if (beginsLikeText(head[0]!) || !(await holdsFrame(file, size, path, HEADERLESS_PROBE_BYTES))) {
+      return "go-text";
+    }
+    return await holdsSerfLine(file, size, path, HEADERLESS_PROBE_BYTES) ? "go-text" : "headerless";
   }
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
@@ -420,6 +425,31 @@ async function beginsAsText(file: FileHandle, path: string): Promise<boolean> {
   const first = new Uint8Array(1);
   await readFull(file, first, 0, path);
   return beginsLikeText(first[0]!);
+}
+
+/** What begins each of serf's records but `leave` (and a comment), after a newline. */
+const SERF_LINE_STARTS = [
+  "alive: ",
+  "not-alive: ",
+  "clock: ",
+  "event-clock: ",
+  "query-clock: ",
+  "coordinate: ",
+  "leave\n",
+]
+  .map((p) => new TextEncoder().encode(`\n${p}`));
+
+/**
+ * True if the file's first `upTo` bytes hold a newline followed by the start of one of serf's
+ * records: a whole line of serf's, in a file whose start is lost.
+ */
+async function holdsSerfLine(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
+  const buf = new Uint8Array(Math.min(size, upTo));
+  await readFull(file, buf, 0, path);
+  for (let at = buf.indexOf(0x0a); at >= 0; at = buf.indexOf(0x0a, at + 1)) {
+    if (SERF_LINE_STARTS.some((p) => p.every((b, k) => buf[at + k] === b))) return true;
+  }
+  return false;
 }
 
 /**

@@ -23,7 +23,21 @@ const ASC_VERSION = "0.28.20";
 // --enable simd: the Go text scan (assembly/gotext.ts) finds line ends 32 bytes per step
 // with i8x16 compares, about twice as fast as 8-byte SWAR; every engine snaplog targets
 // (V8 since 9.1, SpiderMonkey, JavaScriptCore since Safari 16.4) has Wasm SIMD.
-const FLAGS = ["-O3", "--runtime", "stub", "--use", "abort=", "--memoryBase", "16384", "--enable", "simd"];
+// --maximumMemory 32768: 2 GiB (64 KiB pages), the limit the README states. Without it the
+// memory grew to 4 GiB, where addresses past 2^31 came back to JavaScript as negative numbers.
+const FLAGS = [
+  "-O3",
+  "--runtime",
+  "stub",
+  "--use",
+  "abort=",
+  "--memoryBase",
+  "16384",
+  "--enable",
+  "simd",
+  "--maximumMemory",
+  "32768",
+];
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const assemblyDir = `${root}assembly`;

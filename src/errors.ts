@@ -141,7 +141,9 @@ export class FileChangedError extends Error {
  * A write or fsync failed earlier, or the log's file was changed behind it
  * ({@link FileChangedError}), so the log no longer knows what reached the disk: it refuses
  * every further write until it is reopened, which replays what is really there (the lesson
- * of PostgreSQL's "fsyncgate"). `cause` is the original failure.
+ * of PostgreSQL's "fsyncgate"). Also when the alive set stopped fitting in the log's Wasm
+ * memory (2 GiB): the buffered records that did not fit are not written. `cause` is the
+ * original failure.
  *
  * @example
  * ```ts
@@ -170,6 +172,8 @@ export class PoisonedError extends Error {
       `Cannot ${action} "${path}"${detail === undefined ? "" : ` (${detail})`}: ${
         cause instanceof FileChangedError
           ? cause.message
+          : cause instanceof RangeError
+          ? `its state stopped fitting in memory (${cause.message})`
           : `an earlier write or fsync failed (${cause instanceof Error ? cause.message : String(cause)})`
       }; reopen the log`,
       { cause },

@@ -478,3 +478,38 @@ Deno.test("SerfState keys its hash per instance: names built to collide spread o
   for (const name of names) other.alive(name, "10.9.9.9:7946");
   assert.equal(other.count, names.length);
 });
+
+Deno.test("A Wasm instance's memory stops at 2 GiB with a RangeError, every address below 2^31", () => {
+  // Without a maximum it grew to 4 GiB, and addresses past 2^31 came back to JavaScript as
+  // negative numbers (a list of a large alive set wrote past a 1-byte block).
+  const core = new WasmCore();
+  const blocks: number[] = [];
+  assert.throws(() => {
+    for (;;) blocks.push(core.alloc(64 << 20)); // pages are reserved, not touched
+  }, /Cannot allocate 67108864 bytes of Wasm memory/);
+  assert.ok(blocks.length >= 28, `${blocks.length} blocks of 64 MiB`);
+  assert.ok(blocks.every((p) => p > 0 && p + (64 << 20) <= 2 ** 31), "addresses");
+  assert.ok(core.exports.memory.buffer.byteLength <= 2 ** 31);
+  // And a list of the alive set that cannot have its copy says so.
+  const state = new SerfState(core);
+  state.reset(false);
+  for (let i = 0; i < 3; i++) state.alive(`n${i}`, "1");
+  while (true) {
+    try {
+      core.alloc(1 << 20);
+    } catch {
+      break;
+    }
+  }
+  for (;;) {
+    try {
+      core.alloc(64);
+    } catch {
+      break;
+    }
+  }
+  assert.throws(
+    () => state.aliveNodes(),
+    (e) => e instanceof RangeError && /Cannot list the alive set/.test(e.message),
+  );
+});

@@ -24,6 +24,7 @@ import { WasmCore } from "../src/_wasm/core.ts";
 import { encodeFileHeader, FileKind, FrameEncoder, frameSize } from "../src/core/frame.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { writePolicy } from "../src/serf/snapshotter.ts";
+import { applyFaults } from "../src/serf/_codec.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 
 const P = "d/s.snap";
@@ -2498,4 +2499,32 @@ Deno.test("Snapshotter: a failed .broken copy keeps its Deno error class", async
     assert.match(e.message, /^Cannot repair .*Permission denied/);
     return true;
   });
+});
+
+Deno.test("Snapshotter refuses further work, cleanly, once its alive set stops fitting in Wasm memory", async () => {
+  // The record an apply stopped at could never be applied: every sync() failed on it again,
+  // append() kept taking records behind it until back-pressure, and aliveCount threw.
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.sync();
+  s.append(alive("b", "10.0.0.2:7946"));
+  applyFaults.outOfMemory = true;
+  let err;
+  try {
+    err = await s.sync().catch((e) => e);
+    assert.equal(s.aliveCount, 1, "the count so far, no error");
+    assert.deepEqual(s.aliveNodes().map((n) => n.name), ["a"]);
+  } finally {
+    applyFaults.outOfMemory = false;
+  }
+  assert.ok(err instanceof PoisonedError, String(err));
+  assert.match(err.message, /stopped fitting in memory/);
+  assert.ok(err.cause instanceof RangeError);
+  assert.throws(() => s.append(alive("c", "1")), PoisonedError);
+  await assert.rejects(s.sync(), PoisonedError);
+  await assert.rejects(s.close(), PoisonedError); // reports, and releases the lock
+  const again = await openMem(mem);
+  assert.deepEqual(names(stateOf(again)), ["a"], "what was acknowledged, nothing half-applied");
+  await again.close();
 });

@@ -78,6 +78,12 @@ export interface Codec {
   compactInto(emit: (chunk: Uint8Array) => void): number;
 }
 
+/**
+ * Tests only: while set, every apply of staged records fails as one does once the alive set no
+ * longer fits in Wasm memory (filling 2 GiB in a test would take seconds and gigabytes).
+ */
+export const applyFaults: { outOfMemory: boolean } = { outOfMemory: false };
+
 /** Staging starts at 1 MiB and doubles on demand up to the log's buffer limit. */
 const STAGING_BYTES = 1 << 20;
 /**
@@ -186,6 +192,9 @@ export class BinaryCodec implements Codec {
     // than sealing the batch and then walking it again to apply it).
     if (enc.sealedLength !== from) {
       throw new Error(`Cannot apply records: ${enc.sealedLength} bytes sealed, ${from} applied`);
+    }
+    if (applyFaults.outOfMemory) {
+      throw new RangeError(`Cannot apply records: the alive set does not fit in Wasm memory`);
     }
     const status = this.#x.serf_seal_apply(enc.pointer + from, len - from, SERF_RECORD_SIZE_MAX);
     const done = from + this.#x.serf_apply_offset();

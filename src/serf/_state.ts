@@ -219,8 +219,18 @@ export class SerfState {
     count: number,
     run: (bytesPtr: number, entriesPtr: number) => number,
   ): { bytes: Uint8Array<ArrayBuffer>; entries: Uint8Array<ArrayBuffer>; n: number } {
-    const bytesPtr = this.core.alloc(Math.max(byteLen, 1));
-    const entriesPtr = this.core.alloc(Math.max(count * 12, 1));
+    let bytesPtr = 0;
+    let entriesPtr = 0;
+    try {
+      bytesPtr = this.core.alloc(Math.max(byteLen, 1));
+      entriesPtr = this.core.alloc(Math.max(count * 12, 1));
+    } catch (e) {
+      if (bytesPtr !== 0) this.core.free(bytesPtr, Math.max(byteLen, 1));
+      throw new RangeError(
+        `Cannot list the alive set: a copy of its ${count} nodes (${byteLen} bytes of names and addresses) does not fit in Wasm memory beside it (at most 2 GiB in all)`,
+        { cause: e },
+      );
+    }
     try {
       const n = run(bytesPtr, entriesPtr);
       const u8 = this.core.u8;

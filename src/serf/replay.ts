@@ -145,6 +145,12 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
       warnings: r.skipped.map((s) => ({ line: s.offset, reason: `skipped ${s.bytes} bytes: ${s.reason}` })),
       warningsOmitted: r.skippedOmitted,
     };
+  } catch (e) {
+    // Memory running out (the state, or a copy of it for the list) is named with the file.
+    if (e instanceof RangeError && !e.message.includes(`"${path}"`)) {
+      throw new RangeError(`Cannot replay "${path}": ${e.message}`, { cause: e });
+    }
+    throw e;
   } finally {
     await file.close();
   }

@@ -933,7 +933,7 @@ export class Snapshotter {
    * building the list (a cluster-size gauge can read it as often as it likes).
    */
   get aliveCount(): number {
-    this.#codec.apply();
+    this.#applyStaged();
     return this.#codec.state.count;
   }
 
@@ -944,8 +944,21 @@ export class Snapshotter {
    * @returns The alive nodes.
    */
   aliveNodes(): AliveNode[] {
-    this.#codec.apply();
+    this.#applyStaged();
     return this.#codec.state.aliveNodes();
+  }
+
+  /**
+   * Applies the staged records to the state, unless the log is poisoned because its alive set
+   * stopped fitting in Wasm memory: then the one it stopped at can never be applied, and the
+   * state so far is what there is (a gauge reading aliveCount must not throw).
+   */
+  #applyStaged(): void {
+    try {
+      this.#codec.apply();
+    } catch (e) {
+      if (!(e instanceof RangeError) || this.#poison === null) throw e;
+    }
   }
 
   /**
@@ -972,7 +985,8 @@ export class Snapshotter {
    *   name or address that would inject lines.
    * @throws {BackpressureError} If `bufferSizeMaxBytes` are already waiting for the disk.
    * @throws {ClosedError} After `close()`.
-   * @throws {PoisonedError} After a failed fsync, or once the file changed behind the log (reopen the log).
+   * @throws {PoisonedError} After a failed fsync, once the file changed behind the log, or once
+   *   the alive set stopped fitting in Wasm memory (reopen the log).
    */
   append(record: SnapshotRecord): Promise<void> {
     try {
@@ -1094,7 +1108,8 @@ export class Snapshotter {
    * @throws {BackpressureError} If `bufferSizeMaxBytes` are already waiting for the disk (none
    *   of the event's records is staged).
    * @throws {ClosedError} After `close()`.
-   * @throws {PoisonedError} After a failed fsync, or once the file changed behind the log.
+   * @throws {PoisonedError} After a failed fsync, once the file changed behind the log, or once
+   *   the alive set stopped fitting in Wasm memory.
    */
   handleEvent(event: SerfEvent): Promise<void> {
     try {
@@ -1600,11 +1615,22 @@ export class Snapshotter {
     const end = this.#codec.staged;
     try {
       for (let done = 0; done < end;) {
-        const upTo = this.#codec.prepare(done, Math.min(end, done + writePolicy.pieceBytes));
+        let upTo: number;
+        try {
+          upTo = this.#codec.prepare(done, Math.min(end, done + writePolicy.pieceBytes));
+        } catch (e) {
+          // The alive set no longer fits in Wasm memory (RangeError): the record it stopped at
+          // can never be applied, so every retry would fail on it while appends pile up behind.
+          // Keep what was written before this write, and refuse from now on.
+          await this.#file.truncate(this.#fileSize).catch(() => {});
+          this.#poison = e;
+          throw new PoisonedError(this.#path, "write", e);
+        }
         await this.#file.write(this.#codec.bytesAt(done, upTo), this.#fileSize + done);
         done = upTo;
       }
     } catch (e) {
+      if (e instanceof PoisonedError) throw e;
       // A partial write (a full disk) leaves a torn frame: cut it off so the file ends on a
       // record boundary again, keep the records buffered, and let the caller retry. If even
       // that fails, nothing about the file can be promised any more.

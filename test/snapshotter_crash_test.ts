@@ -1402,6 +1402,29 @@ Deno.test("A binary snapshot whose header is lost whole (a zeroed first sector) 
   }
 });
 
+Deno.test("A binary snapshot whose header is lost stays binary to auto when a node name holds serf's lines", async () => {
+  // Serf lines inside a frame counted: auto read such a file as Go text (one node, "ghost",
+  // the log never had), and a default open cut it back to its last newline and appended text.
+  const mem = new MemFs();
+  const s = await openMem(mem, { minCompactSizeBytes: 2 ** 52 });
+  for (let i = 0; i < 400; i++) {
+    s.append(alive(i === 300 ? "evil\nalive: ghost 6.6.6.6:1\n" : `node-${i}`, "10.0.0.1:7946"));
+  }
+  await s.close();
+  const lost = mem.read(P);
+  lost.fill(0, 0, 4096);
+  mem.write(P, lost);
+  await assert.rejects(replaySnapshot(P, { fs: mem }), CorruptionError);
+  await assert.rejects(openMem(mem), CorruptionError);
+  assert.deepEqual(mem.read(P), lost, "refused, not cut");
+  const r = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+  assert.equal(r.format, "binary");
+  assert.ok(
+    r.aliveNodes.length > 250 && !r.aliveNodes.some((n) => n.name === "ghost"),
+    `${r.aliveNodes.length}`,
+  );
+});
+
 Deno.test("Snapshotter go-text: strict cuts a tail of zeros as binary does, and refuses a torn line", async () => {
   // Strict refused a go-text file whose tail was zeros (a crash that extended the file), where
   // the binary format cuts such a tail in every mode.
@@ -2499,6 +2522,42 @@ Deno.test("Snapshotter: a failed .broken copy keeps its Deno error class", async
     assert.match(e.message, /^Cannot repair .*Permission denied/);
     return true;
   });
+});
+
+Deno.test("Snapshotter: a gauge that finds the alive set no longer fits poisons the log instead of throwing", async () => {
+  // aliveCount threw the RangeError on every read until a write came along.
+  const mem = new MemFs();
+  const s = await openMem(mem, { sync: "never" });
+  s.append(alive("a", "10.0.0.1:7946"));
+  await s.sync();
+  applyFaults.outOfMemory = true;
+  try {
+    s.append(alive("b", "10.0.0.2:7946"));
+    assert.equal(s.aliveCount, 1);
+    assert.equal(s.aliveCount, 1);
+    assert.deepEqual(s.aliveNodes().map((n) => n.name), ["a"]);
+  } finally {
+    applyFaults.outOfMemory = false;
+  }
+  assert.throws(() => s.append(alive("c", "1")), PoisonedError);
+  await assert.rejects(s.close(), PoisonedError);
+});
+
+Deno.test("Snapshotter finds a damaged length that points into real frames before a zeroed tail as corruption", async () => {
+  // The zeroed-tail rule (a sound torn frame whose extent ends in the zeros) first applied to
+  // every sound header whose extent ends inside a file that ends in zeros: a flipped length
+  // pointing into real frames cut them as a torn tail.
+  const { bytes, starts } = await kRecords();
+  const file = new Uint8Array(bytes.length + 512); // a preallocated tail
+  file.set(bytes);
+  const v = new DataView(file.buffer);
+  v.setUint32(starts[1]! + 4, starts[4]! + 8 - starts[1]! - 12, true); // ends 8 bytes into the last frame
+  const mem = new MemFs();
+  mem.write(P, file);
+  const err = await openMem(mem).catch((e) => e);
+  assert.ok(err instanceof CorruptionError && err.offset === starts[1], String(err));
+  const r = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+  assert.deepEqual(r.aliveNodes.map((n) => n.name), ["n0", "n2", "n3", "n4"]);
 });
 
 Deno.test("Snapshotter refuses further work, cleanly, once its alive set stops fitting in Wasm memory", async () => {

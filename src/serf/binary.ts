@@ -454,13 +454,15 @@ export async function replayBinaryFile(
           // a node the log never had). A damaged header word, which no tear leaves (the word is
           // aligned), proves damage: then the frames inside its extent are records if they run
           // on to the very end of the file (or to zeros), past any further damage. So does a
-          // sound one whose extent ends inside the file (a damaged length), but only if they run
-          // to the very end: a crash that zeroes the sectors after a tear leaves a sound torn
-          // frame whose extent ends in those zeros, and a name's frames that end where they start.
+          // sound one whose extent ends inside the file (a damaged length), except where its
+          // extent ends in a tail of zeros: a crash that zeroes the sectors after a tear leaves
+          // a sound torn frame like that, and a name's frames that end where the zeros start.
+          // There, they count only if they run to the very end of the file.
           const sound = r.status === ScanStatus.incomplete || r.status === ScanStatus.badCrc;
+          const exact = sound && claimedEnd < size && await zerosToEnd(file, claimedEnd, size, path);
           if (
             next < 0 && !(sound && claimedEnd >= size) &&
-            await framesReachEnd(scanner, file, first, size, sound ? reachesExactly : reaches, !sound)
+            await framesReachEnd(scanner, file, first, size, exact ? reachesExactly : reaches, !exact)
           ) {
             next = first;
             win.at = -1; // the walk reused the buffer

@@ -400,10 +400,11 @@ async function formatGuess(
     // first page while later ones stay (snaplog's header is fsynced before any record, so
     // only damage to the medium loses it), and a frame a crafted name holds must not make
     // it binary (salvage then rewrote the file as a binary snapshot of that one node).
-    if (beginsLikeText(head[0]!) || !(await holdsFrame(file, size, path, HEADERLESS_PROBE_BYTES))) {
-      return "go-text";
-    }
-    return await holdsSerfLine(file, size, path, HEADERLESS_PROBE_BYTES) ? "go-text" : "headerless";
+    // Lines inside a valid frame do not count: a binary node name can hold them as well.
+    if (beginsLikeText(head[0]!)) return "go-text";
+    const frames = await frameExtents(file, size, path, HEADERLESS_PROBE_BYTES, false);
+    if (frames.length === 0) return "go-text";
+    return await holdsSerfLine(file, size, path, HEADERLESS_PROBE_BYTES, frames) ? "go-text" : "headerless";
   }
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
@@ -441,12 +442,22 @@ const SERF_LINE_STARTS = [
 
 /**
  * True if the file's first `upTo` bytes hold a newline followed by the start of one of serf's
- * records: a whole line of serf's, in a file whose start is lost.
+ * records, outside the extents of the valid frames `frames` ([start, end) pairs, in order): a
+ * whole line of serf's, in a file whose start is lost.
  */
-async function holdsSerfLine(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
+async function holdsSerfLine(
+  file: FileHandle,
+  size: number,
+  path: string,
+  upTo: number,
+  frames: readonly [number, number][],
+): Promise<boolean> {
   const buf = new Uint8Array(Math.min(size, upTo));
   await readFull(file, buf, 0, path);
+  let f = 0;
   for (let at = buf.indexOf(0x0a); at >= 0; at = buf.indexOf(0x0a, at + 1)) {
+    while (f < frames.length && frames[f]![1] <= at) f++;
+    if (f < frames.length && frames[f]![0] <= at) continue; // inside a frame
     if (SERF_LINE_STARTS.some((p) => p.every((b, k) => buf[at + k] === b))) return true;
   }
   return false;
@@ -466,6 +477,22 @@ const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 2 * SERF_FRAME_SIZE_MAX;
  * (not binary.ts's findNextFrame, whose Wasm resync checksums every candidate, without bound).
  */
 async function holdsFrame(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
+  return (await frameExtents(file, size, path, upTo, true)).length > 0;
+}
+
+/**
+ * The valid frames ({@link holdsFrame}'s test) in the file's first `upTo` bytes, as [start, end)
+ * pairs in order, the search going on after each frame's end; only the first if `firstOnly`.
+ * Stops early (with what it found) when its checksum budget is spent.
+ */
+async function frameExtents(
+  file: FileHandle,
+  size: number,
+  path: string,
+  upTo: number,
+  firstOnly: boolean,
+): Promise<[number, number][]> {
+  const found: [number, number][] = [];
   const end = Math.min(size, upTo);
   const buf = new Uint8Array(Math.min(end, Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX)));
   const view = new DataView(buf.buffer);
@@ -496,12 +523,16 @@ async function holdsFrame(file: FileHandle, size: number, path: string, upTo: nu
     for (let p = i + 12 + length; p < stop; p++) padded &&= buf[p] === 0;
     if (!padded) continue;
     budget -= stop - i;
-    if (budget < 0) return false;
+    if (budget < 0) return found;
     // The checksum covers the frame with its own field read as zero.
     const sum = crc32c(buf.subarray(i + 12, stop), crc32c(ZERO_WORD, crc32c(buf.subarray(i, i + 8))));
-    if (sum === view.getUint32(i + 8, true)) return true;
+    if (sum === view.getUint32(i + 8, true)) {
+      found.push([at, pos + stop]);
+      if (firstOnly) return found;
+      at = pos + stop - 8; // the loop steps on to the frame's end
+    }
   }
-  return false;
+  return found;
 }
 
 const ZERO_WORD = new Uint8Array(4);
@@ -949,15 +980,17 @@ export class Snapshotter {
   }
 
   /**
-   * Applies the staged records to the state, unless the log is poisoned because its alive set
-   * stopped fitting in Wasm memory: then the one it stopped at can never be applied, and the
-   * state so far is what there is (a gauge reading aliveCount must not throw).
+   * Applies the staged records to the state. If the alive set no longer fits in Wasm memory
+   * (RangeError), the record it stopped at can never be applied: the log is poisoned, as a
+   * write would poison it, and the state so far is what there is (a gauge reading aliveCount
+   * must not throw).
    */
   #applyStaged(): void {
     try {
       this.#codec.apply();
     } catch (e) {
-      if (!(e instanceof RangeError) || this.#poison === null) throw e;
+      if (!(e instanceof RangeError)) throw e;
+      this.#poison ??= e;
     }
   }
 

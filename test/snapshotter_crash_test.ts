@@ -855,6 +855,19 @@ function hookedMemFs(mem: MemFs, hooks: (h: FileHandle) => Partial<FileHandle>):
   };
 }
 
+/** `mem` with every byte read counted: for tests that bound a replay's reads, not its time. */
+function readCounting(mem: MemFs): { fs: FileSystem; bytes: () => number } {
+  let read = 0;
+  const fs = hookedMemFs(mem, (h) => ({
+    read: async (buf, position) => {
+      const n = await h.read(buf, position);
+      read += n;
+      return n;
+    },
+  }));
+  return { fs, bytes: () => read };
+}
+
 /**
  * A MemFs whose writes read their data only after the caller has moved on (as a write on one of
  * Deno's I/O threads does), so a buffer reused while a write is in flight shows up as damage.
@@ -2379,15 +2392,9 @@ Deno.test("Salvage past many damaged frames whose lengths claim the rest of the 
     file.set(leave, at + 8);
   }
   mem.write(P, file);
-  let read = 0;
-  const counting = hookedMemFs(mem, (h) => ({
-    read: async (buf, position) => {
-      const n = await h.read(buf, position);
-      read += n;
-      return n;
-    },
-  }));
-  const r = await replaySnapshot(P, { fs: counting, recovery: "salvage" });
+  const counting = readCounting(mem);
+  const r = await replaySnapshot(P, { fs: counting.fs, recovery: "salvage" });
+  const read = counting.bytes();
   assert.equal(r.warnings.length, k);
   assert.equal(r.aliveNodes.length, 0, "the leaves were kept");
   assert.ok(read < 4 * k * file.length, `${read} bytes read for a ${file.length}-byte file`);
@@ -2408,15 +2415,9 @@ Deno.test("Salvage past damaged frames a frame apart reads the file about once, 
   // Damage every event-clock frame's checksum (frames of 24 bytes after the 24-byte header).
   for (let i = 0; i < 2000; i++) file[24 + 48 * i + 24 + 8]! ^= 0xff;
   mem.write(P, file);
-  let read = 0;
-  const counting = hookedMemFs(mem, (h) => ({
-    read: async (buf, position) => {
-      const n = await h.read(buf, position);
-      read += n;
-      return n;
-    },
-  }));
-  const r = await replaySnapshot(P, { fs: counting, recovery: "salvage" });
+  const counting = readCounting(mem);
+  const r = await replaySnapshot(P, { fs: counting.fs, recovery: "salvage" });
+  const read = counting.bytes();
   assert.equal(r.warnings.length, 2000);
   assert.equal(r.lastClock, 1999n);
   assert.equal(r.lastEventClock, 0n, "every event-clock frame was damaged");

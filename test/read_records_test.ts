@@ -14,7 +14,7 @@ import {
   Snapshotter,
 } from "../mod.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
-import { parseGoTextLine } from "../src/serf/read_records.ts";
+import { parseGoTextLine, readRecordsPolicy, readRecordsStats } from "../src/serf/read_records.ts";
 import { fixtureNames, fixturePath } from "./_fixtures.ts";
 import { randomSoup } from "./_soup.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
@@ -262,4 +262,40 @@ Deno.test("readSnapshotRecords checks its arguments at the call and reports a mi
   assert.throws(() => readSnapshotRecords("x", { recovery: "fix" as "strict" }), TypeError);
   assert.throws(() => readSnapshotRecords("x", { fs: {} as MemFs }), TypeError);
   await assert.rejects(readAll("missing", { fs: new MemFs() }), Deno.errors.NotFound);
+});
+
+Deno.test("readSnapshotRecords walks a file with many damaged regions in segments, with the same entries", async () => {
+  // It held one entry per damaged region of the file (a file damaged every other frame: one
+  // per frame); now each replay stops once it lists a segment's worth and the next goes on.
+  const fs = new MemFs();
+  const rng = new Rng(testSeed("readSnapshotRecords segments"));
+  const records: SnapshotRecord[] = Array.from(
+    { length: 300 },
+    (_, i) => ({ type: "alive", name: `n${i}`, addr: `10.0.0.${i % 250}:7946` }),
+  );
+  await binaryFile(fs, records);
+  const good = fs.read("s.snap");
+  const offsets = (await readAll("s.snap", { fs })).map((e) => e.offset);
+  const bad = good.slice();
+  bad[3] = 0; // the header too
+  for (let i = 0; i < 300; i++) if (rng.int(3) === 0) bad[offsets[i]! + 13]! ^= 1 + rng.int(255);
+  fs.write("s.snap", bad);
+  const saved = readRecordsPolicy.segmentRegions;
+  try {
+    const runs: SnapshotEntry[][] = [];
+    for (const segment of [4096, 1, 2, 7]) {
+      readRecordsPolicy.segmentRegions = segment;
+      const before = readRecordsStats.segments;
+      runs.push(await readAll("s.snap", { fs, recovery: "salvage" }));
+      const regions = runs.at(-1)!.filter((e) => e.record === null).length;
+      const walked = readRecordsStats.segments - before;
+      const full = Math.ceil(regions / segment); // (and one more when the last ends a full list)
+      assert.ok(walked === full || walked === full + 1, `${walked} segments of ${segment} for ${regions}`);
+    }
+    for (const run of runs.slice(1)) assert.deepEqual(run, runs[0]);
+    assert.ok(runs[0]!.filter((e) => e.record === null).length > 50);
+    await assertSameAsReplay("s.snap", runs[0]!, fs, "salvage");
+  } finally {
+    readRecordsPolicy.segmentRegions = saved;
+  }
 });

@@ -265,6 +265,12 @@ export interface ReplayRange {
   /** Stop at the first frame boundary at or past this offset. */
   until?: number;
   /**
+   * Stop (with `stoppedAt` set) at the frame where the replay resumes once `maxSkipped`
+   * regions are listed, instead of counting more: a reader that walks the file in segments
+   * holds one segment's list, not one entry per damaged region of the file.
+   */
+  stopWhenListed?: boolean;
+  /**
    * Called before each chunk with the offset replayed so far, while no `until` is set; a
    * number it returns becomes `until` (a parallel replay's split point, src/serf/_parallel.ts).
    */
@@ -349,6 +355,11 @@ export async function replayBinaryFile(
     let start = 0; //               where the next frame starts in the buffer
     // Every pass either consumes bytes or reads more, so the loop is bounded by the file size.
     while (true) {
+      if (range.stopWhenListed && result.skipped.length >= (range.maxSkipped ?? WARNINGS_MAX_DEFAULT)) {
+        result.goodEnd = pos + start;
+        result.stoppedAt = pos + start;
+        return result;
+      }
       if (pos + have < size && have < scanner.capacity) {
         const n = await file.read(scanner.buffer().subarray(have), pos + have);
         if (n === 0) {

@@ -11,9 +11,15 @@
 import { choiceOption, FORMAT_CHOICES, fsOption, knownOptionKeys, RECOVERY_MODES } from "../_options.ts";
 import { FILE_HEADER_BYTES, FRAME_HEADER_BYTES, frameSize } from "../core/frame.ts";
 import type { FileHandle, FileSystem } from "../fs/types.ts";
-import { readFull, RecordType, type RecoveryMode, SERF_FRAME_SIZE_MAX } from "./binary.ts";
+import {
+  readFull,
+  RecordType,
+  type RecoveryMode,
+  REPLAY_CHUNK_BYTES,
+  replayBinaryFile,
+  SERF_FRAME_SIZE_MAX,
+} from "./binary.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
-import { readBinary } from "./_parallel.ts";
 import {
   PositionalReader,
   WARN_ADDRESS,
@@ -165,26 +171,50 @@ async function* binaryEntries(
   recovery: RecoveryMode,
 ): AsyncGenerator<SnapshotEntry, void, undefined> {
   // First the replay itself: it throws for damage the mode does not accept and lists the
-  // regions salvage skips, exactly as replaySnapshot reports them.
+  // regions salvage skips, exactly as replaySnapshot reports them. In segments of at most
+  // SEGMENT_REGIONS regions (each replay stops where it resumes after the last it lists), so
+  // a file damaged every other frame is not held as one entry per damaged region.
   const codec = newBinaryCodec(false);
-  const r = await readBinary(codec.state, file, size, path, recovery, null, Number.MAX_SAFE_INTEGER);
-  if (r.headerMissing) {
-    if (size > 0) yield note(0, null, `torn file header: ${size} bytes (no record)`);
-    return;
-  }
   let pos = FILE_HEADER_BYTES;
-  for (const region of r.skipped) {
-    yield* framesBetween(file, pos, region.offset, path);
-    yield note(region.offset, null, `skipped ${region.bytes} bytes: ${region.reason}`);
-    pos = Math.max(pos, region.offset + region.bytes);
-  }
-  yield* framesBetween(file, pos, r.goodEnd, path);
-  if (r.tornTailBytes > 0) {
-    yield note(r.goodEnd, null, `torn tail: ${r.tornTailBytes} bytes (${r.tornReason}); replay ignores them`);
+  let from: number | undefined = undefined;
+  for (;;) {
+    readRecordsStats.segments++;
+    const r = await replayBinaryFile(codec.state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
+      ...(from === undefined ? {} : { from }),
+      maxSkipped: Math.max(1, readRecordsPolicy.segmentRegions),
+      stopWhenListed: true,
+    });
+    if (r.headerMissing) {
+      if (size > 0) yield note(0, null, `torn file header: ${size} bytes (no record)`);
+      return;
+    }
+    for (const region of r.skipped) {
+      yield* framesBetween(file, pos, region.offset, path);
+      yield note(region.offset, null, `skipped ${region.bytes} bytes: ${region.reason}`);
+      pos = Math.max(pos, region.offset + region.bytes);
+    }
+    if (r.stoppedAt !== null) {
+      from = r.stoppedAt;
+      continue;
+    }
+    yield* framesBetween(file, pos, r.goodEnd, path);
+    if (r.tornTailBytes > 0) {
+      yield note(
+        r.goodEnd,
+        null,
+        `torn tail: ${r.tornTailBytes} bytes (${r.tornReason}); replay ignores them`,
+      );
+    }
+    return;
   }
 }
 
 const READ_BYTES = 1 << 20;
+
+/** Damaged regions one replay of {@link binaryEntries} lists before it stops (tests lower it). */
+export const readRecordsPolicy: { segmentRegions: number } = { segmentRegions: 4096 };
+/** Replays {@link binaryEntries} ran, in all (tests check that a long list is walked in segments). */
+export const readRecordsStats: { segments: number } = { segments: 0 };
 
 /** Yields the records of the frames in `[from, to)`, which the replay found whole and valid; reads in chunks. */
 async function* framesBetween(

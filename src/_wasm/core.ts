@@ -43,6 +43,17 @@ export interface CoreExports {
   hash_key(seed: bigint, s1: bigint, s2: bigint): void;
 }
 
+/**
+ * Wasm memory could not grow (an instance has at most 2 GiB): a `RangeError`, told apart from
+ * other ones (a stack overflow is one too) where a log must poison itself for it.
+ */
+export class WasmMemoryError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "RangeError";
+  }
+}
+
 let compiled: WebAssembly.Module | undefined;
 
 /** `Uint8Array` with `fromBase64` (TC39, in Deno's V8) where the runtime has it. */
@@ -142,7 +153,9 @@ export class WasmCore {
   alloc(bytes: number): number {
     const ptr = this.exports.mem_alloc(bytes);
     if (ptr === 0) {
-      throw new RangeError(`Cannot allocate ${bytes} bytes of Wasm memory: the memory cannot grow further`);
+      throw new WasmMemoryError(
+        `Cannot allocate ${bytes} bytes of Wasm memory: the memory cannot grow further`,
+      );
     }
     return ptr;
   }

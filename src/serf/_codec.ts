@@ -4,7 +4,7 @@
 // Both keep the live state in Wasm (src/serf/_state.ts): staged records are applied to it
 // in batches (binary: when frames are sealed; go-text: as complete lines are pushed), so
 // `aliveNodes()` and the compacted file come from the same table that replay builds.
-import { WasmCore } from "../_wasm/core.ts";
+import { WasmCore, WasmMemoryError } from "../_wasm/core.ts";
 import { encodeFileHeader, FileKind, FrameEncoder, frameSize } from "../core/frame.ts";
 import {
   APPLY_NO_MEMORY,
@@ -194,14 +194,14 @@ export class BinaryCodec implements Codec {
       throw new Error(`Cannot apply records: ${enc.sealedLength} bytes sealed, ${from} applied`);
     }
     if (applyFaults.outOfMemory) {
-      throw new RangeError(`Cannot apply records: the alive set does not fit in Wasm memory`);
+      throw new WasmMemoryError(`Cannot apply records: the alive set does not fit in Wasm memory`);
     }
     const status = this.#x.serf_seal_apply(enc.pointer + from, len - from, SERF_RECORD_SIZE_MAX);
     const done = from + this.#x.serf_apply_offset();
     enc.markSealed(done);
     this.#applied = done;
     if (status === SEAL_APPLY_FAILED + APPLY_NO_MEMORY) {
-      throw new RangeError(`Cannot apply records: the alive set does not fit in Wasm memory`);
+      throw new WasmMemoryError(`Cannot apply records: the alive set does not fit in Wasm memory`);
     }
     // Frames this process encoded cannot be malformed.
     if (status !== 0) {

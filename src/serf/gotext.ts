@@ -3,7 +3,7 @@
 // line as serf writes it. The scan runs in Wasm (assembly/gotext.ts) over chunks read
 // straight into Wasm memory; the alive set lives in Wasm too (assembly/serf_state.ts), so
 // memory follows the alive set and the longest line, not the file.
-import { WasmCore } from "../_wasm/core.ts";
+import { WasmCore, WasmMemoryError } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import { goQuote } from "./_go_quote.ts";
 import type { FileHandle } from "../fs/types.ts";
@@ -274,7 +274,7 @@ export class GoTextReplayer {
       if (status === GOTEXT_OUT_OF_MEMORY) {
         this.#have = total - off;
         this.#core.u8.copyWithin(this.#bufPtr, this.#bufPtr + off, this.#bufPtr + total);
-        throw new RangeError(
+        throw new WasmMemoryError(
           `Cannot replay snapshot line ${this.#lines + 1}: Wasm memory cannot grow further`,
         );
       }

@@ -35,6 +35,7 @@ import {
   zerosToEnd,
 } from "./binary.ts";
 import { crc32c } from "../core/crc32c.ts";
+import { WasmMemoryError } from "../_wasm/core.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { type Codec, GoTextCodec, newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer, WARNINGS_CHARS_MAX } from "./gotext.ts";
@@ -359,21 +360,17 @@ function logBackgroundError(error: unknown): void {
  * serf would read no record from it either). Anything else is serf's text, also a text file
  * whose first line happens to begin with "SNLG", or a file of one to three bytes.
  */
-export async function formatOf(file: FileHandle, size: number, path: string): Promise<SnapshotFormat | null> {
-  const verdict = await formatGuess(file, size, path);
-  return verdict === "headerless" ? "binary" : verdict;
-}
-
 /**
- * {@link formatOf}, telling apart a binary file known only by the frames it holds (no header):
- * "headerless". A serf text file could hold a frame in a crafted node name, so Go text asked of
- * such a file is read as Go text.
+ * The file's format by its first bytes (null: empty), telling apart a binary file known only
+ * by the frames it holds (no header): "headerless", and one that holds both serf's lines and a
+ * frame: "ambiguous" (a node name can hold either). A serf text file could hold a frame in a
+ * crafted node name, so Go text asked of such a file is read as Go text.
  */
 async function formatGuess(
   file: FileHandle,
   size: number,
   path: string,
-): Promise<SnapshotFormat | "headerless" | null> {
+): Promise<SnapshotFormat | "headerless" | "ambiguous" | null> {
   if (size === 0) return null;
   const head = new Uint8Array(Math.min(size, FILE_HEADER_BYTES));
   await readFull(file, head, 0, path);
@@ -396,15 +393,17 @@ async function formatGuess(
     // snapshot with a bad header. As text it would replay to nothing, in every mode, and an
     // open would cut it back to its last newline byte and append text. (Go text asked of it is
     // still honoured: a crafted node name in a text file can hold a frame.) But a file that
-    // holds serf's lines is serf's: serf never fsyncs its snapshot, so a crash can zero its
-    // first page while later ones stay (snaplog's header is fsynced before any record, so
-    // only damage to the medium loses it), and a frame a crafted name holds must not make
-    // it binary (salvage then rewrote the file as a binary snapshot of that one node).
-    // Lines inside a valid frame do not count: a binary node name can hold them as well.
-    if (beginsLikeText(head[0]!)) return "go-text";
-    const frames = await frameExtents(file, size, path, HEADERLESS_PROBE_BYTES, false);
-    if (frames.length === 0) return "go-text";
-    return await holdsSerfLine(file, size, path, HEADERLESS_PROBE_BYTES, frames) ? "go-text" : "headerless";
+    // also holds serf's lines may be serf's: serf never fsyncs its snapshot, so a crash can
+    // zero its first page while later ones stay, and a crafted name can hold a frame as a
+    // binary one can hold serf's lines (wherever the frames and lines lie: a name can make a
+    // frame span lines, and a lost frame header leaves its name's lines bare). Reading such a
+    // file either way would let a name decide: a serf file rewritten as a binary snapshot of
+    // that name's node, or a snaplog file cut back to a newline inside its frames. So `auto`
+    // refuses it, and the format must be asked for.
+    if (beginsLikeText(head[0]!) || !(await holdsFrame(file, size, path, HEADERLESS_PROBE_BYTES))) {
+      return "go-text";
+    }
+    return await holdsSerfLine(file, size, path, HEADERLESS_PROBE_BYTES) ? "ambiguous" : "headerless";
   }
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
@@ -442,22 +441,12 @@ const SERF_LINE_STARTS = [
 
 /**
  * True if the file's first `upTo` bytes hold a newline followed by the start of one of serf's
- * records, outside the extents of the valid frames `frames` ([start, end) pairs, in order): a
- * whole line of serf's, in a file whose start is lost.
+ * records: a whole line of serf's, in a file whose start is lost.
  */
-async function holdsSerfLine(
-  file: FileHandle,
-  size: number,
-  path: string,
-  upTo: number,
-  frames: readonly [number, number][],
-): Promise<boolean> {
+async function holdsSerfLine(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
   const buf = new Uint8Array(Math.min(size, upTo));
   await readFull(file, buf, 0, path);
-  let f = 0;
   for (let at = buf.indexOf(0x0a); at >= 0; at = buf.indexOf(0x0a, at + 1)) {
-    while (f < frames.length && frames[f]![1] <= at) f++;
-    if (f < frames.length && frames[f]![0] <= at) continue; // inside a frame
     if (SERF_LINE_STARTS.some((p) => p.every((b, k) => buf[at + k] === b))) return true;
   }
   return false;
@@ -477,22 +466,6 @@ const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 2 * SERF_FRAME_SIZE_MAX;
  * (not binary.ts's findNextFrame, whose Wasm resync checksums every candidate, without bound).
  */
 async function holdsFrame(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
-  return (await frameExtents(file, size, path, upTo, true)).length > 0;
-}
-
-/**
- * The valid frames ({@link holdsFrame}'s test) in the file's first `upTo` bytes, as [start, end)
- * pairs in order, the search going on after each frame's end; only the first if `firstOnly`.
- * Stops early (with what it found) when its checksum budget is spent.
- */
-async function frameExtents(
-  file: FileHandle,
-  size: number,
-  path: string,
-  upTo: number,
-  firstOnly: boolean,
-): Promise<[number, number][]> {
-  const found: [number, number][] = [];
   const end = Math.min(size, upTo);
   const buf = new Uint8Array(Math.min(end, Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX)));
   const view = new DataView(buf.buffer);
@@ -523,16 +496,12 @@ async function frameExtents(
     for (let p = i + 12 + length; p < stop; p++) padded &&= buf[p] === 0;
     if (!padded) continue;
     budget -= stop - i;
-    if (budget < 0) return found;
+    if (budget < 0) return false;
     // The checksum covers the frame with its own field read as zero.
     const sum = crc32c(buf.subarray(i + 12, stop), crc32c(ZERO_WORD, crc32c(buf.subarray(i, i + 8))));
-    if (sum === view.getUint32(i + 8, true)) {
-      found.push([at, pos + stop]);
-      if (firstOnly) return found;
-      at = pos + stop - 8; // the loop steps on to the frame's end
-    }
+    if (sum === view.getUint32(i + 8, true)) return true;
   }
-  return found;
+  return false;
 }
 
 const ZERO_WORD = new Uint8Array(4);
@@ -603,6 +572,14 @@ export async function resolveFormat(
   want: "auto" | SnapshotFormat,
 ): Promise<SnapshotFormat> {
   const verdict = await formatGuess(file, size, path);
+  if (verdict === "ambiguous") {
+    if (want !== "auto") return want;
+    throw new CorruptionError(
+      path,
+      0,
+      `no snaplog header, and both serf's lines and a snaplog frame in its first ${HEADERLESS_PROBE_BYTES} bytes (a node name can hold either): ask for format "go-text" (a serf file whose start a crash lost) or "binary" (a snaplog file whose header was damaged)`,
+    );
+  }
   if (want === "auto") return verdict === null ? "go-text" : verdict === "headerless" ? "binary" : verdict;
   if (want === "go-text" && verdict === "binary") {
     throw new TypeError(`Cannot read "${path}" as go-text: the file is in snaplog's binary format`);
@@ -616,17 +593,6 @@ export async function resolveFormat(
     );
   }
   return want;
-}
-
-export async function detectFormat(fs: FileSystem, path: string): Promise<SnapshotFormat | null> {
-  const info = await fs.stat(path);
-  if (info === null || info.size === 0) return null;
-  const h = await fs.open(path, { read: true });
-  try {
-    return await formatOf(h, info.size, path);
-  } finally {
-    await h.close();
-  }
 }
 
 /**
@@ -980,16 +946,16 @@ export class Snapshotter {
   }
 
   /**
-   * Applies the staged records to the state. If the alive set no longer fits in Wasm memory
-   * (RangeError), the record it stopped at can never be applied: the log is poisoned, as a
-   * write would poison it, and the state so far is what there is (a gauge reading aliveCount
-   * must not throw).
+   * Applies the staged records to the state. If the alive set no longer fits in Wasm memory,
+   * the record it stopped at can never be applied: the log is poisoned, as a write would
+   * poison it, and the state so far is what there is (a gauge reading aliveCount must not
+   * throw). Any other failure (a stack overflow is a RangeError too) goes to the caller.
    */
   #applyStaged(): void {
     try {
       this.#codec.apply();
     } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
+      if (!(e instanceof WasmMemoryError)) throw e;
       this.#poison ??= e;
     }
   }
@@ -1652,9 +1618,11 @@ export class Snapshotter {
         try {
           upTo = this.#codec.prepare(done, Math.min(end, done + writePolicy.pieceBytes));
         } catch (e) {
-          // The alive set no longer fits in Wasm memory (RangeError): the record it stopped at
-          // can never be applied, so every retry would fail on it while appends pile up behind.
-          // Keep what was written before this write, and refuse from now on.
+          // The alive set no longer fits in Wasm memory: the record it stopped at can never be
+          // applied, so every retry would fail on it while appends pile up behind. Keep what
+          // was written before this write, and refuse from now on. (Anything else goes on to
+          // the write failure's path.)
+          if (!(e instanceof WasmMemoryError)) throw e;
           await this.#file.truncate(this.#fileSize).catch(() => {});
           this.#poison = e;
           throw new PoisonedError(this.#path, "write", e);

@@ -640,3 +640,34 @@ Deno.test("A pipe or a directory is refused as a snapshot: never read as an empt
     );
   });
 });
+
+Deno.test("main compact takes --format, as the refusal of a file auto cannot tell asks", async () => {
+  await withTempDir(async (dir) => {
+    // A serf file whose first page a crash zeroed, holding a snaplog frame in a node name.
+    const bin = `${dir}/b.snap`;
+    const s = await Snapshotter.open(bin);
+    s.append({ type: "alive", name: "x", addr: "1" });
+    await s.close();
+    const frame = (await Deno.readFile(bin)).subarray(24, 40);
+    const head = new TextEncoder().encode("\nalive: ");
+    const pad = new Uint8Array((8 - ((4096 + head.length) % 8)) % 8).fill(0x78);
+    const tail = new TextEncoder().encode(" 10.0.0.2:7946\nalive: later 10.0.0.3:7946\nclock: 42\n");
+    const parts = [new Uint8Array(4096), head, pad, frame, tail];
+    const file = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((at, p) => (file.set(p, at), at + p.length), 0);
+    const path = `${dir}/serf.snapshot`;
+    await Deno.writeFile(path, file);
+    const refused = await run(["compact", path]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /ask for format "go-text"/);
+    assert.deepEqual(await Deno.readFile(path), file, "left as it was");
+    const asked = await run(["compact", "--format", "go-text", path]);
+    assert.equal(asked.code, 0, asked.stderr);
+    const state = await replaySnapshot(path);
+    // As serf reads it: the node whose name holds the frame, and "later".
+    assert.equal(state.format, "go-text");
+    assert.equal(state.aliveNodes.length, 2);
+    assert.equal(state.aliveNodes[1]!.name, "later");
+    assert.equal(state.lastClock, 42n);
+  });
+});

@@ -2621,3 +2621,36 @@ Deno.test("Snapshotter: a stack overflow while applying staged records does not 
     assert.ok(names.includes("later") && names.includes("a"), format);
   }
 });
+
+Deno.test("Snapshotter writes what is staged when a deferred clock finds no room and the buffer cannot grow", async () => {
+  // The member clock is staged first at a write; a full buffer that could not grow for want of
+  // Wasm memory threw before anything was written, on every sync and timer flush, for good.
+  const mem = new MemFs();
+  const clock = new ManualClock();
+  const lamport = { now: 5n };
+  const s = await openMem(mem, { clock, sync: "never", lamportClock: () => lamport.now });
+  applyFaults.growOutOfMemory = true;
+  try {
+    let staged = 0;
+    for (;;) {
+      try {
+        s.append(alive(`n${staged}`, "10.0.0.1:7946"));
+        staged++;
+      } catch (e) {
+        assert.ok(e instanceof RangeError, String(e)); // the buffer is full and cannot grow
+        break;
+      }
+    }
+    lamport.now = 100n;
+    clock.advance(500); // serf's clock tick: a member clock waits to be staged
+    await s.sync();
+    assert.equal(s.stats.bufferedBytes, 0);
+    assert.equal(s.lastClock, 99n);
+    await s.close();
+    const r = await replaySnapshot(P, { fs: mem });
+    assert.equal(r.aliveNodes.length, staged);
+    assert.equal(r.lastClock, 99n);
+  } finally {
+    applyFaults.growOutOfMemory = false;
+  }
+});

@@ -117,6 +117,7 @@ A leave record clears the state it follows, as an agent without RejoinAfterLeave
 for an agent that sets it, pass --rejoin-after-leave, or the nodes before the leave are gone.
 
 Options:
+  --format auto|binary|go-text    The file's format (default: auto, detected from its header)
   --rejoin-after-leave            Keep the state across leave records (serf's RejoinAfterLeave)
   --recovery truncate-tail|strict|salvage
                                   How damage is handled (default: truncate-tail)
@@ -135,6 +136,7 @@ const COMMAND_USAGE: Readonly<Record<string, string>> = {
 
 async function compactCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
+    format: { type: "string" },
     "rejoin-after-leave": { type: "boolean" },
     recovery: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -143,9 +145,11 @@ async function compactCommand(args: string[], io: CliIo): Promise<number> {
     bestEffort(io.stdout, COMPACT_USAGE);
     return 0;
   }
+  const format = oneOf("--format", values.format, ["auto", "binary", "go-text"] as const, "auto");
   const recovery = recoveryOption(values.recovery);
   const path = singleFile(positionals);
   const r = await compactSnapshot(path, {
+    format,
     recovery,
     rejoinAfterLeave: values["rejoin-after-leave"] === true,
   });

@@ -79,10 +79,14 @@ export interface Codec {
 }
 
 /**
- * Tests only: while set, every apply of staged records fails as one does once the alive set no
- * longer fits in Wasm memory (filling 2 GiB in a test would take seconds and gigabytes).
+ * Tests only: while set, every apply of staged records (`outOfMemory`), or every growth of the
+ * binary staging buffer (`growOutOfMemory`), fails as it does once Wasm memory cannot grow
+ * (filling 2 GiB in a test would take seconds and gigabytes).
  */
-export const applyFaults: { outOfMemory: boolean } = { outOfMemory: false };
+export const applyFaults: { outOfMemory: boolean; growOutOfMemory: boolean } = {
+  outOfMemory: false,
+  growOutOfMemory: false,
+};
 
 /** Staging starts at 1 MiB and doubles on demand up to the log's buffer limit. */
 const STAGING_BYTES = 1 << 20;
@@ -159,6 +163,11 @@ export class BinaryCodec implements Codec {
     return SERF_FRAME_SIZE_MAX; // an upper bound: no frame is larger
   }
   grow(bytes: number): void {
+    if (applyFaults.growOutOfMemory) {
+      throw new WasmMemoryError(
+        `Cannot allocate ${bytes} bytes of Wasm memory: the memory cannot grow further`,
+      );
+    }
     this.#enc.grow(bytes);
   }
   apply(): void {

@@ -577,7 +577,7 @@ export async function resolveFormat(
     throw new CorruptionError(
       path,
       0,
-      `no snaplog header, and both serf's lines and a snaplog frame in its first ${HEADERLESS_PROBE_BYTES} bytes (a node name can hold either): ask for format "go-text" (a serf file whose start a crash lost) or "binary" (a snaplog file whose header was damaged)`,
+      `no snaplog header, and both serf's lines and a snaplog frame in its first ${HEADERLESS_PROBE_BYTES} bytes (a node name can hold either): ask for format "go-text" (a serf file whose start a crash lost) or format "binary" with recovery "salvage" (a snaplog file whose header was damaged; the CLI's --format, or --from for convert)`,
     );
   }
   if (want === "auto") return verdict === null ? "go-text" : verdict === "headerless" ? "binary" : verdict;
@@ -1593,9 +1593,17 @@ export class Snapshotter {
     try {
       this.#materializeClock();
     } catch (e) {
-      if (!(e instanceof BackpressureError)) throw e;
+      // No room for the clock record: the staged bytes first, then the clock. (A buffer that
+      // cannot grow for want of Wasm memory is no room either: the write empties it.)
+      if (!(e instanceof BackpressureError) && !(e instanceof WasmMemoryError)) throw e;
       await this.#writeBuffer();
-      this.#materializeClock();
+      try {
+        this.#materializeClock();
+      } catch (e2) {
+        if (!(e2 instanceof WasmMemoryError)) throw e2;
+        this.#poison = e2;
+        throw new PoisonedError(this.#path, "write", e2);
+      }
     }
     await this.#writeBuffer();
   }

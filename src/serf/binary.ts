@@ -447,7 +447,7 @@ export async function replayBinaryFile(
       // Where valid records resume after the damage (-1: none, a torn tail), and for a zeroed
       // frame header whether zeros run to the end. Reads only: a file that gets shorter meanwhile
       // throws FileShrankError before anything is decided.
-      const decide = async (): Promise<{ next: number; first: number; zeroed: boolean }> => {
+      const decide = async (): Promise<{ next: number; zeroed: boolean }> => {
         const first = await nextFrame(damageAt + 8);
         let next = first;
         if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
@@ -470,23 +470,22 @@ export async function replayBinaryFile(
           // a sound torn frame like that, and a name's frames that end where the zeros start.
           // There, they count only if they run to the very end of the file.
           const sound = r.status === ScanStatus.incomplete || r.status === ScanStatus.badCrc;
-          const exact = sound && claimedEnd < size && await zerosToEnd(file, claimedEnd, size, path);
-          if (
-            next < 0 && !(sound && claimedEnd >= size) &&
-            await framesReachEnd(scanner, file, first, size, exact ? reachesExactly : reaches, !exact)
-          ) {
-            next = first;
-            win.at = -1; // the walk reused the buffer
-            reason = `${reason}, and a length that runs over the frames after it`;
+          if (next < 0 && !(sound && claimedEnd >= size)) {
+            const exact = sound && await zerosToEnd(file, claimedEnd, size, path);
+            if (await framesReachEnd(scanner, file, first, size, exact ? reachesExactly : reaches, !exact)) {
+              next = first;
+              win.at = -1; // the walk reused the buffer
+              reason = `${reason}, and a length that runs over the frames after it`;
+            }
           }
         }
         // A zeroed tail is how a preallocated or extended-but-unwritten file ends, in every
         // mode; a type byte of 0 before bytes that are not is damage.
         const zeroed = next < 0 && r.status === ScanStatus.zero &&
           await zerosToEnd(file, damageAt, size, path);
-        return { next, first, zeroed };
+        return { next, zeroed };
       };
-      let decided: { next: number; first: number; zeroed: boolean };
+      let decided: { next: number; zeroed: boolean };
       try {
         decided = await decide();
       } catch (e) {

@@ -48,8 +48,8 @@ export interface CoreExports {
  * other ones (a stack overflow is one too) where a log must poison itself for it.
  */
 export class WasmMemoryError extends RangeError {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "RangeError";
   }
 }

@@ -1,7 +1,7 @@
 // A typed binding over the serf replay state in Wasm memory (assembly/serf_state.ts).
 // Private: the Go text replay (./gotext.ts) and the binary format drive it; callers see
 // only the SnapshotState they return.
-import { WasmCore } from "../_wasm/core.ts";
+import { WasmCore, WasmMemoryError } from "../_wasm/core.ts";
 import type { AliveNode } from "./types.ts";
 import { decodeUtf8 } from "./records.ts";
 
@@ -226,7 +226,7 @@ export class SerfState {
       entriesPtr = this.core.alloc(Math.max(count * 12, 1));
     } catch (e) {
       if (bytesPtr !== 0) this.core.free(bytesPtr, Math.max(byteLen, 1));
-      throw new RangeError(
+      throw new WasmMemoryError(
         `Cannot list the alive set: a copy of its ${count} nodes (${byteLen} bytes of names and addresses) does not fit in Wasm memory beside it (at most 2 GiB in all)`,
         { cause: e },
       );

@@ -4,6 +4,7 @@ import type { RecoveryMode } from "./binary.ts";
 import { readBinary, readGoText, SplitPlanner } from "./_parallel.ts";
 import { newBinaryCodec, type SnapshotFormat } from "./_codec.ts";
 import { GoTextReplayer, WARNINGS_CHARS_MAX } from "./gotext.ts";
+import { WasmMemoryError } from "../_wasm/core.ts";
 import { typeName } from "./records.ts";
 import { checkRegularFile, missingSnapshot, resolveFormat } from "./snapshotter.ts";
 import { addWarnings, checkMaxWarnings, type SnapshotState } from "./types.ts";
@@ -147,7 +148,7 @@ export async function replaySnapshot(path: string, options: ReplayOptions = {}):
     };
   } catch (e) {
     // Memory running out (the state, or a copy of it for the list) is named with the file.
-    if (e instanceof RangeError && !e.message.includes(`"${path}"`)) {
+    if (e instanceof WasmMemoryError) {
       throw new RangeError(`Cannot replay "${path}": ${e.message}`, { cause: e });
     }
     throw e;

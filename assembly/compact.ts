@@ -68,11 +68,11 @@ function writeU64(dst: usize, v: u64): u32 {
 }
 
 /**
- * Writes as many records as fit in `[out, out + cap)` — frames, or serf's text lines when `text`
- * is 1 — and returns the byte count; 0 means done, unless `compact_need()` then asks for a
+ * Writes as many records as fit in `[out, out + cap)` — frames (checksums under `salt`), or
+ * serf's text lines when `text` is 1 — and returns the byte count; 0 means done, unless `compact_need()` then asks for a
  * larger chunk (at least 40 bytes fit every clock record).
  */
-export function compact_next(out: usize, cap: u32, text: u32): u32 {
+export function compact_next(out: usize, cap: u32, text: u32, salt: u32): u32 {
   const asText = text != 0;
   let off: u32 = 0;
   need = 0;
@@ -105,7 +105,7 @@ export function compact_next(out: usize, cap: u32, text: u32): u32 {
       store<u16>(p, <u16>nl);
       // The state keeps a node's name ++ address together (serf_state.ts): one copy.
       copyBytes(p + 2, state_iter_name_ptr(), nl + al);
-      off += frame_finish(out + off, REC_ALIVE, 2 + nl + al);
+      off += frame_finish(out + off, REC_ALIVE, 2 + nl + al, salt);
     }
     pending = false;
   }
@@ -121,7 +121,7 @@ export function compact_next(out: usize, cap: u32, text: u32): u32 {
       off = <u32>(p - out);
     } else {
       store<u64>(out + off + FRAME_HEADER, value);
-      off += frame_finish(out + off, REC_CLOCK + phase - 1, 8);
+      off += frame_finish(out + off, REC_CLOCK + phase - 1, 8, salt);
     }
     phase++;
   }

@@ -14,6 +14,10 @@
 // - crc32c covers the whole frame, padding included, with its own field read as zero,
 //   so a flipped type, length or padding byte is caught as well as flipped payload bytes,
 //   and the checksum runs over whole 8-byte words: no byte-at-a-time tail per record.
+// - The stored field is that checksum XOR the file's salt (a random u32 in the version 2
+//   file header; 0 in version 1): a frame that a node name holds, or one left by another
+//   file, fails against a salt its author could not know. Every function that checks or
+//   writes a checksum takes the salt as its last argument.
 // - Every frame starts on an 8-byte boundary (as etcd's WAL): type and length
 //   share one aligned 8-byte word, which a torn sector write cannot split.
 
@@ -81,13 +85,14 @@ export function frames_scan(
   recordSizeMax: u32,
   indexPtr: usize,
   indexCap: u32,
+  salt: u32,
 ): u32 {
   let off: u32 = 0;
   let count: u32 = 0;
   let status = SCAN_END;
   const wantIndex = indexCap != 0;
   while (off != len) {
-    const size = frame_check(ptr, off, len, typeMask, recordSizeMax);
+    const size = frame_check(ptr, off, len, typeMask, recordSizeMax, salt);
     if (size < 0) {
       status = <u32> -size;
       break;
@@ -118,7 +123,14 @@ export function frames_scan(
  * and the fused scan-and-apply passes (assembly/serf_binary.ts), so there is one validator.
  */
 // @ts-ignore: decorator
-@inline export function frame_check(ptr: usize, off: u32, len: u32, typeMask: u32, recordSizeMax: u32): i32 {
+@inline export function frame_check(
+  ptr: usize,
+  off: u32,
+  len: u32,
+  typeMask: u32,
+  recordSizeMax: u32,
+  salt: u32,
+): i32 {
   if (len - off < 8) {
     // Not even the type/length word is here; a zero byte still means "end of log".
     scanFrameEnd = len;
@@ -139,7 +151,7 @@ export function frames_scan(
     return -<i32> SCAN_INCOMPLETE;
   }
   const frame = ptr + off;
-  if (frameCrc(frame, length) != load<u32>(frame, 8)) {
+  if ((frameCrc(frame, length) ^ salt) != load<u32>(frame, 8)) {
     scanFrameEnd = off + size;
     return -<i32> SCAN_BAD_CRC;
   }
@@ -169,6 +181,7 @@ export function frames_resync(
   from: u32,
   typeMask: u32,
   recordSizeMax: u32,
+  salt: u32,
 ): i32 {
   resyncCut = -1;
   let off = (from + 7) & ~7;
@@ -182,7 +195,7 @@ export function frames_resync(
       if (length <= recordSizeMax) {
         const size = frame_size(length);
         if (<u64> off + <u64> size <= <u64> len) {
-          if (frameCrc(ptr + off, length) == load<u32>(ptr + off, 8)) return <i32> off;
+          if ((frameCrc(ptr + off, length) ^ salt) == load<u32>(ptr + off, 8)) return <i32> off;
         } else if (resyncCut < 0) {
           resyncCut = <i32> off;
         }
@@ -244,6 +257,7 @@ export function frames_encode(
   outPtr: usize,
   outCap: u32,
   recordSizeMax: u32,
+  salt: u32,
 ): u32 {
   let out: u32 = 0;
   let i: u32 = 0;
@@ -273,7 +287,7 @@ export function frames_encode(
     const padStart = f + FRAME_HEADER + length;
     const padEnd = f + size;
     if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
-    store<u32>(f, frameCrc(f, length), 8);
+    store<u32>(f, frameCrc(f, length) ^ salt, 8);
     out += size;
   }
   encodeCount = i;
@@ -287,11 +301,11 @@ export function frames_encode(
  * zero-copy path: the host writes each payload once, straight into its final place.
  * Returns an ENCODE_* status; `encode_bytes()` is the offset where sealing stopped.
  */
-export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
+export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32, salt: u32): u32 {
   let off: u32 = 0;
   let status = ENCODE_OK;
   while (off < len) {
-    const size = frame_seal(ptr, off, len, recordSizeMax);
+    const size = frame_seal(ptr, off, len, recordSizeMax, salt);
     if (size < 0) {
       status = <u32> -size;
       break;
@@ -309,7 +323,7 @@ export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
  * (assembly/serf_binary.ts).
  */
 // @ts-ignore: decorator
-@inline export function frame_seal(ptr: usize, off: u32, len: u32, recordSizeMax: u32): i32 {
+@inline export function frame_seal(ptr: usize, off: u32, len: u32, recordSizeMax: u32, salt: u32): i32 {
   const word = load<u64>(ptr + off);
   const type = <u32> (word & 0xff);
   if (type == 0 || type > 31 || (word & 0xffffff00) != 0) return -<i32> ENCODE_BAD_TYPE;
@@ -321,7 +335,7 @@ export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
   const padStart = f + FRAME_HEADER + length;
   const padEnd = f + size;
   if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
-  store<u32>(f, frameCrc(f, length), 8);
+  store<u32>(f, frameCrc(f, length) ^ salt, 8);
   return <i32> size;
 }
 
@@ -330,12 +344,33 @@ export function frames_seal(ptr: usize, len: u32, recordSizeMax: u32): u32 {
  * header, zeroes the padding and stores the CRC. Returns the frame's size. For Wasm-side writers
  * (compaction) that build payloads from several pieces.
  */
-export function frame_finish(dst: usize, type: u32, length: u32): u32 {
+export function frame_finish(dst: usize, type: u32, length: u32, salt: u32): u32 {
   store<u64>(dst, (<u64> length << 32) | <u64> type);
   const size = frame_size(length);
   const padStart = dst + FRAME_HEADER + length;
   const padEnd = dst + size;
   if (padStart < padEnd) zeroSmall(padStart, padEnd - padStart);
-  store<u32>(dst, frameCrc(dst, length), 8);
+  store<u32>(dst, frameCrc(dst, length) ^ salt, 8);
   return size;
+}
+
+/**
+ * The salt under which the frame at `ptr + off` (`len - off` bytes present) checks out: its
+ * stored field XOR its checksum. -1 if no salt could make it a frame (a header word no writer
+ * writes, a length over the limit or past the bytes present, padding that is not zero). A
+ * file whose header is lost has its salt recovered this way (two frames in a row that agree).
+ */
+export function frame_salt_of(ptr: usize, off: u32, len: u32, typeMask: u32, recordSizeMax: u32): f64 {
+  if (<u64> off + 16 > <u64> len) return -1;
+  const word = load<u64>(ptr + off);
+  const type = <u32> (word & 0xff);
+  if (type == 0 || type > 31 || ((typeMask >>> type) & 1) == 0 || (word & 0xffffff00) != 0) return -1;
+  const length = <u32> (word >>> 32);
+  if (length > recordSizeMax) return -1;
+  const size = frame_size(length);
+  if (<u64> off + <u64> size > <u64> len) return -1;
+  const f = ptr + off;
+  for (let p = f + FRAME_HEADER + length; p < f + size; p++) if (load<u8>(p) != 0) return -1;
+  // An f64 carries every u32 and the -1 to the host as a plain number.
+  return <f64> (frameCrc(f, length) ^ load<u32>(f, 8));
 }

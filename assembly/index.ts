@@ -8,6 +8,7 @@ export {
   encode_bytes,
   encode_count,
   frame_finish,
+  frame_salt_of,
   frames_encode,
   frames_resync,
   resync_cut,

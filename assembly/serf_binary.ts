@@ -44,11 +44,11 @@ export const SEAL_APPLY_FAILED: u32 = 100;
  * `serf_apply_offset()` says how far it got: the frames before that offset are sealed and
  * applied, the frame at it may be sealed but is not applied.
  */
-export function serf_seal_apply(ptr: usize, len: u32, recordSizeMax: u32): u32 {
+export function serf_seal_apply(ptr: usize, len: u32, recordSizeMax: u32, salt: u32): u32 {
   let off: u32 = 0;
   let status: u32 = 0;
   while (off < len) {
-    const size = frame_seal(ptr, off, len, recordSizeMax);
+    const size = frame_seal(ptr, off, len, recordSizeMax, salt);
     if (size < 0) {
       status = <u32> -size;
       break;
@@ -100,13 +100,13 @@ export const SCAN_APPLY_FAILED: u32 = 100;
  * `frames_scan` sets them; SCAN_APPLY_FAILED (with `serf_apply_status()`) when a frame with a
  * good CRC could not be applied.
  */
-export function serf_scan_apply(ptr: usize, len: u32, recordSizeMax: u32, limit: u32): u32 {
+export function serf_scan_apply(ptr: usize, len: u32, recordSizeMax: u32, limit: u32, salt: u32): u32 {
   let off: u32 = 0;
   let n: u32 = 0;
   let status = SCAN_END;
   // `limit`: stop (SCAN_END) at the first frame boundary at or past it; 0xffffffff for none.
   while (off != len && off < limit) {
-    const size = frame_check(ptr, off, len, SERF_TYPE_MASK, recordSizeMax);
+    const size = frame_check(ptr, off, len, SERF_TYPE_MASK, recordSizeMax, salt);
     if (size < 0) {
       status = <u32> -size;
       break;

@@ -116,7 +116,7 @@ export function registerCoreBenches(_opts: SuiteOptions): void {
       do_not_optimize(buf);
     }, { baseline: true });
     suiteBench("wasm frames_encode (gather from descriptors)", { records: batch }, () => {
-      core.exports.frames_encode(desc, batch, src, out, batch * frameSize(RECORD_BYTES), 1 << 20);
+      core.exports.frames_encode(desc, batch, src, out, batch * frameSize(RECORD_BYTES), 1 << 20, 0);
     });
     suiteBench("wasm in place: reserve + write payload + seal", { records: batch }, () => {
       staging.clear();

@@ -11,6 +11,7 @@ import type { SnapshotRecord } from "../src/serf/records.ts";
 import { WasmCore } from "../src/_wasm/core.ts";
 import { SerfState } from "../src/serf/_state.ts";
 import { newBinaryCodec } from "../src/serf/_codec.ts";
+import { decodeFileHeader, FILE_HEADER_BYTES } from "../src/core/frame.ts";
 import { SERF_RECORD_SIZE_MAX, type SerfBinaryExports } from "../src/serf/binary.ts";
 import {
   type BenchGen,
@@ -295,9 +296,9 @@ function registerStateMove(alive: number): void {
   // moved to a fresh Wasm instance. Baseline: the same nodes inserted again, by replaying
   // the state's compacted frames into the fresh instance (fresh pages touched per insert).
   const label = alive.toLocaleString("en-US");
-  let source: { state: SerfState; frames: Uint8Array } | undefined;
+  let source: { state: SerfState; frames: Uint8Array; salt: number } | undefined;
   // Built on first use, so a filtered-out group costs nothing.
-  const getSource = (): { state: SerfState; frames: Uint8Array } => {
+  const getSource = (): { state: SerfState; frames: Uint8Array; salt: number } => {
     if (source !== undefined) return source;
     const codec = newBinaryCodec(false);
     codec.grow(alive * 64); // room for every record staged at once
@@ -314,14 +315,16 @@ function registerStateMove(alive: number): void {
     codec.compactInto((c) => chunks.push(c.slice()));
     const frames = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
     chunks.reduce((at, c) => (frames.set(c, at), at + c.length), 0);
-    return source = { state: codec.state, frames: frames.subarray(codec.header().length) };
+    const header = decodeFileHeader(frames.subarray(0, FILE_HEADER_BYTES));
+    if (typeof header === "string") throw new Error(`the compacted image's header: ${header}`);
+    return source = { state: codec.state, frames: frames.subarray(FILE_HEADER_BYTES), salt: header.salt };
   };
   suiteGroup(`serf state moved to a fresh Wasm instance, ${label} alive nodes`, () => {
     suiteBench(
       "re-insert from the compacted frames",
       { records: alive },
       function* (): Generator<() => void> {
-        const { frames } = getSource();
+        const { frames, salt } = getSource();
         yield () => {
           const core = new WasmCore();
           const state = new SerfState(core);
@@ -329,7 +332,7 @@ function registerStateMove(alive: number): void {
           const ptr = core.alloc(frames.length);
           core.u8.set(frames, ptr);
           const x = core.exports as unknown as SerfBinaryExports;
-          if (x.serf_scan_apply(ptr, frames.length, SERF_RECORD_SIZE_MAX, 0xffffffff) !== 0) {
+          if (x.serf_scan_apply(ptr, frames.length, SERF_RECORD_SIZE_MAX, 0xffffffff, salt) !== 0) {
             throw new Error("the compacted frames did not apply");
           }
           if (state.count !== alive) throw new Error(`${state.count} nodes moved, expected ${alive}`);

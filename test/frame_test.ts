@@ -13,6 +13,7 @@ import {
   ScanStatus,
 } from "../src/core/frame.ts";
 import { frameChecksumRef } from "../src/core/_frame_ref.ts";
+import { crc32c } from "../src/core/crc32c.ts";
 import { Rng, testSeed } from "./_rng.ts";
 
 const LIMITS = { typeMask: 0b1111_1110, recordSizeMax: 4096 }; // types 1..7
@@ -83,13 +84,13 @@ Deno.test("frames_encode writes the same bytes as reserve-and-seal", () => {
     core.view.setUint32(desc + i * 12 + 8, p.length, true);
     at += p.length;
   });
-  const status = core.exports.frames_encode(desc, records.length, src, out, want.length + 64, 4096);
+  const status = core.exports.frames_encode(desc, records.length, src, out, want.length + 64, 4096, 0);
   assert.equal(status, 0);
   assert.equal(core.exports.encode_count(), records.length);
   assert.equal(core.exports.encode_bytes(), want.length);
   assert.deepEqual(core.u8.slice(out, out + want.length), want);
   // Output too small: stops on a record boundary and says how many fit.
-  const tight = core.exports.frames_encode(desc, records.length, src, out, 100, 4096);
+  const tight = core.exports.frames_encode(desc, records.length, src, out, 100, 4096, 0);
   assert.equal(tight, 1);
   assert.ok(core.exports.encode_bytes() <= 100);
 });
@@ -330,9 +331,34 @@ Deno.test("FrameEncoder grows without losing pending frames", () => {
 });
 
 Deno.test("decodeFileHeader round-trips and names each kind of damage", () => {
-  const h = encodeFileHeader(FileKind.raftSegment, 12345678901234n);
+  const h = encodeFileHeader(FileKind.raftSegment, 0xdeadbeef, 12345678901234n);
   assert.equal(h.length, FILE_HEADER_BYTES);
-  assert.deepEqual(decodeFileHeader(h), { version: 1, kind: FileKind.raftSegment, base: 12345678901234n });
+  assert.deepEqual(decodeFileHeader(h), {
+    version: 2,
+    kind: FileKind.raftSegment,
+    base: 12345678901234n,
+    salt: 0xdeadbeef,
+  });
+  // Salt 0 is a version 1 header (reserved field 0), which this build still reads.
+  const v1 = encodeFileHeader(FileKind.serfSnapshot, 0);
+  assert.deepEqual(decodeFileHeader(v1), { version: 1, kind: FileKind.serfSnapshot, base: 0n, salt: 0 });
+  assert.equal(new DataView(v1.buffer).getUint16(4, true), 1);
+  // Each version's salt rule: version 1 has none, version 2 never 0.
+  const withHeaderCrc = (b: Uint8Array): Uint8Array => {
+    new DataView(b.buffer).setUint32(20, crc32c(b.subarray(0, 20)), true);
+    return b;
+  };
+  const v1Salted = v1.slice();
+  v1Salted[16] = 1;
+  assert.match(decodeFileHeader(withHeaderCrc(v1Salted)) as string, /reserved/);
+  const v2Unsalted = h.slice();
+  v2Unsalted.fill(0, 16, 20);
+  assert.match(decodeFileHeader(withHeaderCrc(v2Unsalted)) as string, /zero salt/);
+  const v3 = h.slice();
+  v3[4] = 3;
+  assert.match(decodeFileHeader(withHeaderCrc(v3)) as string, /unsupported format version 3/);
+  assert.throws(() => encodeFileHeader(FileKind.serfSnapshot, -1), RangeError);
+  assert.throws(() => encodeFileHeader(FileKind.serfSnapshot, 2 ** 32), RangeError);
   assert.match(decodeFileHeader(h.subarray(0, 10)) as string, /need 24/);
   const magic = h.slice();
   magic[0] = 0x41;

@@ -124,7 +124,7 @@ Deno.test("replaySnapshot reports a frame with a good CRC but an impossible payl
   const badAt = 24 + enc.length;
   assert.ok(enc.append(1, new Uint8Array([7]))); // alive needs at least the 2-byte name length
   assert.ok(enc.append(3, new Uint8Array(4))); // a clock needs 8 bytes (never reached)
-  const header = encodeFileHeader(FileKind.serfSnapshot);
+  const header = encodeFileHeader(FileKind.serfSnapshot, 0); // version 1: the encoder's frames are unsalted
   const file = new Uint8Array(header.length + enc.length);
   file.set(header);
   file.set(enc.bytes(), header.length);

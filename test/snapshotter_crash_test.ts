@@ -26,6 +26,7 @@ import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { writePolicy } from "../src/serf/snapshotter.ts";
 import { applyFaults } from "../src/serf/_codec.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
+import { asVersion1 } from "./_tmp.ts";
 
 const P = "d/s.snap";
 
@@ -1210,7 +1211,7 @@ Deno.test("Snapshotter rewrites a torn file header", async () => {
 Deno.test("A snaplog file of another kind (a raft segment) is refused in every mode and left alone", async () => {
   const { bytes } = await kRecords();
   const other = bytes.slice();
-  other.set(encodeFileHeader(FileKind.raftSegment, 7n), 0);
+  other.set(encodeFileHeader(FileKind.raftSegment, 0x5eed, 7n), 0);
   for (const recovery of ["truncate-tail", "strict", "salvage"] as const) {
     const mem = new MemFs();
     mem.write(P, other);
@@ -1367,7 +1368,8 @@ Deno.test("A binary snapshot whose header is lost whole (a zeroed first sector) 
   // Go text asked of a file that auto calls binary only for a frame it holds is honoured: a
   // serf text file can hold a frame in a crafted node name. Edited text files (a blank line,
   // CRLF, a space, a tab, a byte-order mark first) are Go text to auto even then.
-  const frameName = new TextDecoder("latin1").decode(bytes.subarray(24, 24 + 40)); // one whole frame
+  // One whole frame, as version 1 wrote it: without a salt, one frame is evidence of a binary file.
+  const frameName = new TextDecoder("latin1").decode(asVersion1(bytes).subarray(24, 24 + 40));
   // The frame lands 8-aligned in the file, where a frame of a headerless binary file would be.
   const lines = (start: string): string => {
     const before = `${start}alive: node-1 10.0.0.1:7946\nalive: `;
@@ -1939,7 +1941,19 @@ Deno.test("Snapshotter go-text takes a line longer than the staging buffer, and 
   assert.deepEqual(names, [3 << 20, 1, 1]);
 });
 
-/** A node name whose bytes are a whole valid alive frame (ASCII, so it survives as a name). */
+/**
+ * A version 1 snapshot holding only its header (no salt): a log opened on it appends frames
+ * without a salt, where a frame a name holds checks out (until a compaction writes version 2).
+ */
+function version1File(mem: MemFs): MemFs {
+  mem.write(P, encodeFileHeader(FileKind.serfSnapshot, 0));
+  return mem;
+}
+
+/**
+ * A node name whose bytes are a whole alive frame (ASCII, so it survives as a name), valid
+ * in a version 1 file (no salt); in a version 2 file it fails against the file's salt.
+ */
 function nameHoldingAFrame(): string {
   const core = new WasmCore();
   for (let n = 0;; n++) {
@@ -1952,8 +1966,8 @@ function nameHoldingAFrame(): string {
 
 Deno.test("Snapshotter reads a torn last frame whose name holds a valid frame as a torn tail, not corruption", async () => {
   const fake = nameHoldingAFrame();
-  for (const recovery of ["truncate-tail", "salvage"] as const) {
-    const mem = new MemFs();
+  for (const [version, recovery] of [[1, "truncate-tail"], [1, "salvage"], [2, "truncate-tail"]] as const) {
+    const mem = version === 1 ? version1File(new MemFs()) : new MemFs();
     const clock = new ManualClock();
     const s = await openMem(mem, { clock });
     s.append(alive("good", "10.0.0.1:7946"));
@@ -1968,7 +1982,11 @@ Deno.test("Snapshotter reads a torn last frame whose name holds a valid frame as
     mem.write(P, torn);
     mem.crash();
     const again = await openMem(mem, { recovery });
-    assert.deepEqual(names(stateOf(again)), ["good"], `${recovery}: no record from inside the name`);
+    assert.deepEqual(
+      names(stateOf(again)),
+      ["good"],
+      `v${version} ${recovery}: no record from inside the name`,
+    );
     assert.equal(again.openReport.tornTailBytes, torn.length - before, recovery);
     assert.deepEqual(again.openReport.skipped, []);
     await again.close();
@@ -1977,7 +1995,7 @@ Deno.test("Snapshotter reads a torn last frame whose name holds a valid frame as
 
 /** A file of alive frames `before`, one whose name holds `inner` (at an 8-byte boundary), `after`; and that frame's offset. */
 async function fileWithNameHolding(inner: string): Promise<{ bytes: Uint8Array; at: number }> {
-  const mem = new MemFs();
+  const mem = version1File(new MemFs()); // where `inner` checks out as a frame
   const s = await openMem(mem, { minCompactSizeBytes: 2 ** 52 });
   s.append(alive("before", "10.0.0.1:7946"));
   await s.sync();
@@ -2021,7 +2039,7 @@ Deno.test("Snapshotter salvage resumes at a long frame cut by the read buffer, n
   const aliveSize = (n: number, a: number): number => frameSize(2 + n + a);
   const X = 24 + (1 << 20) - 4096; // where the long frame starts: 4 KiB before the buffer's end
   const dSize = aliveSize(3, 1);
-  const mem = new MemFs();
+  const mem = version1File(new MemFs()); // where the name's frame checks out
   const s = await openMem(mem, { minCompactSizeBytes: 2 ** 52 });
   let at = 24;
   for (let i = 0; at < X - dSize; i++) {
@@ -2220,44 +2238,51 @@ Deno.test("Snapshotter reads an append torn where the frames in its name end as 
   s.append(alive("xx" + fake + "y".repeat(5000), "10.0.0.2:7946"));
   await s.close();
   const whole = mem.read(P);
-  const cut = whole.subarray(0, at + 16 + fake.length); // the name's frame ends here
-  for (const recovery of ["truncate-tail", "salvage", "strict"] as const) {
-    const m = new MemFs();
-    m.write(P, cut);
-    if (recovery === "strict") {
-      await assert.rejects(replaySnapshot(P, { fs: m, recovery }), /incomplete/);
-      continue;
-    }
-    const r = await replaySnapshot(P, { fs: m, recovery });
-    assert.deepEqual(r.aliveNodes.map((n) => n.name), ["real"], recovery);
-    assert.equal(r.tornTailBytes, cut.length - at, recovery);
-    assert.deepEqual(r.warnings, [], recovery);
-  }
-  // A crash that keeps the size and zeroes what the tear lost (the sectors after it, here the
-  // crafted frame's rest and 20 appends after it): the torn frame is whole by its length, ends
-  // inside the zeros, and fails its checksum.
+  // The same file with 20 appends after the long one.
   const mem2 = new MemFs();
+  mem2.write(P, whole);
   const s2 = await openMem(mem2, { minCompactSizeBytes: 2 ** 52 });
-  s2.append(alive("real", "10.0.0.1:7946"));
-  s2.append(alive("xx" + fake + "y".repeat(5000), "10.0.0.2:7946"));
   for (let i = 0; i < 20; i++) s2.append(alive(`later${i}`, "10.0.0.3:7946"));
   await s2.close();
-  const zeroed = mem2.read(P);
-  assert.deepEqual(zeroed.subarray(0, cut.length), cut);
-  zeroed.fill(0, cut.length);
-  for (const recovery of ["truncate-tail", "salvage"] as const) {
+  const longer = mem2.read(P);
+  // The name's frame is no frame under the file's salt (version 2); in a version 1 file, which
+  // has none, it checks out, and the recovery rules must see through it.
+  for (const [version, as] of [[2, (b: Uint8Array) => b], [1, asVersion1]] as const) {
+    const cut = as(whole.subarray(0, at + 16 + fake.length)); // the name's frame ends here
+    for (const recovery of ["truncate-tail", "salvage", "strict"] as const) {
+      const m = new MemFs();
+      m.write(P, cut);
+      if (recovery === "strict") {
+        await assert.rejects(replaySnapshot(P, { fs: m, recovery }), /incomplete/);
+        continue;
+      }
+      const r = await replaySnapshot(P, { fs: m, recovery });
+      assert.deepEqual(r.aliveNodes.map((n) => n.name), ["real"], `v${version} ${recovery}`);
+      assert.equal(r.tornTailBytes, cut.length - at, `v${version} ${recovery}`);
+      assert.deepEqual(r.warnings, [], `v${version} ${recovery}`);
+    }
+    // A crash that keeps the size and zeroes what the tear lost (the sectors after it, here the
+    // crafted frame's rest and 20 appends after it): the torn frame is whole by its length, ends
+    // inside the zeros, and fails its checksum.
+    const zeroed = as(longer);
+    // (All but the torn frame's checksum field, which asVersion1 leaves as it is in a frame cut short.)
+    assert.deepEqual(zeroed.subarray(0, at + 8), cut.subarray(0, at + 8));
+    assert.deepEqual(zeroed.subarray(at + 12, cut.length), cut.subarray(at + 12));
+    zeroed.fill(0, cut.length);
+    for (const recovery of ["truncate-tail", "salvage"] as const) {
+      const m = new MemFs();
+      m.write(P, zeroed);
+      const r = await replaySnapshot(P, { fs: m, recovery });
+      assert.deepEqual(r.aliveNodes.map((n) => n.name), ["real"], `v${version} zeroed, ${recovery}`);
+      assert.equal(r.tornTailBytes, zeroed.length - at, `v${version} zeroed, ${recovery}`);
+      assert.deepEqual(r.warnings, [], `v${version} zeroed, ${recovery}`);
+    }
+    // And the whole file reads the long node, not the one inside it.
     const m = new MemFs();
-    m.write(P, zeroed);
-    const r = await replaySnapshot(P, { fs: m, recovery });
-    assert.deepEqual(r.aliveNodes.map((n) => n.name), ["real"], `zeroed, ${recovery}`);
-    assert.equal(r.tornTailBytes, zeroed.length - at, `zeroed, ${recovery}`);
-    assert.deepEqual(r.warnings, [], `zeroed, ${recovery}`);
+    m.write(P, as(whole));
+    const r = await replaySnapshot(P, { fs: m, recovery: "strict" });
+    assert.deepEqual(r.aliveNodes.map((n) => n.name.slice(0, 2)), ["re", "xx"], `v${version}`);
   }
-  // And the whole file reads the long node, not the one inside it.
-  const m = new MemFs();
-  m.write(P, whole);
-  const r = await replaySnapshot(P, { fs: m, recovery: "strict" });
-  assert.deepEqual(r.aliveNodes.map((n) => n.name.slice(0, 2)), ["re", "xx"]);
 });
 
 Deno.test("Snapshotter finds a damaged header word whose length covers the rest of the file as corruption, whatever else is damaged", async () => {

@@ -20,8 +20,17 @@ export interface CoreExports {
     recordSizeMax: number,
     indexPtr: number,
     indexCap: number,
+    salt: number,
   ): number;
-  frames_resync(ptr: number, len: number, from: number, typeMask: number, recordSizeMax: number): number;
+  frames_resync(
+    ptr: number,
+    len: number,
+    from: number,
+    typeMask: number,
+    recordSizeMax: number,
+    salt: number,
+  ): number;
+  frame_salt_of(ptr: number, off: number, len: number, typeMask: number, recordSizeMax: number): number;
   resync_cut(): number;
   frames_encode(
     descPtr: number,
@@ -30,8 +39,9 @@ export interface CoreExports {
     outPtr: number,
     outCap: number,
     recordSizeMax: number,
+    salt: number,
   ): number;
-  frames_seal(ptr: number, len: number, recordSizeMax: number): number;
+  frames_seal(ptr: number, len: number, recordSizeMax: number, salt: number): number;
   all_zero(ptr: number, len: number): number;
   all_ascii(ptr: number, len: number): number;
   scan_offset(): number;

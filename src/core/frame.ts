@@ -9,7 +9,7 @@
 //   +------+------+------+------+------+------+------+------+
 //   | base u64 (raft segments: first index; otherwise 0)    |
 //   +------+------+------+------+------+------+------+------+
-//   | reserved u32 (0)          | crc32c of bytes 0..20     |
+//   | salt u32 (v1: 0)          | crc32c of bytes 0..20     |
 //   +------+------+------+------+------+------+------+------+
 //
 // Frames (8-byte aligned, repeated to the end of the file):
@@ -23,7 +23,8 @@
 //   | ... payload              | zero padding to 8 bytes    |
 //   +------ ... ---------------+----------------------------+
 //
-// The crc32c covers the whole frame (padding included) with its own field read as zero.
+// The crc32c covers the whole frame (padding included) with its own field read as zero, and
+// is stored XOR the file's salt (version 2; version 1 files have none, that is, salt 0).
 import type { WasmCore } from "../_wasm/core.ts";
 import { crc32c } from "./crc32c.ts";
 
@@ -33,8 +34,10 @@ export const FILE_HEADER_BYTES = 24;
 export const FRAME_HEADER_BYTES = 12;
 /** "SNLG" read as a little-endian u32. */
 export const MAGIC = 0x474c4e53;
-/** The frame and header format version this code writes and reads. */
-export const FORMAT_VERSION = 1;
+/** The format version this code writes: 2, with a salt in the header. It reads 1 and 2. */
+export const FORMAT_VERSION = 2;
+/** The first format version, without a salt (frames checksummed as with salt 0): still read. */
+export const FORMAT_VERSION_UNSALTED = 1;
 /** Largest payload the format allows; layers choose a smaller `recordSizeMax`. */
 export const RECORD_SIZE_MAX_LIMIT = 64 * 1024 * 1024;
 
@@ -100,17 +103,34 @@ export interface FileHeader {
   version: number;
   kind: number;
   base: bigint;
+  /** XORed into every frame's checksum (0 in version 1). */
+  salt: number;
 }
 
-/** Encodes a file header for `kind` with `base` (0 unless the layer uses it). */
-export function encodeFileHeader(kind: FileKind, base: bigint = 0n): Uint8Array<ArrayBuffer> {
+/**
+ * A fresh random salt for a new file: never 0, which stands for version 1's frames. Each file
+ * snaplog writes (a new log, a compaction's, a conversion's) draws its own, so a stale frame of
+ * another file, or one a node name holds, fails against it.
+ */
+export function newSalt(): number {
+  const v = new Uint32Array(1);
+  do crypto.getRandomValues(v); while (v[0] === 0);
+  return v[0]!;
+}
+
+/**
+ * Encodes a file header for `kind` with `base` (0 unless the layer uses it) and `salt`:
+ * version 2, or version 1 for salt 0 (the header of a version 1 file, whose frames have none).
+ */
+export function encodeFileHeader(kind: FileKind, salt: number, base: bigint = 0n): Uint8Array<ArrayBuffer> {
+  checkInt("encode a file header with salt", salt, 0, 0xffffffff);
   const out = new Uint8Array(FILE_HEADER_BYTES);
   const view = new DataView(out.buffer);
   view.setUint32(0, MAGIC, true);
-  view.setUint16(4, FORMAT_VERSION, true);
+  view.setUint16(4, salt === 0 ? FORMAT_VERSION_UNSALTED : FORMAT_VERSION, true);
   view.setUint16(6, kind, true);
   view.setBigUint64(8, base, true);
-  view.setUint32(16, 0, true);
+  view.setUint32(16, salt, true);
   view.setUint32(20, crc32c(out.subarray(0, 20)), true);
   return out;
 }
@@ -129,11 +149,13 @@ export function decodeFileHeader(bytes: Uint8Array): FileHeader | string {
   }
   if (view.getUint32(20, true) !== crc32c(bytes.subarray(0, 20))) return "file header checksum mismatch";
   const version = view.getUint16(4, true);
-  if (version !== FORMAT_VERSION) {
-    return `unsupported format version ${version} (this build reads ${FORMAT_VERSION})`;
+  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_UNSALTED) {
+    return `unsupported format version ${version} (this build reads ${FORMAT_VERSION_UNSALTED} and ${FORMAT_VERSION})`;
   }
-  if (view.getUint32(16, true) !== 0) return "non-zero reserved header field";
-  return { version, kind: view.getUint16(6, true), base: view.getBigUint64(8, true) };
+  const salt = view.getUint32(16, true);
+  if (version === FORMAT_VERSION_UNSALTED && salt !== 0) return "non-zero reserved header field";
+  if (version === FORMAT_VERSION && salt === 0) return "zero salt in a version 2 header";
+  return { version, kind: view.getUint16(6, true), base: view.getBigUint64(8, true), salt };
 }
 
 /** Limits a scanner or encoder checks every frame against. */
@@ -198,6 +220,7 @@ export class FrameScanner {
   #bufCap: number;
   readonly #indexPtr: number;
   readonly #indexCap: number;
+  #salt = 0;
 
   /**
    * @param core The Wasm instance that owns the buffers (one per log).
@@ -230,6 +253,30 @@ export class FrameScanner {
   /** Capacity of the input buffer in bytes. */
   get capacity(): number {
     return this.#bufCap;
+  }
+
+  /** The file's salt, which frames' checksums are checked under (0 until set: version 1). */
+  get salt(): number {
+    return this.#salt;
+  }
+  set salt(salt: number) {
+    checkInt("check frames under salt", salt, 0, 0xffffffff);
+    this.#salt = salt;
+  }
+
+  /**
+   * The salt under which a frame at `at` in `[0, end)` of the buffer checks out, or -1 where
+   * no salt makes a frame (see assembly/frame.ts, frame_salt_of).
+   */
+  saltOf(at: number, end: number): number {
+    checkSpan("read a frame in", at, end, this.#bufCap);
+    return this.#core.exports.frame_salt_of(
+      this.#bufPtr,
+      at,
+      end,
+      this.#limits.typeMask,
+      this.#limits.recordSizeMax,
+    );
   }
 
   /** Address of the input buffer in Wasm memory (for Wasm calls on scanned frames). */
@@ -280,6 +327,7 @@ export class FrameScanner {
       this.#limits.recordSizeMax,
       this.#indexPtr,
       index ? this.#indexCap : 0,
+      this.#salt,
     ) as ScanStatus;
     return {
       status,
@@ -301,6 +349,7 @@ export class FrameScanner {
       from,
       this.#limits.typeMask,
       this.#limits.recordSizeMax,
+      this.#salt,
     );
     return r;
   }
@@ -354,6 +403,7 @@ export class FrameEncoder {
   #cap: number;
   #len = 0;
   #sealed = 0;
+  #salt = 0;
 
   constructor(core: WasmCore, limits: FrameLimits, capacityBytes: number) {
     checkLimits(limits);
@@ -379,6 +429,26 @@ export class FrameEncoder {
   /** Address of the batch in Wasm memory (for Wasm-side writers). */
   get pointer(): number {
     return this.#ptr;
+  }
+
+  /** The salt frames are sealed under: the file's they are written to (0: version 1). */
+  get salt(): number {
+    return this.#salt;
+  }
+
+  /**
+   * Seals frames under `salt` from now on, and seals again the frames already sealed under
+   * the old one (they have not reached a file: a compaction moved the log to a new file).
+   */
+  useSalt(salt: number): void {
+    checkInt("seal frames under salt", salt, 0, 0xffffffff);
+    if (salt === this.#salt) return;
+    this.#salt = salt;
+    if (this.#sealed === 0) return;
+    const status = this.#core.exports.frames_seal(this.#ptr, this.#sealed, this.#limits.recordSizeMax, salt);
+    if (status !== 0) {
+      throw new Error(`Cannot seal frames again: encoder state is inconsistent (status ${status})`);
+    }
   }
 
   /**
@@ -453,6 +523,7 @@ export class FrameEncoder {
       this.#ptr + this.#sealed,
       this.#len - this.#sealed,
       this.#limits.recordSizeMax,
+      this.#salt,
     );
     if (status !== 0) throw new Error(`Cannot seal frames: encoder state is inconsistent (status ${status})`);
     this.#sealed = this.#len;

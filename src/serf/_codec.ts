@@ -5,7 +5,7 @@
 // in batches (binary: when frames are sealed; go-text: as complete lines are pushed), so
 // `aliveNodes()` and the compacted file come from the same table that replay builds.
 import { WasmCore, WasmMemoryError } from "../_wasm/core.ts";
-import { encodeFileHeader, FileKind, FrameEncoder, frameSize } from "../core/frame.ts";
+import { encodeFileHeader, FileKind, FrameEncoder, frameSize, newSalt } from "../core/frame.ts";
 import {
   APPLY_NO_MEMORY,
   encodeBinaryRecord,
@@ -76,6 +76,12 @@ export interface Codec {
    * settled before it starts the next). Returns the total size.
    */
   compactInto(emit: (chunk: Uint8Array) => void): number;
+  /**
+   * The file the last {@link compactInto} wrote is the log's file now (renamed into place):
+   * what is staged from here on goes to it. The binary format's compacted file has a salt of
+   * its own, which frames staged since (and after the image) are sealed under again.
+   */
+  compacted(): void;
 }
 
 /**
@@ -129,12 +135,27 @@ export class BinaryCodec implements Codec {
   #out = new Uint8Array(0);
   readonly #image = new ImageBuffer();
   readonly #quiet = new QuietWrites();
+  /** The salt of the file the last compactInto wrote (not the log's file until compacted()). */
+  #imageSalt = 0;
 
-  constructor(core: WasmCore, state: SerfState) {
+  /** `salt`: the file's, which staged frames are sealed under (a fresh one for a new file). */
+  constructor(core: WasmCore, state: SerfState, salt: number = newSalt()) {
     this.#core = core;
     this.#state = state;
     this.#enc = new FrameEncoder(core, SERF_LIMITS, STAGING_BYTES);
+    this.#enc.useSalt(salt);
     this.#x = core.exports as unknown as SerfBinaryExports;
+  }
+  /** The salt of the file the log writes: its frames are sealed under it. */
+  get salt(): number {
+    return this.#enc.salt;
+  }
+  /**
+   * Seals staged frames under `salt` from now on: the salt of the file the log opened
+   * (replay found it in its header; 0 for a version 1 file).
+   */
+  useSalt(salt: number): void {
+    this.#enc.useSalt(salt);
   }
   /** The state: its Wasm instance changes when {@link trim} moves it to a fresh one. */
   get state(): SerfState {
@@ -205,7 +226,7 @@ export class BinaryCodec implements Codec {
     if (applyFaults.outOfMemory) {
       throw new WasmMemoryError(`Cannot apply records: the alive set does not fit in Wasm memory`);
     }
-    const status = this.#x.serf_seal_apply(enc.pointer + from, len - from, SERF_RECORD_SIZE_MAX);
+    const status = this.#x.serf_seal_apply(enc.pointer + from, len - from, SERF_RECORD_SIZE_MAX, enc.salt);
     const done = from + this.#x.serf_apply_offset();
     enc.markSealed(done);
     this.#applied = done;
@@ -234,11 +255,19 @@ export class BinaryCodec implements Codec {
     this.#applied = Math.max(0, this.#applied - n);
   }
   header(): Uint8Array {
-    return encodeFileHeader(FileKind.serfSnapshot);
+    return encodeFileHeader(FileKind.serfSnapshot, this.#enc.salt);
   }
   compactInto(emit: (chunk: Uint8Array) => void): number {
     this.apply();
-    return drainCompacted(this.#core, this.header(), false, this.#image, emit);
+    // A new file, a new salt (a version 1 file becomes version 2 here).
+    const salt = newSalt();
+    const header = encodeFileHeader(FileKind.serfSnapshot, salt);
+    const size = drainCompacted(this.#core, header, salt, this.#image, emit);
+    this.#imageSalt = salt;
+    return size;
+  }
+  compacted(): void {
+    this.#enc.useSalt(this.#imageSalt);
   }
   trim(written: number): void {
     if (!this.#quiet.after(written)) return;
@@ -282,6 +311,7 @@ export class BinaryCodec implements Codec {
     state.clock(CLOCK_QUERY, c.lastQueryClock);
     const frames = this.#enc.bytes();
     const enc = new FrameEncoder(core, SERF_LIMITS, Math.max(STAGING_BYTES, frames.length));
+    enc.useSalt(this.#enc.salt);
     enc.appendSealed(frames);
     this.#core = core;
     this.#state = state;
@@ -395,14 +425,15 @@ export class GoTextCodec implements Codec {
     this.apply();
     // Serf's compaction order: alive lines, then clock, event-clock, query-clock (zeros too),
     // written by Wasm straight from the state (assembly/compact.ts).
-    return drainCompacted(this.state.core, this.header(), true, this.#image, emit);
+    return drainCompacted(this.state.core, this.header(), null, this.#image, emit);
   }
+  compacted(): void {}
 }
 
 /** The exports of assembly/compact.ts. */
 interface CompactExports {
   compact_begin(): void;
-  compact_next(out: number, cap: number, text: number): number;
+  compact_next(out: number, cap: number, text: number, salt: number): number;
   compact_need(): number;
 }
 
@@ -441,14 +472,14 @@ class ImageBuffer {
 }
 
 /**
- * Runs the Wasm compaction writer (assembly/compact.ts: frames, or serf's text lines when
- * `text`) chunk by chunk: `header` and then everything it writes, each chunk copied into
+ * Runs the Wasm compaction writer (assembly/compact.ts: frames under `salt`, or serf's text
+ * lines when `salt` is null) chunk by chunk: `header` and then everything it writes, each chunk copied into
  * `image` and passed to `emit` before the next is built. Returns the total size.
  */
 function drainCompacted(
   core: WasmCore,
   header: Uint8Array,
-  text: boolean,
+  salt: number | null,
   image: ImageBuffer,
   emit: (chunk: Uint8Array) => void,
 ): number {
@@ -464,7 +495,7 @@ function drainCompacted(
     let lead = header.length;
     core.u8.set(header, chunk);
     while (true) {
-      const n = lead + x.compact_next(chunk + lead, cap - lead, text ? 1 : 0);
+      const n = lead + x.compact_next(chunk + lead, cap - lead, salt === null ? 1 : 0, salt ?? 0);
       lead = 0;
       if (n === 0) {
         const need = x.compact_need();

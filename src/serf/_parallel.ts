@@ -158,6 +158,8 @@ export interface DeltaRequest {
   format: "binary" | "go-text";
   /** Split point: the worker starts at the first record boundary at or past it. */
   from: number;
+  /** Binary: the file's salt (the Worker does not read the header). */
+  salt?: number;
   /** Where the caller's replay ends (its view of the file's size): a file that grows meanwhile is read no further. */
   end: number;
   /**
@@ -213,6 +215,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
         Math.max(REPLAY_CHUNK_BYTES, 2 * SERF_FRAME_SIZE_MAX),
         0,
       );
+      scanner.salt = req.salt ?? 0;
       const start = await findNextFrame(scanner, file, req.from, size);
       scanner.free(); // the replay below allocates its own, reusing this block
       if (start < 0) return { ok: false, reason: "no frame after the split point" };
@@ -220,6 +223,7 @@ export async function replayDelta(req: DeltaRequest): Promise<DeltaReply> {
       // applies the caller's recovery mode to it.
       const r = await replayBinaryFile(core, file, size, req.path, "strict", REPLAY_CHUNK_BYTES, {
         from: start,
+        salt: req.salt ?? 0,
       });
       if (r.tornTailBytes !== 0) return { ok: false, reason: "zeroed tail" };
       return {
@@ -391,9 +395,10 @@ export class SplitPlanner {
 
   /**
    * The replay has consumed the file up to offset `at`. Returns the split point if a Worker
-   * was just started for the rest, else null (also every time after the decision).
+   * was just started for the rest, else null (also every time after the decision). `salt`:
+   * a binary file's, which the Worker checks its frames under.
    */
-  check(at: number): number | null {
+  check(at: number, salt = 0): number | null {
     if (this.#decided) return null;
     if (this.#start < 0) this.#start = at;
     if (splitMode === "auto") {
@@ -431,6 +436,7 @@ export class SplitPlanner {
       path: this.#path,
       format: this.#format,
       from: split,
+      salt,
       end: this.#size,
       ...(this.fileId === undefined ? {} : { fileId: this.fileId }),
       rejoinAfterLeave: this.#rejoin,
@@ -464,7 +470,9 @@ export async function readBinary(
   try {
     if (par !== null) par.fileId = await file.id?.();
     state.reserveFor(size);
-    const range = par ? { plan: (at: number) => par.check(at), maxSkipped } : { maxSkipped };
+    const range = par
+      ? { plan: (at: number, salt: number) => par.check(at, salt), maxSkipped }
+      : { maxSkipped };
     const r = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, range);
     if (par?.job && r.stoppedAt !== null) {
       return await finishBinary(r, par.job, state, file, size, path, recovery, maxSkipped);
@@ -499,6 +507,7 @@ async function finishBinary(
   parallelStats.redone++;
   const rest = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
     from: at,
+    salt: first.salt,
     maxSkipped,
   });
   // The first part stopped at the split, so its skipped regions are all before the rest's.

@@ -50,8 +50,8 @@ export const SERF_LIMITS = { typeMask: SERF_TYPE_MASK, recordSizeMax: SERF_RECOR
 
 /** The exports of assembly/serf_binary.ts. */
 export interface SerfBinaryExports {
-  serf_seal_apply(ptr: number, len: number, recordSizeMax: number): number;
-  serf_scan_apply(ptr: number, len: number, recordSizeMax: number, limit: number): number;
+  serf_seal_apply(ptr: number, len: number, recordSizeMax: number, salt: number): number;
+  serf_scan_apply(ptr: number, len: number, recordSizeMax: number, limit: number, salt: number): number;
   serf_apply_status(): number;
   scan_offset(): number;
   scan_count(): number;
@@ -254,6 +254,11 @@ export interface BinaryReplayResult {
    * file is not read); null when it read to the end (or stopped at damage first).
    */
   stoppedAt: number | null;
+  /**
+   * The salt the frames were checked under: the header's (0 for a version 1 file), the one
+   * recovered from the frames when the header is damaged (salvage), or `range.salt`.
+   */
+  salt: number;
 }
 
 /** Where {@link replayBinaryFile} starts and stops (a parallel replay's two halves), and what it lists. */
@@ -262,6 +267,8 @@ export interface ReplayRange {
   maxSkipped?: number;
   /** Start at this frame boundary instead of after the file header (which is then not read). */
   from?: number;
+  /** With `from`: the file's salt (its header is not read). @default {0} */
+  salt?: number;
   /** Stop at the first frame boundary at or past this offset. */
   until?: number;
   /**
@@ -271,10 +278,11 @@ export interface ReplayRange {
    */
   stopWhenListed?: boolean;
   /**
-   * Called before each chunk with the offset replayed so far, while no `until` is set; a
-   * number it returns becomes `until` (a parallel replay's split point, src/serf/_parallel.ts).
+   * Called before each chunk with the offset replayed so far and the file's salt, while no
+   * `until` is set; a number it returns becomes `until` (a parallel replay's split point,
+   * src/serf/_parallel.ts).
    */
-  plan?: (offset: number) => number | null;
+  plan?: (offset: number, salt: number) => number | null;
 }
 
 /** Default read size of a replay: big enough that per-call costs vanish. */
@@ -307,6 +315,7 @@ export async function replayBinaryFile(
     skippedOmitted: 0,
     headerMissing: false,
     stoppedAt: null,
+    salt: range.salt ?? 0,
   };
   let until = range.until ?? Infinity;
   if (range.from === undefined && size < FILE_HEADER_BYTES) {
@@ -322,6 +331,7 @@ export async function replayBinaryFile(
     if (result.skipped.length < (range.maxSkipped ?? WARNINGS_MAX_DEFAULT)) result.skipped.push(region);
     else result.skippedOmitted++;
   };
+  let damagedHeader = false;
   if (range.from === undefined) {
     const header = new Uint8Array(FILE_HEADER_BYTES);
     await readFull(file, header, 0, path);
@@ -333,8 +343,11 @@ export async function replayBinaryFile(
         throw new CorruptionError(path, 0, `${decoded}; recovery "salvage" keeps the valid records after it`);
       }
       skip({ offset: 0, bytes: FILE_HEADER_BYTES, reason: decoded });
+      damagedHeader = true;
     } else if (decoded.kind !== FileKind.serfSnapshot) {
       throw new CorruptionError(path, 0, `file kind ${decoded.kind} is not a serf snapshot`);
+    } else {
+      result.salt = decoded.salt;
     }
   }
 
@@ -348,6 +361,10 @@ export async function replayBinaryFile(
   const cap = Math.max(chunkBytes, 2 * SERF_FRAME_SIZE_MAX);
   const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
   try {
+    // The salt of a file whose header is damaged: what its frames agree on.
+    if (damagedHeader) result.salt = await recoverSalt(scanner, file, size, path);
+    const salt = result.salt;
+    scanner.salt = salt;
     const x = core.exports as unknown as SerfBinaryExports;
 
     let pos = range.from ?? FILE_HEADER_BYTES; // file offset of buffer byte 0 (always 8-aligned)
@@ -372,11 +389,17 @@ export async function replayBinaryFile(
         }
       }
       const eof = pos + have >= size;
-      if (until === Infinity && range.plan) until = range.plan(pos + start) ?? Infinity;
+      if (until === Infinity && range.plan) until = range.plan(pos + start, salt) ?? Infinity;
       // One Wasm pass validates each frame and applies it while it is in cache
       // (serf_scan_apply); it stops where frames_scan would, for the same reasons.
       const limit = until === Infinity ? 0xffffffff : Math.max(0, until - (pos + start));
-      const status = x.serf_scan_apply(scanner.pointer + start, have - start, SERF_RECORD_SIZE_MAX, limit);
+      const status = x.serf_scan_apply(
+        scanner.pointer + start,
+        have - start,
+        SERF_RECORD_SIZE_MAX,
+        limit,
+        salt,
+      );
       const applied = x.scan_count();
       result.records += applied;
       if (status === SCAN_APPLY_FAILED) {
@@ -529,6 +552,65 @@ export async function replayBinaryFile(
   } finally {
     scanner.free();
   }
+}
+
+/** How far {@link recoverSalt} looks for frames: the first MiB after the header. */
+const SALT_PROBE_BYTES = 1 << 20;
+/** Bytes of checksums {@link recoverSalt} may compute (see snapshotter.ts, holdsFrame). */
+const SALT_CHECK_BUDGET_BYTES = 8 << 20;
+
+/**
+ * The salt of a file whose header is damaged or lost, from its frames: each 8-aligned slot in
+ * the first MiB after the header that could be a frame implies one (its stored field XOR its
+ * checksum), which random bytes agree on with the next frame's with a chance of 2^-32. The salt
+ * most pairs of frames in a row agree on wins (a node name can hold a pair under a salt of its
+ * author's, but the file's own frames outnumber it), the earliest on a tie; a version 1 frame
+ * (salt 0) counts alone. Without any such pair, the salt of a last frame that ends exactly at
+ * the end of the file, else 0 (version 1).
+ */
+export async function recoverSalt(
+  scanner: FrameScanner,
+  file: FileHandle,
+  size: number,
+  path: string,
+): Promise<number> {
+  const end = Math.min(size, FILE_HEADER_BYTES + SALT_PROBE_BYTES, FILE_HEADER_BYTES + scanner.capacity);
+  if (end <= FILE_HEADER_BYTES) return 0;
+  const len = end - FILE_HEADER_BYTES;
+  await readFull(file, scanner.buffer().subarray(0, len), FILE_HEADER_BYTES, path);
+  const votes = new Map<number, number>();
+  let lone = -1;
+  let budget = SALT_CHECK_BUDGET_BYTES;
+  let memoAt = -1;
+  let memo = -1;
+  const saltAt = (at: number): number => {
+    if (at === memoAt) return memo;
+    const buf = scanner.buffer();
+    if (at + 8 > len) return -1;
+    const length = new DataView(buf.buffer, buf.byteOffset + at, 8).getUint32(4, true);
+    if (length > SERF_RECORD_SIZE_MAX) return -1;
+    budget -= frameSize(length);
+    memoAt = at;
+    memo = budget < 0 ? -1 : scanner.saltOf(at, len);
+    return memo;
+  };
+  for (let at = 0; at + 16 <= len && budget >= 0; at += 8) {
+    const s = saltAt(at);
+    if (s < 0) continue;
+    const next = at + frameSize(new DataView(scanner.buffer().buffer, scanner.buffer().byteOffset + at, 8)
+      .getUint32(4, true));
+    if (s === 0 || saltAt(next) === s) votes.set(s, (votes.get(s) ?? 0) + 1);
+    else if (FILE_HEADER_BYTES + next === size && lone < 0) lone = s;
+  }
+  let best = -1;
+  let most = 0;
+  for (const [s, n] of votes) {
+    if (n > most) {
+      best = s;
+      most = n;
+    }
+  }
+  return best >= 0 ? best : lone >= 0 ? lone : 0;
 }
 
 /**

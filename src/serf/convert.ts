@@ -30,7 +30,7 @@
 // open takes that for a compaction cut short between serf's remove and rename, and finishes it,
 // which must never happen to a half-written conversion.)
 import { WasmCore } from "../_wasm/core.ts";
-import { encodeFileHeader, FrameEncoder } from "../core/frame.ts";
+import { encodeFileHeader, FrameEncoder, newSalt } from "../core/frame.ts";
 import { denoFs } from "../fs/deno_fs.ts";
 import { acquireWriterLock, canonicalPath, modeOf } from "../fs/lock.ts";
 import { dirOf } from "../fs/_path.ts";
@@ -724,7 +724,9 @@ class BinarySink implements Sink {
     );
   }
   async header(): Promise<void> {
-    const h = encodeFileHeader(FileKind.serfSnapshot);
+    const salt = newSalt(); // a new file's own
+    this.#enc.useSalt(salt);
+    const h = encodeFileHeader(FileKind.serfSnapshot, salt);
     await this.#file.write(h, 0);
     this.#pos = h.length;
   }

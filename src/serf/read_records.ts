@@ -177,10 +177,11 @@ async function* binaryEntries(
   const codec = newBinaryCodec(false);
   let pos = FILE_HEADER_BYTES;
   let from: number | undefined = undefined;
+  let salt = 0;
   for (;;) {
     readRecordsStats.segments++;
     const r = await replayBinaryFile(codec.state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
-      ...(from === undefined ? {} : { from }),
+      ...(from === undefined ? {} : { from, salt }),
       maxSkipped: Math.max(1, readRecordsPolicy.segmentRegions),
       stopWhenListed: true,
     });
@@ -195,6 +196,7 @@ async function* binaryEntries(
     }
     if (r.stoppedAt !== null) {
       from = r.stoppedAt;
+      salt = r.salt;
       continue;
     }
     yield* framesBetween(file, pos, r.goodEnd, path);

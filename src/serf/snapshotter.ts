@@ -24,7 +24,14 @@ import {
   knownOptionKeys,
   RECOVERY_MODES,
 } from "../_options.ts";
-import { decodeFileHeader, encodeFileHeader, FILE_HEADER_BYTES, FileKind, frameSize } from "../core/frame.ts";
+import {
+  decodeFileHeader,
+  encodeFileHeader,
+  FILE_HEADER_BYTES,
+  FileKind,
+  frameSize,
+  newSalt,
+} from "../core/frame.ts";
 import type { FileHandle, FileInfo, FileSystem } from "../fs/types.ts";
 import {
   readFull,
@@ -247,8 +254,13 @@ export const writePolicy: { pieceBytes: number } = { pieceBytes: 8 << 20 };
 /** Bytes per alive node in serf's compaction rule (snapshotBytesPerNode 128 × threshold 2). */
 const COMPACT_BYTES_PER_NODE = 256;
 const MAGIC_BYTES = [0x53, 0x4e, 0x4c, 0x47]; // "SNLG"
-/** The header of every serf snapshot in the binary format (base 0). */
-const SERF_HEADER = encodeFileHeader(FileKind.serfSnapshot);
+/**
+ * The first 16 bytes of every serf snapshot's header in the binary format, version 2 and 1
+ * (magic, version, kind, base 0); the salt and the checksum follow.
+ */
+const SERF_HEADER_PREFIXES = [newSalt(), 0].map((salt) =>
+  encodeFileHeader(FileKind.serfSnapshot, salt).subarray(0, 16)
+);
 
 interface Resolved {
   rejoinAfterLeave: boolean;
@@ -375,7 +387,8 @@ async function formatGuess(
   const head = new Uint8Array(Math.min(size, FILE_HEADER_BYTES));
   await readFull(file, head, 0, path);
   if (size < FILE_HEADER_BYTES) {
-    const cutHeader = size >= MAGIC_BYTES.length && head.every((b, i) => b === SERF_HEADER[i]);
+    const cutHeader = size >= MAGIC_BYTES.length &&
+      SERF_HEADER_PREFIXES.some((prefix) => head.every((b, i) => i >= prefix.length || b === prefix[i]));
     return cutHeader ? "binary" : "go-text";
   }
   if (!MAGIC_BYTES.every((b, i) => head[i] === b)) {
@@ -453,21 +466,24 @@ async function holdsSerfLine(file: FileHandle, size: number, path: string, upTo:
 }
 
 /**
- * How far into a file without a header {@link holdsFrame} looks for a frame: two of the largest
- * frames after the header, so a whole one lies inside whatever the first record's size.
+ * How far into a file without a header {@link holdsFrame} looks for a frame: three of the
+ * largest frames after the header, so two whole ones in a row lie inside whatever the first
+ * record's size.
  */
-const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 2 * SERF_FRAME_SIZE_MAX;
+const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 3 * SERF_FRAME_SIZE_MAX;
 
 /**
  * True if the file's first `upTo` bytes, after where the header would be, hold a whole serf
- * frame with a valid checksum (and zero padding) at an 8-aligned offset. Runs only on a file
+ * frame (zero padding, at an 8-aligned offset) whose checksum holds: under salt 0 (a version 1
+ * file), or under the same salt as the frame right after it (version 2: the salt was in the
+ * lost header, and two frames agree on one by chance once in 2^32). Runs only on a file
  * without a snaplog header that `auto` does not take for serf's (its first byte), or that binary
  * is asked of: JavaScript is fast enough, in windows, with a bounded amount of checksumming
  * (not binary.ts's findNextFrame, whose Wasm resync checksums every candidate, without bound).
  */
 async function holdsFrame(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
   const end = Math.min(size, upTo);
-  const buf = new Uint8Array(Math.min(end, Math.max(1 << 20, 2 * SERF_FRAME_SIZE_MAX)));
+  const buf = new Uint8Array(Math.min(end, Math.max(1 << 20, 3 * SERF_FRAME_SIZE_MAX)));
   const view = new DataView(buf.buffer);
   // Bytes of checksums this may compute: a file built so that every 8-aligned slot looks like
   // the header of a long frame would otherwise cost a checksum of up to 128 KiB per slot (6.6 s
@@ -475,31 +491,38 @@ async function holdsFrame(file: FileHandle, size: number, path: string, upTo: nu
   let budget = FRAME_CHECK_BUDGET_BYTES;
   let pos = 0; // file offset of buf[0]
   let have = 0;
-  for (let at = FILE_HEADER_BYTES; at + 16 <= end; at += 8) {
-    if (at + SERF_FRAME_SIZE_MAX > pos + have && pos + have < end) {
-      pos = at; // read on, so the window holds the largest frame that could start here
-      have = Math.min(buf.length, end - pos);
-      await readFull(file, buf.subarray(0, have), pos, path);
-    }
-    const i = at - pos;
+  /** The salt the frame at buf[i] checks out under, or -1 (no frame there, or out of budget). */
+  const saltAt = (i: number): number => {
+    if (i + 16 > have) return -1;
     const type = buf[i]!;
     if (
       type < RecordType.alive || type > RecordType.comment || buf[i + 1] !== 0 ||
       view.getUint16(i + 2) !== 0
     ) {
-      continue;
+      return -1;
     }
     const length = view.getUint32(i + 4, true);
     const stop = i + frameSize(length);
-    if (length > SERF_RECORD_SIZE_MAX || stop > have) continue;
-    let padded = true; // the padding is zero, as the scanner requires
-    for (let p = i + 12 + length; p < stop; p++) padded &&= buf[p] === 0;
-    if (!padded) continue;
+    if (length > SERF_RECORD_SIZE_MAX || stop > have) return -1;
+    for (let p = i + 12 + length; p < stop; p++) if (buf[p] !== 0) return -1; // zero padding
     budget -= stop - i;
-    if (budget < 0) return false;
-    // The checksum covers the frame with its own field read as zero.
+    if (budget < 0) return -1;
+    // The checksum covers the frame with its own field read as zero; the field holds it XOR the salt.
     const sum = crc32c(buf.subarray(i + 12, stop), crc32c(ZERO_WORD, crc32c(buf.subarray(i, i + 8))));
-    if (sum === view.getUint32(i + 8, true)) return true;
+    return (sum ^ view.getUint32(i + 8, true)) >>> 0;
+  };
+  for (let at = FILE_HEADER_BYTES; at + 16 <= end && budget >= 0; at += 8) {
+    if (at + 2 * SERF_FRAME_SIZE_MAX > pos + have && pos + have < end) {
+      pos = at; // read on, so the window holds the two largest frames that could start here
+      have = Math.min(buf.length, end - pos);
+      await readFull(file, buf.subarray(0, have), pos, path);
+    }
+    const i = at - pos;
+    const salt = saltAt(i);
+    if (salt < 0) continue;
+    if (salt === 0) return true;
+    const next = i + frameSize(view.getUint32(i + 4, true));
+    if (pos + next < end && saltAt(next) === salt) return true;
   }
   return false;
 }
@@ -545,7 +568,7 @@ async function createBinaryFile(fs: FileSystem, path: string): Promise<void> {
   const tmp = compactPath(path);
   const h = await fs.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
   try {
-    await h.write(encodeFileHeader(FileKind.serfSnapshot), 0);
+    await h.write(encodeFileHeader(FileKind.serfSnapshot, newSalt()), 0);
     await h.datasync();
   } finally {
     await h.close();
@@ -797,6 +820,9 @@ export class Snapshotter {
           fs,
         });
         const r = await readBinary(binary.state, file, size, path, o.recovery, par);
+        // Appends go on under the file's salt (0: a version 1 file, until its next compaction
+        // writes version 2); a header written below, for want of one, takes the codec's fresh one.
+        if (!r.headerMissing) binary.useSalt(r.salt);
         report.records = r.records;
         report.tornTailBytes = r.tornTailBytes;
         report.skipped = r.skipped.map((s) => ({
@@ -1795,6 +1821,7 @@ export class Snapshotter {
     this.#fileSize = size;
     this.#durableSize = size;
     this.#codec.consume(includedStaged);
+    this.#codec.compacted(); // staged frames go to the new file: under its salt
     this.#codec.trim(0);
     this.#compactions++;
     this.#compactedSize = size;
@@ -1854,7 +1881,8 @@ async function endsLikeCompaction(fs: FileSystem, path: string, size: number): P
   try {
     const head = new Uint8Array(Math.min(size, FILE_HEADER_BYTES));
     await readFull(h, head, 0, path);
-    if (typeof decodeFileHeader(head) !== "string") {
+    const header = decodeFileHeader(head);
+    if (typeof header !== "string") {
       const frame = frameSize(8); // a clock frame: header, u64, padding
       if (size < FILE_HEADER_BYTES + frame) return false;
       const tail = new Uint8Array(frame);
@@ -1863,7 +1891,7 @@ async function endsLikeCompaction(fs: FileSystem, path: string, size: number): P
       if (view.getUint32(0, true) !== RecordType.queryClock || view.getUint32(4, true) !== 8) return false;
       const crc = view.getUint32(8, true);
       view.setUint32(8, 0, true); // the checksum covers the frame with its own field as zero
-      return crc32c(tail) === crc;
+      return (crc32c(tail) ^ header.salt) >>> 0 === crc;
     }
     const n = Math.min(size, 64);
     const tail = new Uint8Array(n);

@@ -253,3 +253,99 @@ Deno.test("FrameEncoder.useSalt seals the frames already sealed again, under the
   assert.throws(() => (scanner.salt = 2 ** 32), RangeError);
   assert.throws(() => encodeFileHeader(FileKind.serfSnapshot, 1.5), RangeError);
 });
+
+/** A name of many frames without a salt (an alive frame for `evil…`, then clocks): ASCII, 8-aligned after "xx". */
+function nameHoldingManyFrames(count: number): string {
+  const core = new WasmCore();
+  const enc = new FrameEncoder(core, SERF_LIMITS, 256);
+  const ascii = (r: Parameters<typeof encodeBinaryRecord>[2]): string | null => {
+    enc.clear();
+    encodeBinaryRecord(core, enc, r);
+    const b = enc.bytes();
+    return b.every((x) => x < 0x80) ? String.fromCharCode(...b) : null;
+  };
+  let body = nameHoldingAFrame();
+  for (let v = 0x01010101n, n = 0; n < count; v++) {
+    if ((v & 0x80n) !== 0n) continue;
+    const f = ascii({ type: "clock", value: v });
+    if (f !== null) (body += f, n++);
+  }
+  return "xx" + body;
+}
+
+Deno.test("A damaged header's salt is the one the file's own frames run on under, not one a node name's frames vote for", async () => {
+  // The first recovery counted votes in the first MiB: a name of 400 frames without a salt
+  // outvoted 300 records (salvage kept the name's node and dropped the rest, and the open's
+  // repair made that the file), and a name of slots claiming 128 KiB frames spent the checksum
+  // budget before the file's own frames voted (salvage cut the whole file as a torn tail).
+  const hostile = nameHoldingManyFrames(400);
+  const long = new Uint8Array(8 * 64).fill(0x20);
+  for (let k = 0; k < 64; k++) long.set([1, 0, 0, 0, 0, 0, 2, 0], 8 * k); // alive, 128 KiB long
+  const budgetName = nameHoldingManyFrames(1) + String.fromCharCode(...long);
+  for (const [what, name] of [["votes", hostile], ["budget", budgetName]] as const) {
+    const mem = new MemFs();
+    const s = await openMem(mem);
+    for (let i = 0; i < 150; i++) s.append({ type: "alive", name: `node-${i}`, addr: "10.0.0.1:7946" });
+    s.append({ type: "alive", name, addr: "6.6.6.6:7946" });
+    for (let i = 150; i < 300; i++) s.append({ type: "alive", name: `node-${i}`, addr: "10.0.0.2:7946" });
+    s.append({ type: "clock", value: 12345n });
+    await s.close();
+    const bad = mem.read(P);
+    bad[20]! ^= 1; // the header's checksum: every frame is intact
+    mem.write(P, bad);
+    const r = await replaySnapshot(P, { fs: mem, recovery: "salvage" });
+    assert.equal(r.aliveNodes.length, 301, what);
+    assert.equal(r.lastClock, 12345n, what);
+    assert.equal(r.tornTailBytes, 0, what);
+    const o = await openMem(mem, { recovery: "salvage" });
+    assert.equal(o.aliveNodes().length, 301, what);
+    await o.close();
+    // The salt field too (a zeroed header): the frames' chain from the start decides.
+    const zeroed = bad.slice();
+    zeroed.fill(0, 0, 24);
+    const m = new MemFs();
+    m.write(P, zeroed);
+    const z = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+    assert.equal(z.aliveNodes.length, 301, `${what}, zeroed header`);
+  }
+});
+
+Deno.test("A version 2 file whose header is lost and which holds one frame is binary to auto, also with a torn append after it", async () => {
+  // With only pairs of frames as evidence, auto read it as Go text and an open cut it to 0 bytes.
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  s.append({ type: "alive", name: "node-1", addr: "10.0.0.1:7946" });
+  await s.close();
+  const one = mem.read(P);
+  one.fill(0, 0, 24);
+  const torn = new Uint8Array(one.length + 30);
+  torn.set(one);
+  torn.set([1, 0, 0, 0, 40, 0, 0, 0], one.length); // an alive frame of 40 bytes, cut short
+  for (const [what, file] of [["one frame", one], ["one frame and a torn append", torn]] as const) {
+    const m = new MemFs();
+    m.write(P, file);
+    await assert.rejects(replaySnapshot(P, { fs: m }), CorruptionError, what); // binary, header damaged
+    assert.deepEqual(m.read(P), file, `${what}: untouched`);
+    const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+    assert.equal(r.format, "binary", what);
+    assert.deepEqual(r.aliveNodes.map((n) => n.name), ["node-1"], what);
+  }
+});
+
+Deno.test("Salvage finds the salt of a file whose first MiB and more is lost", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  for (let i = 0; i < 120; i++) s.append({ type: "alive", name: `n${i}`.padEnd(15_000, "x"), addr: "1" });
+  await s.close();
+  const bad = mem.read(P);
+  const lost = 1_150_000;
+  bad.fill(0, 0, lost);
+  mem.write(P, bad);
+  const r = await replaySnapshot(P, { fs: mem, recovery: "salvage", format: "binary" });
+  const kept = Math.floor((bad.length - lost) / 15_016);
+  assert.ok(
+    r.aliveNodes.length >= kept,
+    `${r.aliveNodes.length} of the ${kept} whole records after the loss`,
+  );
+  assert.equal(r.tornTailBytes, 0);
+});

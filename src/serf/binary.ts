@@ -332,6 +332,7 @@ export async function replayBinaryFile(
     else result.skippedOmitted++;
   };
   let damagedHeader = false;
+  let headerSaltField = 0; // a damaged header's salt field, which may have survived
   if (range.from === undefined) {
     const header = new Uint8Array(FILE_HEADER_BYTES);
     await readFull(file, header, 0, path);
@@ -344,6 +345,7 @@ export async function replayBinaryFile(
       }
       skip({ offset: 0, bytes: FILE_HEADER_BYTES, reason: decoded });
       damagedHeader = true;
+      headerSaltField = new DataView(header.buffer).getUint32(16, true);
     } else if (decoded.kind !== FileKind.serfSnapshot) {
       throw new CorruptionError(path, 0, `file kind ${decoded.kind} is not a serf snapshot`);
     } else {
@@ -362,7 +364,7 @@ export async function replayBinaryFile(
   const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
   try {
     // The salt of a file whose header is damaged: what its frames agree on.
-    if (damagedHeader) result.salt = await recoverSalt(scanner, file, size, path);
+    if (damagedHeader) result.salt = await recoverSalt(scanner, file, size, path, headerSaltField);
     const salt = result.salt;
     scanner.salt = salt;
     const x = core.exports as unknown as SerfBinaryExports;
@@ -554,63 +556,113 @@ export async function replayBinaryFile(
   }
 }
 
-/** How far {@link recoverSalt} looks for frames: the first MiB after the header. */
-const SALT_PROBE_BYTES = 1 << 20;
-/** Bytes of checksums {@link recoverSalt} may compute (see snapshotter.ts, holdsFrame). */
-const SALT_CHECK_BUDGET_BYTES = 8 << 20;
+/** Bytes of checksums {@link recoverSalt} may compute on slots between chains (hostile or damaged bytes). */
+const SALT_CHECK_BUDGET_BYTES = 64 << 20;
 
 /**
- * The salt of a file whose header is damaged or lost, from its frames: each 8-aligned slot in
- * the first MiB after the header that could be a frame implies one (its stored field XOR its
- * checksum), which random bytes agree on with the next frame's with a chance of 2^-32. The salt
- * most pairs of frames in a row agree on wins (a node name can hold a pair under a salt of its
- * author's, but the file's own frames outnumber it), the earliest on a tie; a version 1 frame
- * (salt 0) counts alone. Without any such pair, the salt of a last frame that ends exactly at
- * the end of the file, else 0 (version 1).
+ * The salt of a file whose header is damaged or lost. First the header's own salt field, if the
+ * frame after the header checks out under it (most damage to a header leaves that field). Else
+ * from the frames themselves: any slot that could hold a frame implies a salt (its stored field
+ * XOR its checksum), and the file's salt is the one under which frames run on, back to back,
+ * from such a slot to the end of the file (or to a torn last frame, or a tail of zeros). Slots
+ * are tried in file order, each chain walked whole and the bytes it covers skipped: a node name
+ * can hold frames under a salt its author picked, but they end inside the name's own frame, and
+ * the chain of the frames around it is found first unless damage took the start of that very
+ * frame. Without such a chain, the salt of the chain with the most frames, else 0 (version 1).
+ * Reads the file once more where its chain runs to the end (salvage with a damaged header only).
  */
 export async function recoverSalt(
   scanner: FrameScanner,
   file: FileHandle,
   size: number,
   path: string,
+  headerSalt: number,
 ): Promise<number> {
-  const end = Math.min(size, FILE_HEADER_BYTES + SALT_PROBE_BYTES, FILE_HEADER_BYTES + scanner.capacity);
-  if (end <= FILE_HEADER_BYTES) return 0;
-  const len = end - FILE_HEADER_BYTES;
-  await readFull(file, scanner.buffer().subarray(0, len), FILE_HEADER_BYTES, path);
-  const votes = new Map<number, number>();
-  let lone = -1;
+  if (size < FILE_HEADER_BYTES + 16) return headerSalt;
+  const first = await chainFrom(scanner, file, FILE_HEADER_BYTES, size, path, headerSalt);
+  if (first.frames > 0) return headerSalt;
+  let best = { frames: 0, salt: 0 };
   let budget = SALT_CHECK_BUDGET_BYTES;
-  let memoAt = -1;
-  let memo = -1;
-  const saltAt = (at: number): number => {
-    if (at === memoAt) return memo;
-    const buf = scanner.buffer();
-    if (at + 8 > len) return -1;
-    const length = new DataView(buf.buffer, buf.byteOffset + at, 8).getUint32(4, true);
-    if (length > SERF_RECORD_SIZE_MAX) return -1;
-    budget -= frameSize(length);
-    memoAt = at;
-    memo = budget < 0 ? -1 : scanner.saltOf(at, len);
-    return memo;
-  };
-  for (let at = 0; at + 16 <= len && budget >= 0; at += 8) {
-    const s = saltAt(at);
-    if (s < 0) continue;
-    const next = at + frameSize(new DataView(scanner.buffer().buffer, scanner.buffer().byteOffset + at, 8)
-      .getUint32(4, true));
-    if (s === 0 || saltAt(next) === s) votes.set(s, (votes.get(s) ?? 0) + 1);
-    else if (FILE_HEADER_BYTES + next === size && lone < 0) lone = s;
-  }
-  let best = -1;
-  let most = 0;
-  for (const [s, n] of votes) {
-    if (n > most) {
-      best = s;
-      most = n;
+  let pos = FILE_HEADER_BYTES; // the next slot to try
+  while (pos + 16 <= size && budget >= 0) {
+    const len = Math.min(scanner.capacity, size - pos);
+    await readFull(file, scanner.buffer().subarray(0, len), pos, path);
+    const view = new DataView(scanner.buffer().buffer, scanner.buffer().byteOffset, len);
+    let at = -1;
+    let salt = -1;
+    let i = 0;
+    for (; i + 16 <= len; i += 8) {
+      const length = view.getUint32(i + 4, true);
+      const type = view.getUint8(i);
+      if (
+        length > SERF_RECORD_SIZE_MAX || type === 0 || type > RecordType.comment ||
+        (view.getUint32(i, true) & 0xffffff00) !== 0
+      ) {
+        continue;
+      }
+      if (i + frameSize(length) > len && pos + len < size) break; // read again from here: it may fit then
+      budget -= frameSize(length);
+      if (budget < 0) break;
+      salt = scanner.saltOf(i, len);
+      if (salt >= 0) {
+        at = pos + i;
+        break;
+      }
     }
+    if (at < 0) {
+      // Nothing in this window (or a frame it cut, read again from its start).
+      pos += i > 0 ? i : len;
+      continue;
+    }
+    const c = await chainFrom(scanner, file, at, size, path, salt);
+    if (c.reachesEnd) return salt;
+    if (c.frames > best.frames) best = { frames: c.frames, salt };
+    // A chain of two or more skips what it covers; one frame alone may be chance (damage).
+    pos = c.frames >= 2 ? c.end : at + 8;
   }
-  return best >= 0 ? best : lone >= 0 ? lone : 0;
+  return best.salt;
+}
+
+/**
+ * Walks the frames from `at` (8-aligned) that check out under `salt`, back to back: how many,
+ * where they stop, and whether that is the end of the file (exactly, at a torn last frame that
+ * runs past it, or at a tail of zeros).
+ */
+async function chainFrom(
+  scanner: FrameScanner,
+  file: FileHandle,
+  at: number,
+  size: number,
+  path: string,
+  salt: number,
+): Promise<{ frames: number; end: number; reachesEnd: boolean }> {
+  const saved = scanner.salt;
+  scanner.salt = salt;
+  try {
+    let frames = 0;
+    let pos = at;
+    while (true) {
+      const len = Math.min(scanner.capacity, size - pos);
+      if (len <= 0) return { frames, end: pos, reachesEnd: true };
+      await readFull(file, scanner.buffer().subarray(0, len), pos, path);
+      const r = scanner.scan(0, len, false);
+      frames += r.count;
+      const last = pos + len === size;
+      if (r.status === ScanStatus.end && last) return { frames, end: size, reachesEnd: true };
+      if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
+        pos += r.offset; // a frame cut by the window: read on from it
+        continue;
+      }
+      const end = pos + r.offset;
+      if (r.status === ScanStatus.incomplete) return { frames, end, reachesEnd: last };
+      if (r.status === ScanStatus.zero) {
+        return { frames, end, reachesEnd: frames > 0 && await zerosToEnd(file, end, size, path) };
+      }
+      return { frames, end, reachesEnd: false };
+    }
+  } finally {
+    scanner.salt = saved;
+  }
 }
 
 /**

@@ -349,3 +349,106 @@ Deno.test("Salvage finds the salt of a file whose first MiB and more is lost", a
   );
   assert.equal(r.tornTailBytes, 0);
 });
+
+Deno.test("A damaged header and a damaged last frame: salvage keeps the file's salt, not the one the damaged frame implies", async () => {
+  // The damaged frame implies a salt of its own, under which it alone runs to the end of the
+  // file: a recovery that took the first chain reaching the end kept that frame as a record
+  // (a bit-flipped node) and dropped the other 201.
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  for (let i = 0; i < 200; i++) {
+    s.append({ type: "alive", name: `node-${i}`, addr: `10.0.0.${i % 250}:7946` });
+  }
+  s.append({ type: "clock", value: 99n });
+  s.append({ type: "alive", name: "last-node", addr: "10.9.9.9:7946" });
+  await s.close();
+  const whole = mem.read(P);
+  const lastAt = whole.length - 40; // the last frame: 12 + 2 + 9 + 13 bytes, padded to 40
+  for (
+    const [what, damage] of [
+      ["salt field flipped", (b: Uint8Array) => (b[17]! ^= 4)],
+      ["header zeroed", (b: Uint8Array) => b.fill(0, 0, 24)],
+      ["first page zeroed", (b: Uint8Array) => b.fill(0, 0, 4096)],
+    ] as const
+  ) {
+    for (
+      const [how, last] of [
+        ["a flipped bit", (b: Uint8Array) => (b[lastAt + 14]! ^= 1)],
+        ["zeroed", (b: Uint8Array) => b.fill(0, lastAt + 14, lastAt + 36)],
+      ] as const
+    ) {
+      const bad = whole.slice();
+      damage(bad);
+      last(bad);
+      const m = new MemFs();
+      m.write(P, bad);
+      const r = await replaySnapshot(P, { fs: m, recovery: "salvage", format: "binary" });
+      const names = r.aliveNodes.map((n) => n.name);
+      assert.ok(
+        names.length >= 90 && names.every((n) => /^node-\d+$/.test(n)),
+        `${what}, last frame ${how}: ${names}`,
+      );
+      assert.equal(r.lastClock, 99n, `${what}, last frame ${how}`);
+    }
+  }
+});
+
+Deno.test("A node name's frames do not decide the salt where damage took its record's start, nor can slots claiming long frames use up the search", async () => {
+  // The chain of frames in the name ends in a header that claims 128 KiB, past the end of a
+  // small file: taken as a torn last frame, it made that chain one "to the end", and its salt
+  // the file's (every node the attacker's). Slots that claim long frames spent the checksum
+  // budget, after which the search gave up and kept the attacker's chain.
+  const burners = new Uint8Array(8 * 520).fill(0x20);
+  for (let k = 0; k < 520; k++) burners.set([1, 0, 0, 0, 0, 0, 2, 0], 8 * k);
+  const claimsPastEnd = String.fromCharCode(1, 0, 0, 0, 0, 0, 2, 0);
+  for (
+    const [what, name] of [
+      ["a chain ending in a torn-looking frame", nameHoldingManyFrames(300) + claimsPastEnd],
+      [
+        "a chain, then slots claiming long frames",
+        nameHoldingManyFrames(400) + String.fromCharCode(...burners),
+      ],
+    ] as const
+  ) {
+    const mem = new MemFs();
+    const s = await openMem(mem);
+    s.append({ type: "alive", name: "first", addr: "10.0.0.1:7946" });
+    s.append({ type: "alive", name, addr: "6.6.6.6:7946" });
+    for (let i = 0; i < 300; i++) s.append({ type: "alive", name: `node-${i}`, addr: "10.0.0.2:7946" });
+    s.append({ type: "clock", value: 42n });
+    await s.close();
+    const bad = mem.read(P);
+    bad.fill(0, 0, 64); // the header, the first record and the start of the hostile one
+    const m = new MemFs();
+    m.write(P, bad);
+    const r = await replaySnapshot(P, { fs: m, recovery: "salvage", format: "binary" });
+    const names = r.aliveNodes.map((n) => n.name);
+    assert.equal(names.length, 300, `${what}: ${names.slice(0, 3)}`);
+    assert.ok(names.every((n) => n.startsWith("node-")), what);
+    assert.equal(r.lastClock, 42n, what);
+  }
+});
+
+Deno.test("auto takes a header-less file whose one frame is followed by zeros or a torn frame for binary", async () => {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  for (let i = 0; i < 200; i++) s.append({ type: "alive", name: `node-${i}`, addr: "a".repeat(100) });
+  await s.close();
+  const whole = mem.read(P);
+  const starts: number[] = [];
+  for (let at = 24; at < whole.length;) {
+    starts.push(at);
+    at += (12 + new DataView(whole.buffer).getUint32(at + 4, true) + 7) & ~7;
+  }
+  const k = starts.findIndex((x) => x > 4096);
+  for (const [what, from] of [["zeros", starts[k + 1]!], ["a torn frame", starts[k + 1]! + 16]] as const) {
+    const b = whole.slice();
+    b.fill(0, 0, 4096);
+    b.fill(0, from);
+    const m = new MemFs();
+    m.write(P, b);
+    await assert.rejects(replaySnapshot(P, { fs: m }), CorruptionError, what); // binary, header damaged
+    const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+    assert.deepEqual([r.format, r.aliveNodes.length], ["binary", 1], what);
+  }
+});

@@ -556,20 +556,28 @@ export async function replayBinaryFile(
   }
 }
 
-/** Bytes of checksums {@link recoverSalt} may compute on slots between chains (hostile or damaged bytes). */
+/**
+ * Checksum bytes {@link recoverSalt} computes on slots outside chains at full size (64 MiB,
+ * plus twice the file); past that it tries only slots whose frame is at most
+ * {@link SALT_CHEAP_FRAME_BYTES}, so hostile or damaged bytes cannot make it slow.
+ */
 const SALT_CHECK_BUDGET_BYTES = 64 << 20;
+const SALT_CHEAP_FRAME_BYTES = 4096;
 
 /**
- * The salt of a file whose header is damaged or lost. First the header's own salt field, if the
- * frame after the header checks out under it (most damage to a header leaves that field). Else
- * from the frames themselves: any slot that could hold a frame implies a salt (its stored field
- * XOR its checksum), and the file's salt is the one under which frames run on, back to back,
- * from such a slot to the end of the file (or to a torn last frame, or a tail of zeros). Slots
- * are tried in file order, each chain walked whole and the bytes it covers skipped: a node name
- * can hold frames under a salt its author picked, but they end inside the name's own frame, and
- * the chain of the frames around it is found first unless damage took the start of that very
- * frame. Without such a chain, the salt of the chain with the most frames, else 0 (version 1).
- * Reads the file once more where its chain runs to the end (salvage with a damaged header only).
+ * The salt of a file whose header is damaged or lost, from its frames, each of which gives its
+ * salt back (stored field XOR checksum). One pass over the file, slot by slot: a slot that
+ * could hold a frame implies a salt, and the frames that run on from it back to back under
+ * that salt form a chain, whose bytes count for the salt and are skipped. The file's salt is
+ * the header's own salt field where some frame checks out under it (most damage to a header
+ * leaves that field; a random field matches one in 2^32), else the salt with the most bytes
+ * in chains of two frames or more, else the one with the most bytes of frames alone (a file
+ * of one record), else 0 (version 1). A node name can hold a chain under a salt its author
+ * picked, but it is found only where damage took the name's own frame's start (else the
+ * chain around it covers it), and it holds at most the name's bytes; a damaged frame
+ * implies a salt of its own, for itself alone. So the file's frames outweigh both but in a
+ * file of little more than one hostile record. Stops early once one salt holds more than
+ * half the file's bytes.
  */
 export async function recoverSalt(
   scanner: FrameScanner,
@@ -579,54 +587,99 @@ export async function recoverSalt(
   headerSalt: number,
 ): Promise<number> {
   if (size < FILE_HEADER_BYTES + 16) return headerSalt;
-  const first = await chainFrom(scanner, file, FILE_HEADER_BYTES, size, path, headerSalt);
-  if (first.frames > 0) return headerSalt;
-  let best = { frames: 0, salt: 0 };
-  let budget = SALT_CHECK_BUDGET_BYTES;
-  let pos = FILE_HEADER_BYTES; // the next slot to try
-  while (pos + 16 <= size && budget >= 0) {
-    const len = Math.min(scanner.capacity, size - pos);
-    await readFull(file, scanner.buffer().subarray(0, len), pos, path);
-    const view = new DataView(scanner.buffer().buffer, scanner.buffer().byteOffset, len);
-    let at = -1;
-    let salt = -1;
-    let i = 0;
-    for (; i + 16 <= len; i += 8) {
+  const inChains = new Map<number, number>();
+  const alone = new Map<number, number>();
+  const add = (m: Map<number, number>, salt: number, bytes: number): number => {
+    const total = (m.get(salt) ?? 0) + bytes;
+    m.set(salt, total);
+    return total;
+  };
+  let budget = SALT_CHECK_BUDGET_BYTES + 2 * size;
+  const cap = scanner.capacity;
+  const saved = scanner.salt;
+  let winAt = -1; // the buffer holds file bytes [winAt, winAt + winLen)
+  let winLen = 0;
+  let pos = FILE_HEADER_BYTES; // the next slot
+  let zerosChecked = -1; // the window whose zeros were checked
+  try {
+    while (pos + 16 <= size) {
+      // The window holds the largest frame that could start at `pos` (or runs to the end).
+      if (winAt < 0 || pos + SERF_FRAME_SIZE_MAX > winAt + winLen && winAt + winLen < size) {
+        winAt = pos;
+        winLen = Math.min(cap, size - pos);
+        await readFull(file, scanner.buffer().subarray(0, winLen), pos, path);
+      }
+      const i = pos - winAt;
+      const buf = scanner.buffer();
+      const view = new DataView(buf.buffer, buf.byteOffset, winLen);
+      const word = view.getUint32(i, true);
       const length = view.getUint32(i + 4, true);
-      const type = view.getUint8(i);
+      const type = word & 0xff;
+      if (type === 0 && length === 0 && word === 0 && zerosChecked !== winAt) {
+        zerosChecked = winAt; // once a window: a zero region before data must not cost a scan per slot
+        if (scanner.allZero(i, winLen)) {
+          pos = winAt + winLen; // zeros to the window's end
+          continue;
+        }
+      }
+      const fsz = frameSize(length);
       if (
-        length > SERF_RECORD_SIZE_MAX || type === 0 || type > RecordType.comment ||
-        (view.getUint32(i, true) & 0xffffff00) !== 0
+        type === 0 || type > RecordType.comment || (word & 0xffffff00) !== 0 ||
+        length > SERF_RECORD_SIZE_MAX ||
+        i + fsz > winLen || (budget < 0 && fsz > SALT_CHEAP_FRAME_BYTES)
       ) {
+        pos += 8;
         continue;
       }
-      if (i + frameSize(length) > len && pos + len < size) break; // read again from here: it may fit then
-      budget -= frameSize(length);
-      if (budget < 0) break;
-      salt = scanner.saltOf(i, len);
-      if (salt >= 0) {
-        at = pos + i;
-        break;
+      budget -= fsz;
+      const salt = scanner.saltOf(i, winLen);
+      if (salt < 0) {
+        pos += 8;
+        continue;
+      }
+      // Walk on under that salt: in the window, then (for a chain the window cuts) read on.
+      scanner.salt = salt;
+      const r = scanner.scan(i, winLen, false);
+      let frames = r.count;
+      let end = winAt + r.offset;
+      const cut = (r.status === ScanStatus.end || r.status === ScanStatus.incomplete) &&
+        winAt + winLen < size;
+      if (cut) {
+        const more = await chainFrom(scanner, file, end, size, path);
+        frames += more.frames;
+        end = more.end;
+        winAt = -1; // the walk reused the buffer
+      }
+      if (frames >= 2) {
+        if (pos === FILE_HEADER_BYTES && end === size) return salt; // one chain: the whole file
+        if (2 * add(inChains, salt, end - pos) > size) return salt;
+        pos = end;
+      } else {
+        add(alone, salt, end - pos);
+        pos += 8; // one frame alone may be chance (damage): look inside it too
       }
     }
-    if (at < 0) {
-      // Nothing in this window (or a frame it cut, read again from its start).
-      pos += i > 0 ? i : len;
-      continue;
-    }
-    const c = await chainFrom(scanner, file, at, size, path, salt);
-    if (c.reachesEnd) return salt;
-    if (c.frames > best.frames) best = { frames: c.frames, salt };
-    // A chain of two or more skips what it covers; one frame alone may be chance (damage).
-    pos = c.frames >= 2 ? c.end : at + 8;
+  } finally {
+    scanner.salt = saved;
   }
-  return best.salt;
+  if (headerSalt !== 0 && (inChains.has(headerSalt) || alone.has(headerSalt))) return headerSalt;
+  for (const m of [inChains, alone]) {
+    let best = -1;
+    let most = 0;
+    for (const [salt, bytes] of m) {
+      if (bytes > most) {
+        best = salt;
+        most = bytes;
+      }
+    }
+    if (best >= 0) return best;
+  }
+  return 0;
 }
 
 /**
- * Walks the frames from `at` (8-aligned) that check out under `salt`, back to back: how many,
- * where they stop, and whether that is the end of the file (exactly, at a torn last frame that
- * runs past it, or at a tail of zeros).
+ * Walks the frames from `at` (8-aligned) that check out under the scanner's salt, back to
+ * back, reading the file in windows: how many, and where they stop.
  */
 async function chainFrom(
   scanner: FrameScanner,
@@ -634,34 +687,21 @@ async function chainFrom(
   at: number,
   size: number,
   path: string,
-  salt: number,
-): Promise<{ frames: number; end: number; reachesEnd: boolean }> {
-  const saved = scanner.salt;
-  scanner.salt = salt;
-  try {
-    let frames = 0;
-    let pos = at;
-    while (true) {
-      const len = Math.min(scanner.capacity, size - pos);
-      if (len <= 0) return { frames, end: pos, reachesEnd: true };
-      await readFull(file, scanner.buffer().subarray(0, len), pos, path);
-      const r = scanner.scan(0, len, false);
-      frames += r.count;
-      const last = pos + len === size;
-      if (r.status === ScanStatus.end && last) return { frames, end: size, reachesEnd: true };
-      if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
-        pos += r.offset; // a frame cut by the window: read on from it
-        continue;
-      }
-      const end = pos + r.offset;
-      if (r.status === ScanStatus.incomplete) return { frames, end, reachesEnd: last };
-      if (r.status === ScanStatus.zero) {
-        return { frames, end, reachesEnd: frames > 0 && await zerosToEnd(file, end, size, path) };
-      }
-      return { frames, end, reachesEnd: false };
+): Promise<{ frames: number; end: number }> {
+  let frames = 0;
+  let pos = at;
+  while (true) {
+    const len = Math.min(scanner.capacity, size - pos);
+    if (len <= 0) return { frames, end: pos };
+    await readFull(file, scanner.buffer().subarray(0, len), pos, path);
+    const r = scanner.scan(0, len, false);
+    frames += r.count;
+    const last = pos + len === size;
+    if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
+      pos += r.offset; // a frame cut by the window: read on from it
+      continue;
     }
-  } finally {
-    scanner.salt = saved;
+    return { frames, end: pos + r.offset };
   }
 }
 

@@ -477,7 +477,7 @@ const HEADERLESS_PROBE_BYTES = FILE_HEADER_BYTES + 3 * SERF_FRAME_SIZE_MAX;
  * frame (zero padding, at an 8-aligned offset) whose checksum holds: under salt 0 (a version 1
  * file), or under the same salt as the frame right after it (version 2: the salt was in the
  * lost header, and two frames agree on one by chance once in 2^32), or under any salt when it
- * is the last frame of the file (it ends at the end of the file, or a torn append follows it).
+ * is the last frame of the file (the end of the file, zeros to it, or a torn frame follow).
  * A text file with serf's lines as well is refused by the caller as ambiguous, so a crafted
  * name that ends the file cannot make a serf file binary. Runs only on a file
  * without a snaplog header that `auto` does not take for serf's (its first byte), or that binary
@@ -494,12 +494,22 @@ async function holdsFrame(file: FileHandle, size: number, path: string, upTo: nu
   let budget = FRAME_CHECK_BUDGET_BYTES;
   let pos = 0; // file offset of buf[0]
   let have = 0;
-  /** True if buf[i] starts a header word a writer writes whose frame runs past the end of the file. */
-  const tornAppendAt = (i: number): boolean => {
+  /**
+   * True if what follows a frame that ends at buf[i] is the end of a log: nothing (the end of
+   * the file), zeros to the end of the file, or a torn last frame (a header word a writer
+   * writes, whose frame runs past the end of the file or is zeros to the end after its first
+   * 16 bytes: a tear that kept the size).
+   */
+  const endsLogAt = (i: number): boolean => {
+    const zerosFrom = (j: number): boolean =>
+      pos + have === size && buf.subarray(j, have).every((b) => b === 0);
+    if (pos + i === size || zerosFrom(i)) return true;
+    if (i + 8 > have) return false;
     const type = buf[i]!;
     const length = view.getUint32(i + 4, true);
-    return type >= RecordType.alive && type <= RecordType.comment && buf[i + 1] === 0 &&
-      view.getUint16(i + 2) === 0 && length <= SERF_RECORD_SIZE_MAX && pos + i + frameSize(length) > size;
+    const sound = type >= RecordType.alive && type <= RecordType.comment && buf[i + 1] === 0 &&
+      view.getUint16(i + 2) === 0 && length <= SERF_RECORD_SIZE_MAX;
+    return sound && (pos + i + frameSize(length) > size || zerosFrom(Math.min(have, i + 16)));
   };
   /** The salt the frame at buf[i] checks out under, or -1 (no frame there, or out of budget). */
   const saltAt = (i: number): number => {
@@ -532,9 +542,8 @@ async function holdsFrame(file: FileHandle, size: number, path: string, upTo: nu
     if (salt < 0) continue;
     if (salt === 0) return true;
     const next = i + frameSize(view.getUint32(i + 4, true));
-    if (pos + next === size) return true;
     if (pos + next < end && saltAt(next) === salt) return true;
-    if (next + 8 <= have && tornAppendAt(next)) return true;
+    if (endsLogAt(next)) return true;
   }
   return false;
 }

@@ -452,3 +452,74 @@ Deno.test("auto takes a header-less file whose one frame is followed by zeros or
     assert.deepEqual([r.format, r.aliveNodes.length], ["binary", 1], what);
   }
 });
+
+/** A binary snapshot of `n` records `prefix-i`, with its clock, as bytes. */
+async function snapshotBytes(prefix: string, n: number, clock: bigint): Promise<Uint8Array> {
+  const mem = new MemFs();
+  const s = await openMem(mem);
+  for (let i = 0; i < n; i++) s.append({ type: "alive", name: `${prefix}-${i}`, addr: "10.0.0.1:7946" });
+  s.append({ type: "clock", value: clock });
+  await s.close();
+  return mem.read(P);
+}
+
+Deno.test("A page of another snaplog file over this one's first page is refused, not cut as a torn tail; salvage keeps both files' records", async () => {
+  // Under the other file's salt (its header checks out) every record after its page failed, and
+  // the damage decision called all of them a torn tail, which every mode but strict cut off.
+  const own = await snapshotBytes("real", 2000, 77n);
+  const other = await snapshotBytes("other", 2000, 5n);
+  for (const [what, page] of [["its header page", 0], ["a page of its frames", 4096]] as const) {
+    const bad = own.slice();
+    bad.set(other.subarray(page, page + 4096), 0);
+    const m = new MemFs();
+    m.write(P, bad);
+    if (page === 0) {
+      for (const recovery of ["truncate-tail", "strict"] as const) {
+        const err = await replaySnapshot(P, { fs: m, recovery }).catch((e) => e);
+        assert.ok(
+          err instanceof CorruptionError && /another salt/.test(err.message),
+          `${what} ${recovery}: ${err}`,
+        );
+        await assert.rejects(openMem(m, { recovery }), CorruptionError);
+        assert.deepEqual(m.read(P), bad, `${what} ${recovery}: untouched`);
+      }
+    }
+    const r = await replaySnapshot(P, { fs: m, recovery: "salvage", format: "binary" });
+    const real = r.aliveNodes.filter((n) => n.name.startsWith("real-")).length;
+    assert.ok(real >= 1890, `${what}: ${real} of 2000 own records`);
+    assert.equal(r.tornTailBytes, 0, what);
+    const o = await openMem(m, { recovery: "salvage", format: "binary" });
+    assert.equal(o.aliveNodes().length, r.aliveNodes.length, what);
+    await o.close();
+  }
+  // A small file, whose own frames after the page weigh less than the page's: its records stay.
+  const small = await snapshotBytes("real", 150, 77n);
+  small.set(other.subarray(4096, 8192), 0);
+  const m = new MemFs();
+  m.write(P, small);
+  const r = await replaySnapshot(P, { fs: m, recovery: "salvage", format: "binary" });
+  assert.ok(
+    r.aliveNodes.filter((n) => n.name.startsWith("real-")).length >= 45,
+    "the records after the page",
+  );
+  assert.equal(r.lastClock, 77n);
+});
+
+Deno.test("auto does not take a serf file whose first line after lost pages holds a frame for binary, however long that line", async () => {
+  // Serf's lines were looked for only in the first 384 KiB: a line that ran past them, holding
+  // a frame, made the file binary to auto, and salvage rewrote the serf file as one node.
+  const lines = ["alive: xx" + nameHoldingAFrame() + "y".repeat(200_000) + " 6.6.6.6:1"];
+  for (let i = 0; i < 2000; i++) lines.push(`alive: node-${i} 10.0.0.1:7946`);
+  const text = new TextEncoder().encode(lines.join("\n") + "\nclock: 9\n");
+  const file = new Uint8Array(299_999 + text.length);
+  file.set(text, 299_999); // zeros up to the line; its frame ("alive: xx" first) lands 8-aligned
+  const m = new MemFs();
+  m.write(P, file);
+  for (const recovery of ["truncate-tail", "salvage"] as const) {
+    await assert.rejects(replaySnapshot(P, { fs: m, recovery }), /ask for format "go-text"/, recovery);
+    await assert.rejects(openMem(m, { recovery }), CorruptionError, recovery);
+  }
+  assert.deepEqual(m.read(P), file, "untouched");
+  const asText = await replaySnapshot(P, { fs: m, format: "go-text" });
+  assert.equal(asText.aliveNodes.length, 2000); // the first line begins with the zeros: serf skips it
+});

@@ -311,9 +311,10 @@ export class FrameScanner {
 
   /**
    * Scans `[start, end)` of the buffer. `start` must be where a frame begins. With `index`
-   * false only validates; otherwise up to the index capacity of frames are recorded.
+   * false only validates; otherwise up to the index capacity of frames are recorded. A lower
+   * `recordSizeMax` than the scanner's stops at longer frames (as a bad length).
    */
-  scan(start: number, end: number, index = true): ScanResult {
+  scan(start: number, end: number, index = true, recordSizeMax = this.#limits.recordSizeMax): ScanResult {
     if (!(0 <= start && start <= end && end <= this.#bufCap) || (start & 7) !== 0) {
       throw new RangeError(
         `Cannot scan [${start}, ${end}): outside the ${this.#bufCap}-byte buffer or unaligned`,
@@ -324,7 +325,7 @@ export class FrameScanner {
       this.#bufPtr + start,
       end - start,
       this.#limits.typeMask,
-      this.#limits.recordSizeMax,
+      Math.min(recordSizeMax, this.#limits.recordSizeMax),
       this.#indexPtr,
       index ? this.#indexCap : 0,
       this.#salt,

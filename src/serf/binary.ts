@@ -365,7 +365,7 @@ export async function replayBinaryFile(
   try {
     // The salt of a file whose header is damaged: what its frames agree on.
     if (damagedHeader) result.salt = await recoverSalt(scanner, file, size, path, headerSaltField);
-    const salt = result.salt;
+    let salt = result.salt;
     scanner.salt = salt;
     const x = core.exports as unknown as SerfBinaryExports;
 
@@ -472,7 +472,7 @@ export async function replayBinaryFile(
       // Where valid records resume after the damage (-1: none, a torn tail), and for a zeroed
       // frame header whether zeros run to the end. Reads only: a file that gets shorter meanwhile
       // throws FileShrankError before anything is decided.
-      const decide = async (): Promise<{ next: number; zeroed: boolean }> => {
+      const decide = async (): Promise<{ next: number; zeroed: boolean; otherSalt: number | null }> => {
         const first = await nextFrame(damageAt + 8);
         let next = first;
         if (next >= 0 && claimedEnd !== null && next < claimedEnd) {
@@ -508,9 +508,20 @@ export async function replayBinaryFile(
         // mode; a type byte of 0 before bytes that are not is damage.
         const zeroed = next < 0 && r.status === ScanStatus.zero &&
           await zerosToEnd(file, damageAt, size, path);
-        return { next, zeroed };
+        // No frame of this file's salt after the damage: frames of another salt past the damaged
+        // frame's own extent (inside it, a node name's bytes prove nothing) are a block of
+        // another file written here, or this file's header is another file's. No tear leaves
+        // them, and cutting them would cut whatever follows them (session 16: a header page of
+        // another file at page 0 made every record after it a torn tail, cut by a default open).
+        if (next < 0 && !zeroed) {
+          const from = claimedEnd !== null && claimedEnd > damageAt ? claimedEnd : damageAt + 8;
+          const other = from < size ? await findChain(scanner, file, from, size, path) : null;
+          win.at = -1; // the search reused the buffer
+          if (other !== null) return { next: other.at, zeroed, otherSalt: other.salt };
+        }
+        return { next, zeroed, otherSalt: null };
       };
-      let decided: { next: number; zeroed: boolean };
+      let decided: { next: number; zeroed: boolean; otherSalt: number | null };
       try {
         decided = await decide();
       } catch (e) {
@@ -524,7 +535,7 @@ export async function replayBinaryFile(
         start = 0;
         continue;
       }
-      const { next, zeroed } = decided;
+      const { next, zeroed, otherSalt } = decided;
       if (next < 0) {
         if (r.status === ScanStatus.zero && !zeroed) reason = "type 0 before bytes that are not zero";
         result.goodEnd = damageAt;
@@ -538,9 +549,27 @@ export async function replayBinaryFile(
         return result;
       }
       if (recovery !== "salvage") {
-        throw new CorruptionError(path, damageAt, `${reason}; valid records resume at offset ${next}`);
+        throw new CorruptionError(
+          path,
+          damageAt,
+          otherSalt === null
+            ? `${reason}; valid records resume at offset ${next}`
+            : `${reason}; records of another salt resume at offset ${next} (a block of another file written here, or a header that is another file's)`,
+        );
       }
-      skip({ offset: damageAt, bytes: next - damageAt, reason });
+      skip({
+        offset: damageAt,
+        bytes: next - damageAt,
+        reason: otherSalt === null ? reason : `${reason}, then another salt`,
+      });
+      if (otherSalt !== null) {
+        // Salvage reads on under the salt the frames after the damage agree on (the answers
+        // cached under the old one no longer hold).
+        salt = otherSalt;
+        scanner.salt = salt;
+        reaches.clear();
+        reachesExactly.clear();
+      }
       if (win.at >= 0 && next >= win.at && next < win.at + win.n) {
         pos = win.at;
         have = win.n;
@@ -638,18 +667,21 @@ export async function recoverSalt(
         continue;
       }
       // Walk on under that salt: in the window, then (for a chain the window cuts) read on.
+      // The walk's checksums count against the budget too; past it, only short frames.
       scanner.salt = salt;
-      const r = scanner.scan(i, winLen, false);
+      const limit = budget < 0 ? SALT_CHEAP_FRAME_BYTES : SERF_RECORD_SIZE_MAX;
+      const r = scanner.scan(i, winLen, false, limit);
       let frames = r.count;
       let end = winAt + r.offset;
       const cut = (r.status === ScanStatus.end || r.status === ScanStatus.incomplete) &&
         winAt + winLen < size;
       if (cut) {
-        const more = await chainFrom(scanner, file, end, size, path);
+        const more = await chainFrom(scanner, file, end, size, path, limit);
         frames += more.frames;
         end = more.end;
         winAt = -1; // the walk reused the buffer
       }
+      budget -= end - pos - fsz;
       if (frames >= 2) {
         if (pos === FILE_HEADER_BYTES && end === size) return salt; // one chain: the whole file
         if (2 * add(inChains, salt, end - pos) > size) return salt;
@@ -687,6 +719,7 @@ async function chainFrom(
   at: number,
   size: number,
   path: string,
+  recordSizeMax: number,
 ): Promise<{ frames: number; end: number }> {
   let frames = 0;
   let pos = at;
@@ -694,7 +727,7 @@ async function chainFrom(
     const len = Math.min(scanner.capacity, size - pos);
     if (len <= 0) return { frames, end: pos };
     await readFull(file, scanner.buffer().subarray(0, len), pos, path);
-    const r = scanner.scan(0, len, false);
+    const r = scanner.scan(0, len, false, recordSizeMax);
     frames += r.count;
     const last = pos + len === size;
     if ((r.status === ScanStatus.end || r.status === ScanStatus.incomplete) && !last && r.offset > 0) {
@@ -703,6 +736,71 @@ async function chainFrom(
     }
     return { frames, end: pos + r.offset };
   }
+}
+
+/**
+ * The first place at or after `from` where two frames in a row check out under one salt, and
+ * that salt; null if there is none. After damage with no frame of the file's own salt behind
+ * it: frames of another salt (a block of another file written here, a header that is another
+ * file's) are no torn tail, and cutting them would cut whatever follows them. Checksums
+ * bounded as in {@link recoverSalt}.
+ */
+async function findChain(
+  scanner: FrameScanner,
+  file: FileHandle,
+  from: number,
+  size: number,
+  path: string,
+): Promise<{ at: number; salt: number } | null> {
+  let budget = SALT_CHECK_BUDGET_BYTES;
+  let winAt = -1;
+  let winLen = 0;
+  let zerosChecked = -1;
+  let pos = from + ((8 - (from % 8)) % 8);
+  while (pos + 16 <= size) {
+    if (winAt < 0 || pos + SERF_FRAME_SIZE_MAX > winAt + winLen && winAt + winLen < size) {
+      winAt = pos;
+      winLen = Math.min(scanner.capacity, size - pos);
+      await readFull(file, scanner.buffer().subarray(0, winLen), pos, path);
+    }
+    const i = pos - winAt;
+    const buf = scanner.buffer();
+    const view = new DataView(buf.buffer, buf.byteOffset, winLen);
+    if (view.getUint32(i, true) === 0 && view.getUint32(i + 4, true) === 0 && zerosChecked !== winAt) {
+      zerosChecked = winAt; // once a window, as in recoverSalt
+      if (scanner.allZero(i, winLen)) {
+        pos = winAt + winLen;
+        continue;
+      }
+    }
+    /** The salt the frame at buf[j] checks out under, or -1. */
+    const saltAt = (j: number): number => {
+      if (j + 16 > winLen) return -1;
+      const w = view.getUint32(j, true);
+      const length = view.getUint32(j + 4, true);
+      const type = w & 0xff;
+      if (
+        type === 0 || type > RecordType.comment || (w & 0xffffff00) !== 0 || length > SERF_RECORD_SIZE_MAX
+      ) {
+        return -1;
+      }
+      const fsz = frameSize(length);
+      if (j + fsz > winLen || (budget < 0 && fsz > SALT_CHEAP_FRAME_BYTES)) return -1;
+      budget -= fsz;
+      return scanner.saltOf(j, winLen);
+    };
+    const salt = saltAt(i);
+    if (salt >= 0) {
+      const next = i + frameSize(view.getUint32(i + 4, true));
+      if (next + SERF_FRAME_SIZE_MAX > winLen && winAt + winLen < size && i > 0) {
+        winAt = -1; // the window may cut the next frame: read again from here
+        continue;
+      }
+      if (saltAt(next) === salt) return { at: pos, salt };
+    }
+    pos += 8;
+  }
+  return null;
 }
 
 /**

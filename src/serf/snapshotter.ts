@@ -416,7 +416,7 @@ async function formatGuess(
     if (beginsLikeText(head[0]!) || !(await holdsFrame(file, size, path, HEADERLESS_PROBE_BYTES))) {
       return "go-text";
     }
-    return await holdsSerfLine(file, size, path, HEADERLESS_PROBE_BYTES) ? "ambiguous" : "headerless";
+    return await holdsSerfLine(file, size, path) ? "ambiguous" : "headerless";
   }
   return typeof decodeFileHeader(head) !== "string" || head[5] === 0 || head[7] === 0 ? "binary" : "go-text";
 }
@@ -453,14 +453,25 @@ const SERF_LINE_STARTS = [
   .map((p) => new TextEncoder().encode(`\n${p}`));
 
 /**
- * True if the file's first `upTo` bytes hold a newline followed by the start of one of serf's
- * records: a whole line of serf's, in a file whose start is lost.
+ * True if the file holds a newline followed by the start of one of serf's records: a whole
+ * line of serf's, in a file whose start is lost. The whole file, in 1 MiB windows: a serf
+ * line can be longer than the probe for frames (a name can be), and one that holds a frame
+ * there must not hide the lines after it (session 16: a text file whose first 300 KB were
+ * zeroed and whose next line ran past the probe was taken for binary, and salvage rewrote it).
  */
-async function holdsSerfLine(file: FileHandle, size: number, path: string, upTo: number): Promise<boolean> {
-  const buf = new Uint8Array(Math.min(size, upTo));
-  await readFull(file, buf, 0, path);
-  for (let at = buf.indexOf(0x0a); at >= 0; at = buf.indexOf(0x0a, at + 1)) {
-    if (SERF_LINE_STARTS.some((p) => p.every((b, k) => buf[at + k] === b))) return true;
+async function holdsSerfLine(file: FileHandle, size: number, path: string): Promise<boolean> {
+  const overlap = Math.max(...SERF_LINE_STARTS.map((p) => p.length)) - 1;
+  const buf = new Uint8Array(Math.min(size, 1 << 20));
+  for (let pos = 0; pos < size; pos += buf.length - overlap) {
+    const n = Math.min(buf.length, size - pos);
+    await readFull(file, buf.subarray(0, n), pos, path);
+    const view = buf.subarray(0, n);
+    for (let at = view.indexOf(0x0a); at >= 0; at = view.indexOf(0x0a, at + 1)) {
+      if (SERF_LINE_STARTS.some((p) => at + p.length <= n && p.every((b, k) => view[at + k] === b))) {
+        return true;
+      }
+    }
+    if (pos + n >= size) break;
   }
   return false;
 }
@@ -621,7 +632,7 @@ export async function resolveFormat(
     throw new CorruptionError(
       path,
       0,
-      `no snaplog header, and both serf's lines and a snaplog frame in its first ${HEADERLESS_PROBE_BYTES} bytes (a node name can hold either): ask for format "go-text" (a serf file whose start a crash lost) or format "binary" with recovery "salvage" (a snaplog file whose header was damaged; the CLI's --format, or --from for convert)`,
+      `no snaplog header, a snaplog frame in its first ${HEADERLESS_PROBE_BYTES} bytes, and serf's lines (a node name can hold either): ask for format "go-text" (a serf file whose start a crash lost) or format "binary" with recovery "salvage" (a snaplog file whose header was damaged; the CLI's --format, or --from for convert)`,
     );
   }
   if (want === "auto") return verdict === null ? "go-text" : verdict === "headerless" ? "binary" : verdict;

@@ -523,3 +523,29 @@ Deno.test("auto does not take a serf file whose first line after lost pages hold
   const asText = await replaySnapshot(P, { fs: m, format: "go-text" });
   assert.equal(asText.aliveNodes.length, 2000); // the first line begins with the zeros: serf skips it
 });
+
+Deno.test("readSnapshotRecords goes on under the salt salvage switched to, segment after segment", async () => {
+  const { readSnapshotRecords } = await import("../mod.ts");
+  const { readRecordsPolicy } = await import("../src/serf/read_records.ts");
+  const own = await snapshotBytes("real", 2000, 77n);
+  const other = await snapshotBytes("other", 200, 5n);
+  const bad = own.slice();
+  bad.set(other.subarray(0, 4096), 0); // another file's header page
+  bad[40_000]! ^= 1; // and damage after the switch: a second region, a second segment
+  const m = new MemFs();
+  m.write(P, bad);
+  const r = await replaySnapshot(P, { fs: m, recovery: "salvage", format: "binary" });
+  const old = readRecordsPolicy.segmentRegions;
+  readRecordsPolicy.segmentRegions = 1;
+  try {
+    const names = new Set<string>();
+    for await (const e of readSnapshotRecords(P, { fs: m, recovery: "salvage", format: "binary" })) {
+      if (e.record?.type === "alive") names.add(e.record.name);
+    }
+    assert.equal(r.warnings.length, 2);
+    assert.deepEqual([...names].sort(), r.aliveNodes.map((n) => n.name), "the same records as the replay");
+    assert.ok([...names].filter((n) => n.startsWith("real-")).length >= 1890);
+  } finally {
+    readRecordsPolicy.segmentRegions = old;
+  }
+});

@@ -255,8 +255,9 @@ export interface BinaryReplayResult {
    */
   stoppedAt: number | null;
   /**
-   * The salt the frames were checked under: the header's (0 for a version 1 file), the one
-   * recovered from the frames when the header is damaged (salvage), or `range.salt`.
+   * The salt the frames were checked under where the replay stopped: the header's (0 for a
+   * version 1 file), the one recovered from the frames when the header is damaged (salvage),
+   * `range.salt`, or the salt salvage read on under after frames of another salt.
    */
   salt: number;
 }
@@ -567,6 +568,7 @@ export async function replayBinaryFile(
         // cached under the old one no longer hold).
         salt = otherSalt;
         scanner.salt = salt;
+        result.salt = salt; // where a replay in segments goes on from (read_records.ts, _parallel.ts)
         reaches.clear();
         reachesExactly.clear();
       }

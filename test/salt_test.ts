@@ -16,6 +16,7 @@ import {
 import { MemFs } from "../src/fs/mem_fs.ts";
 import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
 import { asVersion1, saltOf } from "./_tmp.ts";
+import { asciiFrame, nameHoldingAFrame } from "./_crafted.ts";
 
 const P = "d/s.snap";
 
@@ -27,17 +28,6 @@ function headerOf(file: Uint8Array): { version: number; salt: number } {
   const h = decodeFileHeader(file.subarray(0, 24));
   assert.ok(typeof h !== "string", String(h));
   return h;
-}
-
-/** A node name whose bytes are a whole alive frame for node `evil…` without a salt (ASCII). */
-function nameHoldingAFrame(): string {
-  const core = new WasmCore();
-  for (let n = 0;; n++) {
-    const enc = new FrameEncoder(core, SERF_LIMITS, 256);
-    encodeBinaryRecord(core, enc, { type: "alive", name: `evil${n}`, addr: "6.6.6.6:1" });
-    const b = enc.bytes();
-    if (b.every((x) => x < 0x80)) return String.fromCharCode(...b);
-  }
 }
 
 Deno.test("Every binary file snaplog writes has a version 2 header with its own random salt", async () => {
@@ -256,18 +246,10 @@ Deno.test("FrameEncoder.useSalt seals the frames already sealed again, under the
 
 /** A name of many frames without a salt (an alive frame for `evil…`, then clocks): ASCII, 8-aligned after "xx". */
 function nameHoldingManyFrames(count: number): string {
-  const core = new WasmCore();
-  const enc = new FrameEncoder(core, SERF_LIMITS, 256);
-  const ascii = (r: Parameters<typeof encodeBinaryRecord>[2]): string | null => {
-    enc.clear();
-    encodeBinaryRecord(core, enc, r);
-    const b = enc.bytes();
-    return b.every((x) => x < 0x80) ? String.fromCharCode(...b) : null;
-  };
   let body = nameHoldingAFrame();
   for (let v = 0x01010101n, n = 0; n < count; v++) {
     if ((v & 0x80n) !== 0n) continue;
-    const f = ascii({ type: "clock", value: v });
+    const f = asciiFrame({ type: "clock", value: v });
     if (f !== null) (body += f, n++);
   }
   return "xx" + body;

@@ -20,13 +20,12 @@ import {
 import { FaultFs } from "../src/fs/fault_fs.ts";
 import type { FileHandle, FileSystem, OpenOptions } from "../src/fs/types.ts";
 import { MemFs } from "../src/fs/mem_fs.ts";
-import { WasmCore } from "../src/_wasm/core.ts";
-import { encodeFileHeader, FileKind, FrameEncoder, frameSize } from "../src/core/frame.ts";
-import { encodeBinaryRecord, SERF_LIMITS } from "../src/serf/binary.ts";
+import { encodeFileHeader, FileKind, frameSize } from "../src/core/frame.ts";
 import { writePolicy } from "../src/serf/snapshotter.ts";
 import { applyFaults } from "../src/serf/_codec.ts";
 import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
 import { asVersion1 } from "./_tmp.ts";
+import { nameHoldingAFrame } from "./_crafted.ts";
 
 const P = "d/s.snap";
 
@@ -1948,20 +1947,6 @@ Deno.test("Snapshotter go-text takes a line longer than the staging buffer, and 
 function version1File(mem: MemFs): MemFs {
   mem.write(P, encodeFileHeader(FileKind.serfSnapshot, 0));
   return mem;
-}
-
-/**
- * A node name whose bytes are a whole alive frame (ASCII, so it survives as a name), valid
- * in a version 1 file (no salt); in a version 2 file it fails against the file's salt.
- */
-function nameHoldingAFrame(): string {
-  const core = new WasmCore();
-  for (let n = 0;; n++) {
-    const enc = new FrameEncoder(core, SERF_LIMITS, 256);
-    encodeBinaryRecord(core, enc, { type: "alive", name: `evil${n}`, addr: "6.6.6.6:1" });
-    const b = enc.bytes();
-    if (b.every((x) => x < 0x80)) return String.fromCharCode(...b);
-  }
 }
 
 Deno.test("Snapshotter reads a torn last frame whose name holds a valid frame as a torn tail, not corruption", async () => {

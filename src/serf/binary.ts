@@ -509,16 +509,34 @@ export async function replayBinaryFile(
         // mode; a type byte of 0 before bytes that are not is damage.
         const zeroed = next < 0 && r.status === ScanStatus.zero &&
           await zerosToEnd(file, damageAt, size, path);
-        // No frame of this file's salt after the damage: frames of another salt past the damaged
-        // frame's own extent (inside it, a node name's bytes prove nothing) are a block of
-        // another file written here, or this file's header is another file's. No tear leaves
-        // them, and cutting them would cut whatever follows them (session 16: a header page of
-        // another file at page 0 made every record after it a torn tail, cut by a default open).
-        if (next < 0 && !zeroed) {
+        // No frame of this file's salt after damage in the first page: if frames of one other
+        // salt begin right after it (past the damaged frame's own extent, inside which a node
+        // name's bytes prove nothing), run to the end of the file and take more than one record
+        // can, the first page is more likely another file's (a misdirected write of its header
+        // page: session 16 saw a default open cut every record after one as a torn tail) than
+        // a tear. Anywhere else a torn tail it stays: a crash can leave stale blocks, or junk of
+        // any shape, in an unsynced tail, and a faulty sector can hide a name's frames' extent.
+        if (next < 0 && !zeroed && damageAt < FILE_HEADER_BYTES + FIRST_PAGE_BYTES) {
           const from = claimedEnd !== null && claimedEnd > damageAt ? claimedEnd : damageAt + 8;
-          const other = from < size ? await findChain(scanner, file, from, size, path) : null;
+          const other = from < size
+            ? await findChain(
+              scanner,
+              file,
+              from,
+              Math.min(size, from + SERF_FRAME_SIZE_MAX + 16),
+              size,
+              path,
+            )
+            : null;
           win.at = -1; // the search reused the buffer
-          if (other !== null) return { next: other.at, zeroed, otherSalt: other.salt };
+          // More frames than one record holds (a node name's can fill one record, no more), but
+          // where the header was damaged and its salt a guess (salvage).
+          const minBytes = damagedHeader ? 0 : SERF_FRAME_SIZE_MAX + 1;
+          if (
+            other !== null && await chainReachesEnd(scanner, file, other.at, size, path, other.salt, minBytes)
+          ) {
+            return { next: other.at, zeroed, otherSalt: other.salt };
+          }
         }
         return { next, zeroed, otherSalt: null };
       };
@@ -751,6 +769,7 @@ async function findChain(
   scanner: FrameScanner,
   file: FileHandle,
   from: number,
+  limit: number,
   size: number,
   path: string,
 ): Promise<{ at: number; salt: number } | null> {
@@ -759,7 +778,7 @@ async function findChain(
   let winLen = 0;
   let zerosChecked = -1;
   let pos = from + ((8 - (from % 8)) % 8);
-  while (pos + 16 <= size) {
+  while (pos + 16 <= size && pos < limit) {
     if (winAt < 0 || pos + SERF_FRAME_SIZE_MAX > winAt + winLen && winAt + winLen < size) {
       winAt = pos;
       winLen = Math.min(scanner.capacity, size - pos);
@@ -798,11 +817,63 @@ async function findChain(
         winAt = -1; // the window may cut the next frame: read again from here
         continue;
       }
-      if (saltAt(next) === salt) return { at: pos, salt };
+      // Two byte-identical frames imply one salt whatever it is: repeated junk is no evidence.
+      const sameBytes = next + (next - i) <= winLen &&
+        buf.subarray(i, next).every((b, k) => b === buf[next + k]);
+      if (!sameBytes && saltAt(next) === salt) return { at: pos, salt };
     }
     pos += 8;
   }
   return null;
+}
+
+/** The first page, where a block of another file reads as another salt's frames (see replayBinaryFile). */
+const FIRST_PAGE_BYTES = 4096;
+
+/**
+ * True if frames under `salt` run from `at` to the end of the file (exactly, to a tail of zeros,
+ * or to a torn last frame: a header word a writer writes, running past the end), back to back
+ * but for stretches of damage each followed by a frame under `salt`, and take up at least
+ * `minBytes`.
+ */
+async function chainReachesEnd(
+  scanner: FrameScanner,
+  file: FileHandle,
+  at: number,
+  size: number,
+  path: string,
+  salt: number,
+  minBytes: number,
+): Promise<boolean> {
+  const saved = scanner.salt;
+  scanner.salt = salt;
+  try {
+    // Where the frames stop with no damage after them: the end, zeros, or a torn last frame.
+    let pos = at;
+    let bytes = 0;
+    const enough = (): boolean => bytes >= minBytes;
+    while (true) {
+      const { end } = await chainFrom(scanner, file, pos, size, path, SERF_RECORD_SIZE_MAX);
+      bytes += end - pos;
+      if (end >= size) return enough();
+      if (end + 8 <= size) {
+        const word = new Uint8Array(8);
+        await readFull(file, word, end, path);
+        const v = new DataView(word.buffer);
+        const type = word[0]!;
+        const length = v.getUint32(4, true);
+        const sound = type >= RecordType.alive && type <= RecordType.comment &&
+          (v.getUint32(0, true) & 0xffffff00) === 0 && length <= SERF_RECORD_SIZE_MAX;
+        if (sound && end + frameSize(length) > size) return enough();
+      }
+      if (await zerosToEnd(file, end, size, path)) return enough();
+      const next = await findNextFrame(scanner, file, end + 8, size);
+      if (next < 0) return false;
+      pos = next;
+    }
+  } finally {
+    scanner.salt = saved;
+  }
 }
 
 /**

@@ -585,3 +585,27 @@ Deno.test("A node name's frames under any salt, behind a damaged header word, ma
     await o.close();
   }
 });
+
+Deno.test("Repeated junk does not decide a damaged header's salt, nor make a header-less file binary", async () => {
+  // Two byte-identical frame-shaped runs imply one salt whatever it is: a tail of such junk
+  // outweighed the file's own frames in the salt search.
+  const base = await snapshotBytes("acked", 200, 3n);
+  const junk = new Uint8Array(64 << 10);
+  for (let at = 0; at < junk.length; at += 8) junk[at] = 1;
+  const file = new Uint8Array(base.length + junk.length);
+  file.set(base);
+  file.set(junk, base.length);
+  file.fill(0, 0, 24); // the header lost
+  const m = new MemFs();
+  m.write(P, file);
+  const r = await replaySnapshot(P, { fs: m, recovery: "salvage", format: "binary" });
+  assert.equal(r.aliveNodes.length, 200);
+  assert.equal(r.lastClock, 3n);
+  // Junk alone, after a zeroed first page, is no binary file to auto.
+  const only = new Uint8Array(8192);
+  only.set(junk.subarray(0, 4096), 4096);
+  only[4096 + 8 * 40] = 2; // not all of it the same: junk that ends
+  const m2 = new MemFs();
+  m2.write(P, only);
+  assert.equal((await replaySnapshot(P, { fs: m2 })).format, "go-text");
+});

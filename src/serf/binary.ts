@@ -686,6 +686,13 @@ export async function recoverSalt(
         pos += 8;
         continue;
       }
+      // A frame and the next byte for byte the same imply one salt whatever it is (repeated
+      // junk): no evidence, so no chain.
+      if (i + 2 * fsz <= winLen && buf.subarray(i, i + fsz).every((b, k) => b === buf[i + fsz + k])) {
+        add(alone, salt, fsz);
+        pos += 8;
+        continue;
+      }
       // Walk on under that salt: in the window, then (for a chain the window cuts) read on.
       // The walk's checksums count against the budget too; past it, only short frames.
       scanner.salt = salt;

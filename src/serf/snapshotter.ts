@@ -553,6 +553,12 @@ async function holdsFrame(file: FileHandle, size: number, path: string, upTo: nu
     if (salt < 0) continue;
     if (salt === 0) return true;
     const next = i + frameSize(view.getUint32(i + 4, true));
+    // A frame the same byte for byte as the bytes after it or before it is a repeated pattern
+    // (junk), and two such imply one salt whatever it is: no evidence under a salt.
+    const n = next - i;
+    const same = (j: number): boolean =>
+      j >= 0 && j + n <= have && buf.subarray(i, next).every((b, k) => b === buf[j + k]);
+    if (same(next) || same(i - n)) continue;
     if (pos + next < end && saltAt(next) === salt) return true;
     if (endsLogAt(next)) return true;
   }

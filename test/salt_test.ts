@@ -609,3 +609,47 @@ Deno.test("Repeated junk does not decide a damaged header's salt, nor make a hea
   m2.write(P, only);
   assert.equal((await replaySnapshot(P, { fs: m2 })).format, "go-text");
 });
+
+Deno.test("Another file's first blocks, more than a page of them, over this file's start: refused, not cut; salvage keeps both files' records", async () => {
+  // The rule looked only at damage in the first page: a 16 KiB misdirected write (another
+  // file's header and frames) cut the 640 KB of records after it in every mode.
+  const own = await snapshotBytes("real", 20_000, 77n);
+  const other = await snapshotBytes("other", 2000, 5n);
+  for (const k of [8192, 16_384, 65_536]) {
+    const bad = own.slice();
+    bad.set(other.subarray(0, k), 0);
+    const m = new MemFs();
+    m.write(P, bad);
+    const err = await replaySnapshot(P, { fs: m }).catch((e) => e);
+    assert.ok(err instanceof CorruptionError && /another salt/.test(err.message), `${k}: ${err}`);
+    await assert.rejects(openMem(m), CorruptionError);
+    assert.deepEqual(m.read(P), bad, `${k}: untouched`);
+    const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+    assert.ok(r.aliveNodes.filter((n) => n.name.startsWith("real-")).length >= 18_000, `${k}`);
+    assert.equal(r.tornTailBytes, 0, `${k}`);
+  }
+});
+
+Deno.test("A damaged header's own salt field wins over another salt that holds most of the file", async () => {
+  // The search stopped early on a salt holding more than half the file before it looked at the
+  // header's field: a misdirected 10 KB block in a 16 KB file, plus a flipped header checksum
+  // bit, and salvage kept the block's records instead of the file's.
+  const own = await snapshotBytes("real", 160, 77n);
+  const other = await snapshotBytes("other", 400, 5n);
+  const bad = own.slice();
+  const start = 2048 + 24; // whole frames of this file before it, then 10 KB of the other file's
+  const block = other.subarray(start, start + 10_240);
+  const file = new Uint8Array(start + block.length + (own.length - start));
+  file.set(bad.subarray(0, start));
+  file.set(block, start);
+  file.set(bad.subarray(start), start + block.length);
+  file[20]! ^= 1; // the header's checksum
+  const m = new MemFs();
+  m.write(P, file);
+  const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+  const names = r.aliveNodes.map((n) => n.name);
+  // (The block splits one of this file's frames: that record is lost, the others kept.)
+  assert.ok(names.filter((n) => n.startsWith("real-")).length >= 159, `${names.slice(0, 3)}`);
+  assert.equal(names.filter((n) => n.startsWith("other-")).length, 0, "none of the block's");
+  assert.equal(r.lastClock, 77n);
+});

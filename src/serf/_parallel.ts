@@ -508,6 +508,7 @@ async function finishBinary(
   const rest = await replayBinaryFile(state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
     from: at,
     salt: first.salt,
+    saltRecovered: first.saltRecovered,
     maxSkipped,
   });
   // The first part stopped at the split, so its skipped regions are all before the rest's.

@@ -260,6 +260,8 @@ export interface BinaryReplayResult {
    * `range.salt`, or the salt salvage read on under after frames of another salt.
    */
   salt: number;
+  /** The header was damaged and its salt recovered from the frames (or `range.saltRecovered`). */
+  saltRecovered: boolean;
 }
 
 /** Where {@link replayBinaryFile} starts and stops (a parallel replay's two halves), and what it lists. */
@@ -270,6 +272,8 @@ export interface ReplayRange {
   from?: number;
   /** With `from`: the file's salt (its header is not read). @default {0} */
   salt?: number;
+  /** With `from`: the salt was recovered from the frames (a damaged header; see BinaryReplayResult). */
+  saltRecovered?: boolean;
   /** Stop at the first frame boundary at or past this offset. */
   until?: number;
   /**
@@ -317,6 +321,7 @@ export async function replayBinaryFile(
     headerMissing: false,
     stoppedAt: null,
     salt: range.salt ?? 0,
+    saltRecovered: range.from !== undefined && (range.saltRecovered ?? false),
   };
   let until = range.until ?? Infinity;
   if (range.from === undefined && size < FILE_HEADER_BYTES) {
@@ -365,7 +370,11 @@ export async function replayBinaryFile(
   const scanner = new FrameScanner(core, SERF_LIMITS, cap, 0);
   try {
     // The salt of a file whose header is damaged: what its frames agree on.
-    if (damagedHeader) result.salt = await recoverSalt(scanner, file, size, path, headerSaltField);
+    if (damagedHeader) {
+      result.salt = await recoverSalt(scanner, file, size, path, headerSaltField);
+      result.saltRecovered = true;
+    }
+    const saltRecovered = result.saltRecovered;
     let salt = result.salt;
     scanner.salt = salt;
     const x = core.exports as unknown as SerfBinaryExports;
@@ -509,14 +518,15 @@ export async function replayBinaryFile(
         // mode; a type byte of 0 before bytes that are not is damage.
         const zeroed = next < 0 && r.status === ScanStatus.zero &&
           await zerosToEnd(file, damageAt, size, path);
-        // No frame of this file's salt after damage in the first page: if frames of one other
-        // salt begin right after it (past the damaged frame's own extent, inside which a node
-        // name's bytes prove nothing), run to the end of the file and take more than one record
-        // can, the first page is more likely another file's (a misdirected write of its header
-        // page: session 16 saw a default open cut every record after one as a torn tail) than
-        // a tear. Anywhere else a torn tail it stays: a crash can leave stale blocks, or junk of
-        // any shape, in an unsynced tail, and a faulty sector can hide a name's frames' extent.
-        if (next < 0 && !zeroed && damageAt < FILE_HEADER_BYTES + FIRST_PAGE_BYTES) {
+        // No frame of this file's salt after the damage: if frames of one other salt begin right
+        // after it (past the damaged frame's own extent, inside which a node name's bytes prove
+        // nothing), run to the end of the file, take more than one record can and more than all
+        // that comes before the damage, then the part before it is more likely another file's
+        // (a misdirected write of its first blocks, header included: session 16 saw a default
+        // open cut every record after one as a torn tail) than the rest a tear. Else a torn tail
+        // it stays: a crash can leave stale blocks, or junk of any shape, in an unsynced tail,
+        // and a faulty sector can hide the extent a name's frames lie in.
+        if (next < 0 && !zeroed) {
           const from = claimedEnd !== null && claimedEnd > damageAt ? claimedEnd : damageAt + 8;
           const other = from < size
             ? await findChain(
@@ -529,9 +539,12 @@ export async function replayBinaryFile(
             )
             : null;
           win.at = -1; // the search reused the buffer
-          // More frames than one record holds (a node name's can fill one record, no more), but
-          // where the header was damaged and its salt a guess (salvage).
-          const minBytes = damagedHeader ? 0 : SERF_FRAME_SIZE_MAX + 1;
+          // More frames than one record holds (a node name's can fill one record, no more), and
+          // than the part before them; but where the header was damaged its salt was a guess, and
+          // salvage reads on under any other salt that runs to the end.
+          const minBytes = saltRecovered
+            ? 0
+            : Math.max(SERF_FRAME_SIZE_MAX + 1, damageAt - FILE_HEADER_BYTES + 1);
           if (
             other !== null && await chainReachesEnd(scanner, file, other.at, size, path, other.salt, minBytes)
           ) {
@@ -636,6 +649,14 @@ export async function recoverSalt(
   headerSalt: number,
 ): Promise<number> {
   if (size < FILE_HEADER_BYTES + 16) return headerSalt;
+  // The header's own salt field, where the frame after the header checks out under it.
+  if (headerSalt !== 0) {
+    const saved = scanner.salt;
+    scanner.salt = headerSalt;
+    const first = await chainFrom(scanner, file, FILE_HEADER_BYTES, size, path, SERF_RECORD_SIZE_MAX);
+    scanner.salt = saved;
+    if (first.frames > 0) return headerSalt;
+  }
   const inChains = new Map<number, number>();
   const alone = new Map<number, number>();
   const add = (m: Map<number, number>, salt: number, bytes: number): number => {
@@ -710,8 +731,10 @@ export async function recoverSalt(
       }
       budget -= end - pos - fsz;
       if (frames >= 2) {
-        if (pos === FILE_HEADER_BYTES && end === size) return salt; // one chain: the whole file
-        if (2 * add(inChains, salt, end - pos) > size) return salt;
+        // Early answers, but not past a header salt field that some frame may still check out under.
+        const early = headerSalt === 0 || salt === headerSalt;
+        if (early && pos === FILE_HEADER_BYTES && end === size) return salt; // one chain: the whole file
+        if (2 * add(inChains, salt, end - pos) > size && early) return salt;
         pos = end;
       } else {
         add(alone, salt, end - pos);
@@ -833,9 +856,6 @@ async function findChain(
   }
   return null;
 }
-
-/** The first page, where a block of another file reads as another salt's frames (see replayBinaryFile). */
-const FIRST_PAGE_BYTES = 4096;
 
 /**
  * True if frames under `salt` run from `at` to the end of the file (exactly, to a tail of zeros,

@@ -178,10 +178,11 @@ async function* binaryEntries(
   let pos = FILE_HEADER_BYTES;
   let from: number | undefined = undefined;
   let salt = 0;
+  let saltRecovered = false;
   for (;;) {
     readRecordsStats.segments++;
     const r = await replayBinaryFile(codec.state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
-      ...(from === undefined ? {} : { from, salt }),
+      ...(from === undefined ? {} : { from, salt, saltRecovered }),
       maxSkipped: Math.max(1, readRecordsPolicy.segmentRegions),
       stopWhenListed: true,
     });
@@ -197,6 +198,7 @@ async function* binaryEntries(
     if (r.stoppedAt !== null) {
       from = r.stoppedAt;
       salt = r.salt;
+      saltRecovered = r.saltRecovered;
       continue;
     }
     yield* framesBetween(file, pos, r.goodEnd, path);

@@ -858,10 +858,9 @@ async function findChain(
 }
 
 /**
- * True if frames under `salt` run from `at` to the end of the file (exactly, to a tail of zeros,
- * or to a torn last frame: a header word a writer writes, running past the end), back to back
- * but for stretches of damage each followed by a frame under `salt`, and take up at least
- * `minBytes`.
+ * True if frames under `salt` run back to back from `at` to the end of the file (exactly, to a
+ * tail of zeros, or to a torn last frame: a header word a writer writes, running past the end),
+ * and take up at least `minBytes`.
  */
 async function chainReachesEnd(
   scanner: FrameScanner,
@@ -875,29 +874,23 @@ async function chainReachesEnd(
   const saved = scanner.salt;
   scanner.salt = salt;
   try {
-    // Where the frames stop with no damage after them: the end, zeros, or a torn last frame.
-    let pos = at;
-    let bytes = 0;
-    const enough = (): boolean => bytes >= minBytes;
-    while (true) {
-      const { end } = await chainFrom(scanner, file, pos, size, path, SERF_RECORD_SIZE_MAX);
-      bytes += end - pos;
-      if (end >= size) return enough();
-      if (end + 8 <= size) {
-        const word = new Uint8Array(8);
-        await readFull(file, word, end, path);
-        const v = new DataView(word.buffer);
-        const type = word[0]!;
-        const length = v.getUint32(4, true);
-        const sound = type >= RecordType.alive && type <= RecordType.comment &&
-          (v.getUint32(0, true) & 0xffffff00) === 0 && length <= SERF_RECORD_SIZE_MAX;
-        if (sound && end + frameSize(length) > size) return enough();
-      }
-      if (await zerosToEnd(file, end, size, path)) return enough();
-      const next = await findNextFrame(scanner, file, end + 8, size);
-      if (next < 0) return false;
-      pos = next;
+    // Back to back, no gap: stretches of damage between runs would let the frames of several
+    // records' names add up past any floor (a faulty sector in each record's own frame), and
+    // each stretch cost a window's read.
+    const { end } = await chainFrom(scanner, file, at, size, path, SERF_RECORD_SIZE_MAX);
+    if (end - at < minBytes) return false;
+    if (end >= size) return true;
+    if (end + 8 <= size) {
+      const word = new Uint8Array(8);
+      await readFull(file, word, end, path);
+      const v = new DataView(word.buffer);
+      const type = word[0]!;
+      const length = v.getUint32(4, true);
+      const sound = type >= RecordType.alive && type <= RecordType.comment &&
+        (v.getUint32(0, true) & 0xffffff00) === 0 && length <= SERF_RECORD_SIZE_MAX;
+      if (sound && end + frameSize(length) > size) return true; // a torn last frame
     }
+    return await zerosToEnd(file, end, size, path);
   } finally {
     scanner.salt = saved;
   }

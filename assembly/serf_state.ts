@@ -162,7 +162,13 @@ export function name_hash(p: usize, len: u32): u32 {
   } else if (len > 0) {
     a = <u64> load<u8>(p) | (<u64> load<u8>(p + (len >> 1)) << 8) | (<u64> load<u8>(p + len - 1) << 16);
   }
-  return <u32> mum(hashS2 ^ <u64> len, mum(a ^ hashS1, b ^ seed));
+  // The last step needs no second 128-bit product: the keyed mum above is where inputs that
+  // differ stay apart under a key they cannot know; a 64-bit multiply by an odd constant,
+  // taking its high half, spreads every bit of it (and of the length) into the 32 bits the
+  // table's index comes from. 6 % faster Go text replay of the history, 3.5 % binary
+  // (alternating processes, medians of 11, session 16); test/serf_state_test.ts floods it as before.
+  const y = mum(a ^ hashS1, b ^ seed) ^ hashS2 ^ (<u64> len * 0x9e3779b97f4a7c15);
+  return <u32> ((y * 0xff51afd7ed558ccd) >>> 32);
 }
 
 /** True if the `len` bytes at `a` and `b` are equal. */

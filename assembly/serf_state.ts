@@ -167,8 +167,10 @@ export function name_hash(p: usize, len: u32): u32 {
   // taking its high half, spreads every bit of it (and of the length) into the 32 bits the
   // table's index comes from. 6 % faster Go text replay of the history, 3.5 % binary
   // (alternating processes, medians of 11, session 16); test/serf_state_test.ts floods it as before.
+  // (The high half folded in first: an index from bits 32..48 of the product would otherwise
+  // ignore the top 15 bits of the keyed value, a review of this step noted.)
   const y = mum(a ^ hashS1, b ^ seed) ^ hashS2 ^ (<u64> len * 0x9e3779b97f4a7c15);
-  return <u32> ((y * 0xff51afd7ed558ccd) >>> 32);
+  return <u32> (((y ^ (y >>> 32)) * 0xff51afd7ed558ccd) >>> 32);
 }
 
 /** True if the `len` bytes at `a` and `b` are equal. */

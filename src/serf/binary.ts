@@ -665,51 +665,32 @@ export async function recoverSalt(
     return total;
   };
   let budget = SALT_CHECK_BUDGET_BYTES + 2 * size;
-  const cap = scanner.capacity;
   const saved = scanner.salt;
-  let winAt = -1; // the buffer holds file bytes [winAt, winAt + winLen)
-  let winLen = 0;
+  const win = new SlotWindow(scanner, file, size, path);
   let pos = FILE_HEADER_BYTES; // the next slot
-  let zerosChecked = -1; // the window whose zeros were checked
   try {
     while (pos + 16 <= size) {
-      // The window holds the largest frame that could start at `pos` (or runs to the end).
-      if (winAt < 0 || pos + SERF_FRAME_SIZE_MAX > winAt + winLen && winAt + winLen < size) {
-        winAt = pos;
-        winLen = Math.min(cap, size - pos);
-        await readFull(file, scanner.buffer().subarray(0, winLen), pos, path);
+      const i = await win.hold(pos);
+      if (win.zerosToEnd(i)) {
+        pos = win.at + win.len;
+        continue;
       }
-      const i = pos - winAt;
       const buf = scanner.buffer();
-      const view = new DataView(buf.buffer, buf.byteOffset, winLen);
-      const word = view.getUint32(i, true);
-      const length = view.getUint32(i + 4, true);
-      const type = word & 0xff;
-      if (type === 0 && length === 0 && word === 0 && zerosChecked !== winAt) {
-        zerosChecked = winAt; // once a window: a zero region before data must not cost a scan per slot
-        if (scanner.allZero(i, winLen)) {
-          pos = winAt + winLen; // zeros to the window's end
-          continue;
-        }
-      }
+      const length = soundHeaderLength(win.view, i);
       const fsz = frameSize(length);
-      if (
-        type === 0 || type > RecordType.comment || (word & 0xffffff00) !== 0 ||
-        length > SERF_RECORD_SIZE_MAX ||
-        i + fsz > winLen || (budget < 0 && fsz > SALT_CHEAP_FRAME_BYTES)
-      ) {
+      if (length < 0 || i + fsz > win.len || (budget < 0 && fsz > SALT_CHEAP_FRAME_BYTES)) {
         pos += 8;
         continue;
       }
       budget -= fsz;
-      const salt = scanner.saltOf(i, winLen);
+      const salt = scanner.saltOf(i, win.len);
       if (salt < 0) {
         pos += 8;
         continue;
       }
       // A frame and the next byte for byte the same imply one salt whatever it is (repeated
       // junk): no evidence, so no chain.
-      if (i + 2 * fsz <= winLen && buf.subarray(i, i + fsz).every((b, k) => b === buf[i + fsz + k])) {
+      if (i + 2 * fsz <= win.len && buf.subarray(i, i + fsz).every((b, k) => b === buf[i + fsz + k])) {
         add(alone, salt, fsz);
         pos += 8;
         continue;
@@ -718,16 +699,16 @@ export async function recoverSalt(
       // The walk's checksums count against the budget too; past it, only short frames.
       scanner.salt = salt;
       const limit = budget < 0 ? SALT_CHEAP_FRAME_BYTES : SERF_RECORD_SIZE_MAX;
-      const r = scanner.scan(i, winLen, false, limit);
+      const r = scanner.scan(i, win.len, false, limit);
       let frames = r.count;
-      let end = winAt + r.offset;
+      let end = win.at + r.offset;
       const cut = (r.status === ScanStatus.end || r.status === ScanStatus.incomplete) &&
-        winAt + winLen < size;
+        win.at + win.len < size;
       if (cut) {
         const more = await chainFrom(scanner, file, end, size, path, limit);
         frames += more.frames;
         end = more.end;
-        winAt = -1; // the walk reused the buffer
+        win.drop(); // the walk reused the buffer
       }
       budget -= end - pos - fsz;
       if (frames >= 2) {
@@ -757,6 +738,71 @@ export async function recoverSalt(
     if (best >= 0) return best;
   }
   return 0;
+}
+
+/**
+ * The payload length in the header word at `view[i]` if a writer could have written that word
+ * (a serf record type, flags and reserved 0, a length within the limit), else -1.
+ */
+export function soundHeaderLength(view: DataView, i: number): number {
+  const word = view.getUint32(i, true);
+  const type = word & 0xff;
+  const length = view.getUint32(i + 4, true);
+  const sound = type !== 0 && type <= RecordType.comment && (word & 0xffffff00) === 0 &&
+    length <= SERF_RECORD_SIZE_MAX;
+  return sound ? length : -1;
+}
+
+/**
+ * File bytes read slot by slot into the scanner's buffer ({@link recoverSalt}, findChain): a
+ * window that holds the largest frame a slot could start, read again only when a slot needs it.
+ */
+class SlotWindow {
+  /** File offset of the buffer's first byte (-1: nothing held). */
+  at = -1;
+  /** Bytes held. */
+  len = 0;
+  #zerosChecked = -1;
+  readonly #scanner: FrameScanner;
+  readonly #file: FileHandle;
+  readonly #size: number;
+  readonly #path: string;
+  constructor(scanner: FrameScanner, file: FileHandle, size: number, path: string) {
+    this.#scanner = scanner;
+    this.#file = file;
+    this.#size = size;
+    this.#path = path;
+  }
+  /** Reads on where the largest frame that could start at `pos` is not held; returns `pos`'s index. */
+  async hold(pos: number): Promise<number> {
+    if (this.at < 0 || pos + SERF_FRAME_SIZE_MAX > this.at + this.len && this.at + this.len < this.#size) {
+      this.at = pos;
+      this.len = Math.min(this.#scanner.capacity, this.#size - pos);
+      await readFull(this.#file, this.#scanner.buffer().subarray(0, this.len), pos, this.#path);
+    }
+    return pos - this.at;
+  }
+  /** The held bytes (a view into Wasm memory: take it again after a call that may allocate). */
+  get view(): DataView {
+    const buf = this.#scanner.buffer();
+    return new DataView(buf.buffer, buf.byteOffset, this.len);
+  }
+  /**
+   * True if the held bytes are zeros from index `i` to the window's end, where a slot of zeros
+   * starts; checked once a window, so a zero region before data costs no scan per slot.
+   */
+  zerosToEnd(i: number): boolean {
+    const v = this.view;
+    if (v.getUint32(i, true) !== 0 || v.getUint32(i + 4, true) !== 0 || this.#zerosChecked === this.at) {
+      return false;
+    }
+    this.#zerosChecked = this.at;
+    return this.#scanner.allZero(i, this.len);
+  }
+  /** Forgets what is held (another reader used the buffer). */
+  drop(): void {
+    this.at = -1;
+  }
 }
 
 /**
@@ -804,51 +850,33 @@ async function findChain(
   path: string,
 ): Promise<{ at: number; salt: number } | null> {
   let budget = SALT_CHECK_BUDGET_BYTES;
-  let winAt = -1;
-  let winLen = 0;
-  let zerosChecked = -1;
+  const win = new SlotWindow(scanner, file, size, path);
   let pos = from + ((8 - (from % 8)) % 8);
   while (pos + 16 <= size && pos < limit) {
-    if (winAt < 0 || pos + SERF_FRAME_SIZE_MAX > winAt + winLen && winAt + winLen < size) {
-      winAt = pos;
-      winLen = Math.min(scanner.capacity, size - pos);
-      await readFull(file, scanner.buffer().subarray(0, winLen), pos, path);
+    const i = await win.hold(pos);
+    if (win.zerosToEnd(i)) {
+      pos = win.at + win.len;
+      continue;
     }
-    const i = pos - winAt;
     const buf = scanner.buffer();
-    const view = new DataView(buf.buffer, buf.byteOffset, winLen);
-    if (view.getUint32(i, true) === 0 && view.getUint32(i + 4, true) === 0 && zerosChecked !== winAt) {
-      zerosChecked = winAt; // once a window, as in recoverSalt
-      if (scanner.allZero(i, winLen)) {
-        pos = winAt + winLen;
-        continue;
-      }
-    }
     /** The salt the frame at buf[j] checks out under, or -1. */
     const saltAt = (j: number): number => {
-      if (j + 16 > winLen) return -1;
-      const w = view.getUint32(j, true);
-      const length = view.getUint32(j + 4, true);
-      const type = w & 0xff;
-      if (
-        type === 0 || type > RecordType.comment || (w & 0xffffff00) !== 0 || length > SERF_RECORD_SIZE_MAX
-      ) {
-        return -1;
-      }
+      if (j + 16 > win.len) return -1;
+      const length = soundHeaderLength(win.view, j);
       const fsz = frameSize(length);
-      if (j + fsz > winLen || (budget < 0 && fsz > SALT_CHEAP_FRAME_BYTES)) return -1;
+      if (length < 0 || j + fsz > win.len || (budget < 0 && fsz > SALT_CHEAP_FRAME_BYTES)) return -1;
       budget -= fsz;
-      return scanner.saltOf(j, winLen);
+      return scanner.saltOf(j, win.len);
     };
     const salt = saltAt(i);
     if (salt >= 0) {
-      const next = i + frameSize(view.getUint32(i + 4, true));
-      if (next + SERF_FRAME_SIZE_MAX > winLen && winAt + winLen < size && i > 0) {
-        winAt = -1; // the window may cut the next frame: read again from here
+      const next = i + frameSize(win.view.getUint32(i + 4, true));
+      if (next + SERF_FRAME_SIZE_MAX > win.len && win.at + win.len < size && i > 0) {
+        win.drop(); // the window may cut the next frame: read again from here
         continue;
       }
       // Two byte-identical frames imply one salt whatever it is: repeated junk is no evidence.
-      const sameBytes = next + (next - i) <= winLen &&
+      const sameBytes = next + (next - i) <= win.len &&
         buf.subarray(i, next).every((b, k) => b === buf[next + k]);
       if (!sameBytes && saltAt(next) === salt) return { at: pos, salt };
     }
@@ -883,12 +911,8 @@ async function chainReachesEnd(
     if (end + 8 <= size) {
       const word = new Uint8Array(8);
       await readFull(file, word, end, path);
-      const v = new DataView(word.buffer);
-      const type = word[0]!;
-      const length = v.getUint32(4, true);
-      const sound = type >= RecordType.alive && type <= RecordType.comment &&
-        (v.getUint32(0, true) & 0xffffff00) === 0 && length <= SERF_RECORD_SIZE_MAX;
-      if (sound && end + frameSize(length) > size) return true; // a torn last frame
+      const length = soundHeaderLength(new DataView(word.buffer), 0);
+      if (length >= 0 && end + frameSize(length) > size) return true; // a torn last frame
     }
     return await zerosToEnd(file, end, size, path);
   } finally {

@@ -38,7 +38,7 @@ import {
   RecordType,
   type RecoveryMode,
   SERF_FRAME_SIZE_MAX,
-  SERF_RECORD_SIZE_MAX,
+  soundHeaderLength,
   zerosToEnd,
 } from "./binary.ts";
 import { crc32c } from "../core/crc32c.ts";
@@ -516,25 +516,15 @@ async function holdsFrame(file: FileHandle, size: number, path: string, upTo: nu
       pos + have === size && buf.subarray(j, have).every((b) => b === 0);
     if (pos + i === size || zerosFrom(i)) return true;
     if (i + 8 > have) return false;
-    const type = buf[i]!;
-    const length = view.getUint32(i + 4, true);
-    const sound = type >= RecordType.alive && type <= RecordType.comment && buf[i + 1] === 0 &&
-      view.getUint16(i + 2) === 0 && length <= SERF_RECORD_SIZE_MAX;
-    return sound && (pos + i + frameSize(length) > size || zerosFrom(Math.min(have, i + 16)));
+    const length = soundHeaderLength(view, i);
+    return length >= 0 && (pos + i + frameSize(length) > size || zerosFrom(Math.min(have, i + 16)));
   };
   /** The salt the frame at buf[i] checks out under, or -1 (no frame there, or out of budget). */
   const saltAt = (i: number): number => {
     if (i + 16 > have) return -1;
-    const type = buf[i]!;
-    if (
-      type < RecordType.alive || type > RecordType.comment || buf[i + 1] !== 0 ||
-      view.getUint16(i + 2) !== 0
-    ) {
-      return -1;
-    }
-    const length = view.getUint32(i + 4, true);
+    const length = soundHeaderLength(view, i);
     const stop = i + frameSize(length);
-    if (length > SERF_RECORD_SIZE_MAX || stop > have) return -1;
+    if (length < 0 || stop > have) return -1;
     for (let p = i + 12 + length; p < stop; p++) if (buf[p] !== 0) return -1; // zero padding
     budget -= stop - i;
     if (budget < 0) return -1;

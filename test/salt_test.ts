@@ -694,3 +694,29 @@ Deno.test("Node names in several records, under one salt of their own, do not ad
     await o.close();
   }
 });
+
+Deno.test("Another file's blocks over this file's start and one more fault later: still refused, and salvage keeps the records", async () => {
+  // With the walk to the end allowing no gap, the second fault made this file's records a torn
+  // tail behind the other file's: a default open cut 700 KB to 4 KB, salvage kept the other
+  // file's 115 records. One run must still pass the floors alone (see the test before).
+  const own = await snapshotBytes("real", 20_000, 77n);
+  const other = await snapshotBytes("other", 2000, 5n);
+  for (
+    const [what, fault] of [
+      ["a bit flip", (b: Uint8Array) => (b[421_932]! ^= 1)],
+      ["a zeroed page", (b: Uint8Array) => b.fill(0, 421_888, 421_888 + 4096)],
+      ["a torn last frame and junk", (b: Uint8Array) => b.fill(0x5a, b.length - 30)],
+    ] as const
+  ) {
+    const bad = own.slice();
+    bad.set(other.subarray(0, 4096), 0);
+    fault(bad);
+    const m = new MemFs();
+    m.write(P, bad);
+    const err = await replaySnapshot(P, { fs: m }).catch((e) => e);
+    assert.ok(err instanceof CorruptionError && /another salt/.test(err.message), `${what}: ${err}`);
+    assert.deepEqual(m.read(P), bad, `${what}: untouched`);
+    const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+    assert.ok(r.aliveNodes.filter((n) => n.name.startsWith("real-")).length >= 19_700, what);
+  }
+});

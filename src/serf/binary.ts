@@ -885,10 +885,25 @@ async function findChain(
   return null;
 }
 
+/** Damaged stretches {@link chainReachesEnd} walks past before it gives up. */
+const CHAIN_GAPS_MAX = 64;
+
+/** True if the file ends at `end`: exactly, in a tail of zeros, or in a torn last frame. */
+async function endsLog(file: FileHandle, end: number, size: number, path: string): Promise<boolean> {
+  if (end >= size) return true;
+  if (end + 8 <= size) {
+    const word = new Uint8Array(8);
+    await readFull(file, word, end, path);
+    const length = soundHeaderLength(new DataView(word.buffer), 0);
+    if (length >= 0 && end + frameSize(length) > size) return true; // a torn last frame
+  }
+  return await zerosToEnd(file, end, size, path);
+}
+
 /**
- * True if frames under `salt` run back to back from `at` to the end of the file (exactly, to a
- * tail of zeros, or to a torn last frame: a header word a writer writes, running past the end),
- * and take up at least `minBytes`.
+ * True if frames under `salt` run from `at` to the end of the file (exactly, to a tail of
+ * zeros, or to a torn last frame: a header word a writer writes, running past the end), in
+ * runs back to back with damaged stretches between them, one of which takes `minBytes`.
  */
 async function chainReachesEnd(
   scanner: FrameScanner,
@@ -902,19 +917,29 @@ async function chainReachesEnd(
   const saved = scanner.salt;
   scanner.salt = salt;
   try {
-    // Back to back, no gap: stretches of damage between runs would let the frames of several
-    // records' names add up past any floor (a faulty sector in each record's own frame), and
-    // each stretch cost a window's read.
-    const { end } = await chainFrom(scanner, file, at, size, path, SERF_RECORD_SIZE_MAX);
-    if (end - at < minBytes) return false;
-    if (end >= size) return true;
-    if (end + 8 <= size) {
-      const word = new Uint8Array(8);
-      await readFull(file, word, end, path);
-      const length = soundHeaderLength(new DataView(word.buffer), 0);
-      if (length >= 0 && end + frameSize(length) > size) return true; // a torn last frame
+    // Runs of frames back to back, damaged stretches between them (a second fault after
+    // another file's blocks must not make their salt's records a torn tail: a review lost a
+    // 700 KB file to one bit flip that way), but one run alone must take `minBytes`: runs that
+    // only add up past it can be several records' names, each with a faulty sector over its
+    // own frame. At most CHAIN_GAPS_MAX stretches: each costs a window's read.
+    let longest = 0;
+    let pos = at;
+    for (let gaps = 0;; gaps++) {
+      const { end } = await chainFrom(scanner, file, pos, size, path, SERF_RECORD_SIZE_MAX);
+      longest = Math.max(longest, end - pos);
+      if (await endsLog(file, end, size, path)) return longest >= minBytes;
+      if (gaps === CHAIN_GAPS_MAX) return false;
+      const next = await findNextFrame(scanner, file, end + 8, size);
+      if (next < 0) {
+        // Nothing of this salt after it: the end, if a torn last frame (a header word a writer
+        // writes, cut off and followed by junk a crash left) stops the run.
+        const word = new Uint8Array(8);
+        if (end + 8 > size) return false;
+        await readFull(file, word, end, path);
+        return soundHeaderLength(new DataView(word.buffer), 0) >= 0 && longest >= minBytes;
+      }
+      pos = next;
     }
-    return await zerosToEnd(file, end, size, path);
   } finally {
     scanner.salt = saved;
   }

@@ -763,6 +763,7 @@ class SlotWindow {
   /** Bytes held. */
   len = 0;
   #zerosChecked = -1;
+  #view: DataView | null = null;
   readonly #scanner: FrameScanner;
   readonly #file: FileHandle;
   readonly #size: number;
@@ -779,13 +780,17 @@ class SlotWindow {
       this.at = pos;
       this.len = Math.min(this.#scanner.capacity, this.#size - pos);
       await readFull(this.#file, this.#scanner.buffer().subarray(0, this.len), pos, this.#path);
+      this.#view = null;
     }
     return pos - this.at;
   }
-  /** The held bytes (a view into Wasm memory: take it again after a call that may allocate). */
+  /** The held bytes (a view into Wasm memory, made again after a read or the memory's growth). */
   get view(): DataView {
-    const buf = this.#scanner.buffer();
-    return new DataView(buf.buffer, buf.byteOffset, this.len);
+    if (this.#view === null || this.#view.buffer.byteLength === 0 || this.#view.byteLength !== this.len) {
+      const buf = this.#scanner.buffer();
+      this.#view = new DataView(buf.buffer, buf.byteOffset, this.len);
+    }
+    return this.#view;
   }
   /**
    * True if the held bytes are zeros from index `i` to the window's end, where a slot of zeros

@@ -720,3 +720,64 @@ Deno.test("Another file's blocks over this file's start and one more fault later
     assert.ok(r.aliveNodes.filter((n) => n.name.startsWith("real-")).length >= 19_700, what);
   }
 });
+
+/** `count` clock frames under `salt`, back to back. */
+function clockFrames(salt: number, count: number, from = 1n): Uint8Array {
+  const core = new WasmCore();
+  const enc = new FrameEncoder(core, SERF_LIMITS, 32 * count + 64);
+  enc.useSalt(salt);
+  for (let i = 0n; i < BigInt(count); i++) encodeBinaryRecord(core, enc, { type: "clock", value: from + i });
+  return enc.bytes().slice();
+}
+
+Deno.test("A version 1 file has no rule for frames of another salt: a long run of them after damage stays a torn tail, as version 1 read it", async () => {
+  // Without a salt, a member can compute the writer's frame headers' checksums, so frames of a
+  // name can run on over them past any floor (a review built two records that did).
+  const mem = new MemFs();
+  mem.write(P, encodeFileHeader(FileKind.serfSnapshot, 0));
+  const s = await openMem(mem);
+  for (let i = 0; i < 60; i++) s.append({ type: "alive", name: `acked-${i}`, addr: "10.0.0.1:7946" });
+  await s.close();
+  const base = mem.read(P);
+  const run = clockFrames(0x5eed1234, 9000); // 216 KB under one other salt, to the end
+  const file = new Uint8Array(base.length + 8 + run.length);
+  file.set(base);
+  file.fill(0xa5, base.length, base.length + 8); // a damaged header word
+  file.set(run, base.length + 8);
+  const m = new MemFs();
+  m.write(P, file);
+  const o = await openMem(m);
+  assert.equal(o.aliveNodes().length, 60);
+  assert.equal(o.openReport.tornTailBytes, 8 + run.length);
+  await o.close();
+  // The same in a version 2 file is another file's blocks: refused.
+  const m2 = new MemFs();
+  const v2 = await snapshotBytes("acked", 60, 1n);
+  const f2 = new Uint8Array(v2.length + 8 + run.length);
+  f2.set(v2);
+  f2.fill(0xa5, v2.length, v2.length + 8);
+  f2.set(run, v2.length + 8);
+  m2.write(P, f2);
+  await assert.rejects(replaySnapshot(P, { fs: m2 }), /another salt/);
+});
+
+Deno.test("Salvage of a damaged header switches salts a bounded number of times, and not to runs that stop mid-file", async () => {
+  // Regions of two frames under a salt of their own and a torn-looking third made a salvage
+  // with a recovered salt switch once a region, each switch a scan to the end: quadratic.
+  const regions: Uint8Array[] = [];
+  for (let k = 0; k < 300; k++) {
+    const r = clockFrames(0x1000 + k, 3, BigInt(k * 3 + 1));
+    r[r.length - 10]! ^= 1; // the third frame's checksum fails
+    regions.push(r);
+  }
+  const header = encodeFileHeader(FileKind.serfSnapshot, 0x1000);
+  header[20]! ^= 1; // a damaged header checksum; its salt field holds the first region's salt
+  const file = new Uint8Array(header.length + regions.reduce((n, r) => n + r.length, 0));
+  file.set(header);
+  regions.reduce((at, r) => (file.set(r, at), at + r.length), header.length);
+  const m = new MemFs();
+  m.write(P, file);
+  const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+  assert.ok(r.warnings.length <= 10, `${r.warnings.length} regions skipped`);
+  assert.ok(r.lastClock <= 3n * 10n, `clock ${r.lastClock}: applied regions past the bound`);
+});

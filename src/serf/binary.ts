@@ -376,6 +376,7 @@ export async function replayBinaryFile(
     }
     const saltRecovered = result.saltRecovered;
     let salt = result.salt;
+    let switches = 0; // salvage's switches to another salt (see decide)
     scanner.salt = salt;
     const x = core.exports as unknown as SerfBinaryExports;
 
@@ -526,7 +527,10 @@ export async function replayBinaryFile(
         // open cut every record after one as a torn tail) than the rest a tear. Else a torn tail
         // it stays: a crash can leave stale blocks, or junk of any shape, in an unsynced tail,
         // and a faulty sector can hide the extent a name's frames lie in.
-        if (next < 0 && !zeroed) {
+        // Not in a file without a salt (version 1): there a member can compute the checksum of
+        // the writer's own frame headers, so frames of its name can run on over them, past any
+        // floor (a review built one); nor more than SALT_SWITCHES_MAX times in one replay.
+        if (next < 0 && !zeroed && salt !== 0 && switches < SALT_SWITCHES_MAX) {
           const from = claimedEnd !== null && claimedEnd > damageAt ? claimedEnd : damageAt + 8;
           const other = from < size
             ? await findChain(
@@ -546,7 +550,8 @@ export async function replayBinaryFile(
             ? 0
             : Math.max(SERF_FRAME_SIZE_MAX + 1, damageAt - FILE_HEADER_BYTES + 1);
           if (
-            other !== null && await chainReachesEnd(scanner, file, other.at, size, path, other.salt, minBytes)
+            other !== null && other.salt !== 0 &&
+            await chainReachesEnd(scanner, file, other.at, size, path, other.salt, minBytes)
           ) {
             return { next: other.at, zeroed, otherSalt: other.salt };
           }
@@ -597,6 +602,7 @@ export async function replayBinaryFile(
       if (otherSalt !== null) {
         // Salvage reads on under the salt the frames after the damage agree on (the answers
         // cached under the old one no longer hold).
+        switches++;
         salt = otherSalt;
         scanner.salt = salt;
         result.salt = salt; // where a replay in segments goes on from (read_records.ts, _parallel.ts)
@@ -890,6 +896,9 @@ async function findChain(
   return null;
 }
 
+/** Switches to another salt one salvage replay makes at most (each one a walk to the end). */
+const SALT_SWITCHES_MAX = 8;
+
 /** Damaged stretches {@link chainReachesEnd} walks past before it gives up. */
 const CHAIN_GAPS_MAX = 64;
 
@@ -937,9 +946,11 @@ async function chainReachesEnd(
       const next = await findNextFrame(scanner, file, end + 8, size);
       if (next < 0) {
         // Nothing of this salt after it: the end, if a torn last frame (a header word a writer
-        // writes, cut off and followed by junk a crash left) stops the run.
+        // writes, cut off and followed by junk a crash left) stops the run near the end of the
+        // file (not with the rest of the file after it: a salvage then switched salts once a
+        // region, each switch a scan to the end).
         const word = new Uint8Array(8);
-        if (end + 8 > size) return false;
+        if (end + 8 > size || size - end > 2 * SERF_FRAME_SIZE_MAX) return false;
         await readFull(file, word, end, path);
         return soundHeaderLength(new DataView(word.buffer), 0) >= 0 && longest >= minBytes;
       }

@@ -730,7 +730,7 @@ function clockFrames(salt: number, count: number, from = 1n): Uint8Array {
   return enc.bytes().slice();
 }
 
-Deno.test("A version 1 file has no rule for frames of another salt: a long run of them after damage stays a torn tail, as version 1 read it", async () => {
+Deno.test("In a version 1 file a run of another salt after damage must take more than two records to count: 216 KB stay a torn tail, as version 1 read it", async () => {
   // Without a salt, a member can compute the writer's frame headers' checksums, so frames of a
   // name can run on over them past any floor (a review built two records that did).
   const mem = new MemFs();
@@ -780,4 +780,35 @@ Deno.test("Salvage of a damaged header switches salts a bounded number of times,
   const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
   assert.ok(r.warnings.length <= 10, `${r.warnings.length} regions skipped`);
   assert.ok(r.lastClock <= 3n * 10n, `clock ${r.lastClock}: applied regions past the bound`);
+});
+
+Deno.test("Another file's blocks over this one's start when one of the two is version 1, or with a long zeroed tail after a torn append: still refused", async () => {
+  // The rule was off wherever a salt was 0, and a torn last frame ended a run only near the
+  // end of the file: each made a default open cut a 700 KB file to 4 KB.
+  const v2 = await snapshotBytes("real", 20_000, 77n);
+  const v1 = asVersion1(v2);
+  const otherV2 = await snapshotBytes("other", 2000, 5n);
+  const otherV1 = asVersion1(otherV2);
+  const zeroTail = (b: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(b.length - 30 + (1 << 20));
+    out.set(b.subarray(0, b.length - 30)); // the last frame cut 10 bytes in, then 1 MiB of zeros
+    return out;
+  };
+  for (
+    const [what, own, other, after] of [
+      ["a version 1 page over a version 2 file", v2, otherV1, (b: Uint8Array) => b],
+      ["a version 2 page over a version 1 file", v1, otherV2, (b: Uint8Array) => b],
+      ["a torn append and 1 MiB of zeros after it", v2, otherV2, zeroTail],
+    ] as const
+  ) {
+    const bad = own.slice();
+    bad.set(other.subarray(0, 4096), 0);
+    const file = after(bad);
+    const m = new MemFs();
+    m.write(P, file);
+    const err = await replaySnapshot(P, { fs: m }).catch((e) => e);
+    assert.ok(err instanceof CorruptionError && /another salt/.test(err.message), `${what}: ${err}`);
+    const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
+    assert.ok(r.aliveNodes.filter((n) => n.name.startsWith("real-")).length >= 19_800, what);
+  }
 });

@@ -527,10 +527,8 @@ export async function replayBinaryFile(
         // open cut every record after one as a torn tail) than the rest a tear. Else a torn tail
         // it stays: a crash can leave stale blocks, or junk of any shape, in an unsynced tail,
         // and a faulty sector can hide the extent a name's frames lie in.
-        // Not in a file without a salt (version 1): there a member can compute the checksum of
-        // the writer's own frame headers, so frames of its name can run on over them, past any
-        // floor (a review built one); nor more than SALT_SWITCHES_MAX times in one replay.
-        if (next < 0 && !zeroed && salt !== 0 && switches < SALT_SWITCHES_MAX) {
+        // At most SALT_SWITCHES_MAX times in one replay.
+        if (next < 0 && !zeroed && switches < SALT_SWITCHES_MAX) {
           const from = claimedEnd !== null && claimedEnd > damageAt ? claimedEnd : damageAt + 8;
           const other = from < size
             ? await findChain(
@@ -546,12 +544,15 @@ export async function replayBinaryFile(
           // More frames than one record holds (a node name's can fill one record, no more), and
           // than the part before them; but where the header was damaged its salt was a guess, and
           // salvage reads on under any other salt that runs to the end.
-          const minBytes = saltRecovered
-            ? 0
-            : Math.max(SERF_FRAME_SIZE_MAX + 1, damageAt - FILE_HEADER_BYTES + 1);
+          // Under salt 0 (a version 1 header) a member can compute the checksums of the writer's
+          // own frame headers, so its names' frames can run on over one into the next record
+          // (any complete writer's frame in between would be a record of salt 0 after the
+          // damage, and a torn one ends the file): two records' worth, not one (a review forged
+          // such a run over two records).
+          const oneRun = (salt === 0 ? 2 : 1) * SERF_FRAME_SIZE_MAX + 1;
+          const minBytes = saltRecovered ? 0 : Math.max(oneRun, damageAt - FILE_HEADER_BYTES + 1);
           if (
-            other !== null && other.salt !== 0 &&
-            await chainReachesEnd(scanner, file, other.at, size, path, other.salt, minBytes)
+            other !== null && await chainReachesEnd(scanner, file, other.at, size, path, other.salt, minBytes)
           ) {
             return { next: other.at, zeroed, otherSalt: other.salt };
           }
@@ -946,13 +947,15 @@ async function chainReachesEnd(
       const next = await findNextFrame(scanner, file, end + 8, size);
       if (next < 0) {
         // Nothing of this salt after it: the end, if a torn last frame (a header word a writer
-        // writes, cut off and followed by junk a crash left) stops the run near the end of the
-        // file (not with the rest of the file after it: a salvage then switched salts once a
-        // region, each switch a scan to the end).
+        // writes, cut off) stops the run, followed by junk near the end of the file or by zeros
+        // to it (a crash can leave megabytes of an extended file unwritten). Not junk far from
+        // the end: a salvage then switched salts once a region, each switch a scan to the end.
         const word = new Uint8Array(8);
-        if (end + 8 > size || size - end > 2 * SERF_FRAME_SIZE_MAX) return false;
+        if (end + 8 > size) return false;
         await readFull(file, word, end, path);
-        return soundHeaderLength(new DataView(word.buffer), 0) >= 0 && longest >= minBytes;
+        if (soundHeaderLength(new DataView(word.buffer), 0) < 0 || longest < minBytes) return false;
+        if (size - end <= 2 * SERF_FRAME_SIZE_MAX) return true;
+        return await zerosToEnd(file, end + SERF_FRAME_SIZE_MAX + 16, size, path);
       }
       pos = next;
     }

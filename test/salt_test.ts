@@ -812,3 +812,51 @@ Deno.test("Another file's blocks over this one's start when one of the two is ve
     assert.ok(r.aliveNodes.filter((n) => n.name.startsWith("real-")).length >= 19_800, what);
   }
 });
+
+Deno.test("Repeated junk counts for nothing, not even as frames alone; readSnapshotRecords switches salts no more often than replay", async () => {
+  // 200 identical clock frames under another salt after one real record behind a lost header:
+  // counted as frames alone, they outweighed the record, and salvage kept only the junk's clock.
+  const one = new MemFs();
+  const w = await openMem(one);
+  w.append({ type: "alive", name: "real-0", addr: "10.0.0.1:7946" });
+  await w.close();
+  const real = one.read(P); // the header and one frame alone
+  const junkFrame = clockFrames(0x7777, 1, 999n);
+  const file = new Uint8Array(real.length + 200 * junkFrame.length);
+  file.set(real);
+  for (let k = 0; k < 200; k++) file.set(junkFrame, real.length + k * junkFrame.length);
+  file.fill(0, 0, 24);
+  const m = new MemFs();
+  m.write(P, file);
+  const r = await replaySnapshot(P, { fs: m, recovery: "salvage", format: "binary" });
+  assert.deepEqual(r.aliveNodes.map((n) => n.name), ["real-0"]);
+  assert.equal(r.lastClock, 0n, "not the junk's clock");
+  // Salt switches, counted across readSnapshotRecords' segments as in one replay.
+  const { readSnapshotRecords } = await import("../mod.ts");
+  const { readRecordsPolicy } = await import("../src/serf/read_records.ts");
+  const regions: Uint8Array[] = [];
+  for (let k = 0; k < 40; k++) {
+    const region = clockFrames(0x2000 + k, 3, BigInt(k * 3 + 1));
+    region[region.length - 10]! ^= 1;
+    regions.push(region);
+  }
+  const header = encodeFileHeader(FileKind.serfSnapshot, 0x2000);
+  header[20]! ^= 1;
+  const crafted = new Uint8Array(header.length + regions.reduce((n, x) => n + x.length, 0));
+  crafted.set(header);
+  regions.reduce((at, x) => (crafted.set(x, at), at + x.length), header.length);
+  const m2 = new MemFs();
+  m2.write(P, crafted);
+  const replayed = await replaySnapshot(P, { fs: m2, recovery: "salvage" });
+  const old = readRecordsPolicy.segmentRegions;
+  readRecordsPolicy.segmentRegions = 1;
+  try {
+    let clock = 0n;
+    for await (const e of readSnapshotRecords(P, { fs: m2, recovery: "salvage" })) {
+      if (e.record?.type === "clock") clock = e.record.value;
+    }
+    assert.equal(clock, replayed.lastClock, "the same records as the replay, segment after segment");
+  } finally {
+    readRecordsPolicy.segmentRegions = old;
+  }
+});

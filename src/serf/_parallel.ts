@@ -509,6 +509,7 @@ async function finishBinary(
     from: at,
     salt: first.salt,
     saltRecovered: first.saltRecovered,
+    saltSwitches: first.saltSwitches,
     maxSkipped,
   });
   // The first part stopped at the split, so its skipped regions are all before the rest's.

@@ -262,6 +262,8 @@ export interface BinaryReplayResult {
   salt: number;
   /** The header was damaged and its salt recovered from the frames (or `range.saltRecovered`). */
   saltRecovered: boolean;
+  /** Switches to another salt so far (salvage), counting `range.saltSwitches`: at most SALT_SWITCHES_MAX. */
+  saltSwitches: number;
 }
 
 /** Where {@link replayBinaryFile} starts and stops (a parallel replay's two halves), and what it lists. */
@@ -274,6 +276,8 @@ export interface ReplayRange {
   salt?: number;
   /** With `from`: the salt was recovered from the frames (a damaged header; see BinaryReplayResult). */
   saltRecovered?: boolean;
+  /** With `from`: switches to another salt the replay before this one made (see BinaryReplayResult). */
+  saltSwitches?: number;
   /** Stop at the first frame boundary at or past this offset. */
   until?: number;
   /**
@@ -322,6 +326,7 @@ export async function replayBinaryFile(
     stoppedAt: null,
     salt: range.salt ?? 0,
     saltRecovered: range.from !== undefined && (range.saltRecovered ?? false),
+    saltSwitches: range.saltSwitches ?? 0,
   };
   let until = range.until ?? Infinity;
   if (range.from === undefined && size < FILE_HEADER_BYTES) {
@@ -376,7 +381,7 @@ export async function replayBinaryFile(
     }
     const saltRecovered = result.saltRecovered;
     let salt = result.salt;
-    let switches = 0; // salvage's switches to another salt (see decide)
+    let switches = range.saltSwitches ?? 0; // salvage's switches to another salt (see decide)
     scanner.salt = salt;
     const x = core.exports as unknown as SerfBinaryExports;
 
@@ -604,6 +609,7 @@ export async function replayBinaryFile(
         // Salvage reads on under the salt the frames after the damage agree on (the answers
         // cached under the old one no longer hold).
         switches++;
+        result.saltSwitches = switches;
         salt = otherSalt;
         scanner.salt = salt;
         result.salt = salt; // where a replay in segments goes on from (read_records.ts, _parallel.ts)
@@ -695,17 +701,18 @@ export async function recoverSalt(
         pos += 8;
         continue;
       }
-      // A frame and the next byte for byte the same imply one salt whatever it is (repeated
-      // junk): no evidence, so no chain.
-      if (i + 2 * fsz <= win.len && buf.subarray(i, i + fsz).every((b, k) => b === buf[i + fsz + k])) {
-        add(alone, salt, fsz);
+      // A frame the same byte for byte as the next or the one before implies one salt whatever
+      // it is (repeated junk): no evidence at all, neither a chain nor a frame alone.
+      const same = (j: number): boolean =>
+        j >= 0 && j + fsz <= win.len && buf.subarray(i, i + fsz).every((b, k) => b === buf[j + k]);
+      if (same(i + fsz) || same(i - fsz)) {
         pos += 8;
         continue;
       }
       // Walk on under that salt: in the window, then (for a chain the window cuts) read on.
       // The walk's checksums count against the budget too; past it, only short frames.
       scanner.salt = salt;
-      const limit = budget < 0 ? SALT_CHEAP_FRAME_BYTES : SERF_RECORD_SIZE_MAX;
+      const limit = budget < 0 ? SALT_CHEAP_FRAME_BYTES - FRAME_HEADER_BYTES : SERF_RECORD_SIZE_MAX; // payloads
       const r = scanner.scan(i, win.len, false, limit);
       let frames = r.count;
       let end = win.at + r.offset;

@@ -179,10 +179,11 @@ async function* binaryEntries(
   let from: number | undefined = undefined;
   let salt = 0;
   let saltRecovered = false;
+  let saltSwitches = 0;
   for (;;) {
     readRecordsStats.segments++;
     const r = await replayBinaryFile(codec.state.core, file, size, path, recovery, REPLAY_CHUNK_BYTES, {
-      ...(from === undefined ? {} : { from, salt, saltRecovered }),
+      ...(from === undefined ? {} : { from, salt, saltRecovered, saltSwitches }),
       maxSkipped: Math.max(1, readRecordsPolicy.segmentRegions),
       stopWhenListed: true,
     });
@@ -199,6 +200,7 @@ async function* binaryEntries(
       from = r.stoppedAt;
       salt = r.salt;
       saltRecovered = r.saltRecovered;
+      saltSwitches = r.saltSwitches;
       continue;
     }
     yield* framesBetween(file, pos, r.goodEnd, path);

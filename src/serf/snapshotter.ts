@@ -363,20 +363,14 @@ function logBackgroundError(error: unknown): void {
 }
 
 /**
- * Detects the format of an open file of `size` bytes from its first bytes; null for an empty
- * file. Binary means a whole 24-byte header that starts with snaplog's magic and either checks
- * out or has a zero byte in its version or kind (a damaged header, for salvage: no line of
- * serf's text has one there), or a file shorter than a header that is the magic and what
- * follows it in a serf snapshot's header (a header cut short: snaplog creates a file with its
- * whole header, so only a copy or a file system cut short leaves one; it holds no newline, so
- * serf would read no record from it either). Anything else is serf's text, also a text file
- * whose first line happens to begin with "SNLG", or a file of one to three bytes.
- */
-/**
- * The file's format by its first bytes (null: empty), telling apart a binary file known only
- * by the frames it holds (no header): "headerless", and one that holds both serf's lines and a
- * frame: "ambiguous" (a node name can hold either). A serf text file could hold a frame in a
- * crafted node name, so Go text asked of such a file is read as Go text.
+ * The file's format by its first bytes (null: empty). Binary: a whole 24-byte header that
+ * starts with snaplog's magic and either checks out or has a zero high byte in its version or
+ * kind (a damaged header, for salvage: no line of serf's text has one there), or a file shorter
+ * than a header that is the magic and what follows it in a serf snapshot's header (a header
+ * cut short; it holds no newline, so serf would read no record from it either). "headerless":
+ * a binary file known only by the frames it holds; "ambiguous": one that holds both serf's
+ * lines and a frame (a node name can hold either). Anything else is serf's text, also a text
+ * file whose first line happens to begin with "SNLG", or a file of one to three bytes.
  */
 async function formatGuess(
   file: FileHandle,
@@ -402,7 +396,7 @@ async function formatGuess(
     // A header lost whole (a zeroed first sector, a misdirected write over it): snaplog's
     // frames follow it. Serf's own files begin with a record's name (`alive: `, `clock: `,
     // `# ...`), and an edited one with whitespace or a byte-order mark, so a file that begins
-    // with anything else (a NUL, say) and holds a valid frame in its first 256 KiB is a binary
+    // with anything else (a NUL, say) and holds a valid frame in its first 384 KiB is a binary
     // snapshot with a bad header. As text it would replay to nothing, in every mode, and an
     // open would cut it back to its last newline byte and append text. (Go text asked of it is
     // still honoured: a crafted node name in a text file can hold a frame.) But a file that

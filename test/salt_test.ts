@@ -730,6 +730,26 @@ function clockFrames(salt: number, count: number, from = 1n): Uint8Array {
   return enc.bytes().slice();
 }
 
+/**
+ * A file behind a header whose checksum is damaged (its salt field intact, `firstSalt`): `n`
+ * regions, each two clock frames under a salt of its own (`firstSalt + k`) and a third whose
+ * checksum fails. Salvage recovers the first salt and meets another at every region.
+ */
+function saltRegionsFile(firstSalt: number, n: number): Uint8Array {
+  const regions: Uint8Array[] = [];
+  for (let k = 0; k < n; k++) {
+    const region = clockFrames(firstSalt + k, 3, BigInt(k * 3 + 1));
+    region[region.length - 10]! ^= 1;
+    regions.push(region);
+  }
+  const header = encodeFileHeader(FileKind.serfSnapshot, firstSalt);
+  header[20]! ^= 1;
+  const file = new Uint8Array(header.length + regions.reduce((n, x) => n + x.length, 0));
+  file.set(header);
+  regions.reduce((at, x) => (file.set(x, at), at + x.length), header.length);
+  return file;
+}
+
 Deno.test("In a version 1 file a run of another salt after damage must take more than two records to count: 216 KB stay a torn tail, as version 1 read it", async () => {
   // Without a salt, a member can compute the writer's frame headers' checksums, so frames of a
   // name can run on over them past any floor (a review built two records that did).
@@ -764,17 +784,7 @@ Deno.test("In a version 1 file a run of another salt after damage must take more
 Deno.test("Salvage of a damaged header switches salts a bounded number of times, and not to runs that stop mid-file", async () => {
   // Regions of two frames under a salt of their own and a torn-looking third made a salvage
   // with a recovered salt switch once a region, each switch a scan to the end: quadratic.
-  const regions: Uint8Array[] = [];
-  for (let k = 0; k < 300; k++) {
-    const r = clockFrames(0x1000 + k, 3, BigInt(k * 3 + 1));
-    r[r.length - 10]! ^= 1; // the third frame's checksum fails
-    regions.push(r);
-  }
-  const header = encodeFileHeader(FileKind.serfSnapshot, 0x1000);
-  header[20]! ^= 1; // a damaged header checksum; its salt field holds the first region's salt
-  const file = new Uint8Array(header.length + regions.reduce((n, r) => n + r.length, 0));
-  file.set(header);
-  regions.reduce((at, r) => (file.set(r, at), at + r.length), header.length);
+  const file = saltRegionsFile(0x1000, 300);
   const m = new MemFs();
   m.write(P, file);
   const r = await replaySnapshot(P, { fs: m, recovery: "salvage" });
@@ -834,17 +844,7 @@ Deno.test("Repeated junk counts for nothing, not even as frames alone; readSnaps
   // Salt switches, counted across readSnapshotRecords' segments as in one replay.
   const { readSnapshotRecords } = await import("../mod.ts");
   const { readRecordsPolicy } = await import("../src/serf/read_records.ts");
-  const regions: Uint8Array[] = [];
-  for (let k = 0; k < 40; k++) {
-    const region = clockFrames(0x2000 + k, 3, BigInt(k * 3 + 1));
-    region[region.length - 10]! ^= 1;
-    regions.push(region);
-  }
-  const header = encodeFileHeader(FileKind.serfSnapshot, 0x2000);
-  header[20]! ^= 1;
-  const crafted = new Uint8Array(header.length + regions.reduce((n, x) => n + x.length, 0));
-  crafted.set(header);
-  regions.reduce((at, x) => (crafted.set(x, at), at + x.length), header.length);
+  const crafted = saltRegionsFile(0x2000, 40);
   const m2 = new MemFs();
   m2.write(P, crafted);
   const replayed = await replaySnapshot(P, { fs: m2, recovery: "salvage" });

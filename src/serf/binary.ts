@@ -654,7 +654,7 @@ const SALT_CHEAP_FRAME_BYTES = 4096;
  * file of little more than one hostile record. Stops early once one salt holds more than
  * half the file's bytes.
  */
-export async function recoverSalt(
+async function recoverSalt(
   scanner: FrameScanner,
   file: FileHandle,
   size: number,
@@ -662,13 +662,16 @@ export async function recoverSalt(
   headerSalt: number,
 ): Promise<number> {
   if (size < FILE_HEADER_BYTES + 16) return headerSalt;
-  // The header's own salt field, where the frame after the header checks out under it.
+  // The header's own salt field, where the frame after the header checks out under it (one
+  // window: the replay that follows walks the rest; a walk here read the whole file twice).
   if (headerSalt !== 0) {
+    const len = Math.min(scanner.capacity, size - FILE_HEADER_BYTES);
+    await readFull(file, scanner.buffer().subarray(0, len), FILE_HEADER_BYTES, path);
     const saved = scanner.salt;
     scanner.salt = headerSalt;
-    const first = await chainFrom(scanner, file, FILE_HEADER_BYTES, size, path, SERF_RECORD_SIZE_MAX);
+    const first = scanner.scan(0, len, false);
     scanner.salt = saved;
-    if (first.frames > 0) return headerSalt;
+    if (first.count > 0) return headerSalt;
   }
   const inChains = new Map<number, number>();
   const alone = new Map<number, number>();

@@ -258,7 +258,8 @@ const MAGIC_BYTES = [0x53, 0x4e, 0x4c, 0x47]; // "SNLG"
  * The first 16 bytes of every serf snapshot's header in the binary format, version 2 and 1
  * (magic, version, kind, base 0); the salt and the checksum follow.
  */
-const SERF_HEADER_PREFIXES = [newSalt(), 0].map((salt) =>
+const SERF_HEADER_PREFIXES = [1, 0].map((salt) =>
+  // (any salt: it lies past these 16 bytes)
   encodeFileHeader(FileKind.serfSnapshot, salt).subarray(0, 16)
 );
 

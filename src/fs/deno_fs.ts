@@ -90,6 +90,8 @@ class DenoHandle implements FileHandle {
    * would move each other's cursor. Each call waits for the previous one.
    */
   #queue: Promise<unknown> = Promise.resolve();
+  /** Calls made and not yet settled. */
+  #busy = 0;
   /**
    * Where the cursor is, or -1 when unknown (after a failed call), so a call at the cursor
    * skips its seek: a log reads and appends sequentially, and a seek is one more trip through
@@ -109,14 +111,23 @@ class DenoHandle implements FileHandle {
     } catch (err) {
       return Promise.reject(err);
     }
-    const result = this.#queue.then(async () => {
+    const call = async (): Promise<T> => {
       if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${step} "${this.#path}": file is closed`);
       try {
         return await fn(this.#file);
       } catch (err) {
         throw wrap(`${step} "${this.#path}"`, err);
       }
-    });
+    };
+    // With nothing in flight the call starts now, not a few microtasks later: a read issued
+    // ahead (ReadAhead) then reaches Deno's I/O thread before the caller goes on to scan the
+    // chunk it has, instead of after that scan.
+    const result = this.#busy === 0 ? call() : this.#queue.then(call);
+    this.#busy++;
+    const settled = (): void => {
+      this.#busy--;
+    };
+    result.then(settled, settled);
     this.#queue = result.catch(() => {});
     return result;
   }
@@ -127,7 +138,8 @@ class DenoHandle implements FileHandle {
       checkPosition("read", this.#path, position);
     };
     return this.#run("read", async (file) => {
-      await this.#seek(file, position);
+      const seek = this.#seek(file, position);
+      if (seek !== undefined) await seek;
       let total = 0;
       // Each read returns at least one byte or null at end of file, so this ends.
       while (total < buf.length) {
@@ -146,7 +158,8 @@ class DenoHandle implements FileHandle {
       checkPosition("write", this.#path, position);
     };
     return this.#run("write", async (file) => {
-      await this.#seek(file, position);
+      const seek = this.#seek(file, position);
+      if (seek !== undefined) await seek;
       let done = 0;
       const small = data.length <= SYNC_WRITE_MAX;
       // A write may be short (a signal, a pipe, a nearly full disk); the next call either makes
@@ -160,11 +173,14 @@ class DenoHandle implements FileHandle {
     }, check);
   }
 
-  /** Moves the cursor to `position` unless it is there; unknown until the caller's I/O succeeds. */
-  async #seek(file: Deno.FsFile, position: number): Promise<void> {
+  /**
+   * Moves the cursor to `position` unless it is there (then returns nothing to wait for, so a
+   * sequential read or write starts at once); unknown until the caller's I/O succeeds.
+   */
+  #seek(file: Deno.FsFile, position: number): Promise<number> | undefined {
     const at = this.#cursor;
     this.#cursor = -1;
-    if (at !== position) await file.seek(position, Deno.SeekMode.Start);
+    return at !== position ? file.seek(position, Deno.SeekMode.Start) : undefined;
   }
 
   truncate(length: number): Promise<void> {

@@ -18,6 +18,7 @@ import {
 import { CorruptionError } from "../errors.ts";
 import { WARNINGS_MAX_DEFAULT } from "./types.ts";
 import type { FileHandle } from "../fs/types.ts";
+import { ReadAhead } from "../fs/_read_ahead.ts";
 import {
   checkClock,
   checkRecordShape,
@@ -385,6 +386,8 @@ export async function replayBinaryFile(
     scanner.salt = salt;
     const x = core.exports as unknown as SerfBinaryExports;
 
+    // The next chunk is read while this one is scanned (searches after damage read the file directly).
+    const ahead = new ReadAhead(file, size, scanner.capacity);
     let pos = range.from ?? FILE_HEADER_BYTES; // file offset of buffer byte 0 (always 8-aligned)
     let have = 0; //                bytes in the buffer
     let start = 0; //               where the next frame starts in the buffer
@@ -396,7 +399,7 @@ export async function replayBinaryFile(
         return result;
       }
       if (pos + have < size && have < scanner.capacity) {
-        const n = await file.read(scanner.buffer().subarray(have), pos + have);
+        const n = await ahead.read(scanner.buffer().subarray(have), pos + have);
         if (n === 0) {
           // The file got shorter while it was read (a log's open cut a torn tail under this
           // reader): it ends here now, and what it holds up to here is read as any file is.

@@ -7,6 +7,7 @@ import { WasmCore, WasmMemoryError } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import { goQuote } from "./_go_quote.ts";
 import type { FileHandle } from "../fs/types.ts";
+import { ReadAhead } from "../fs/_read_ahead.ts";
 import { decodeUtf8, isUint64, type SnapshotRecord } from "./records.ts";
 import { checkMaxWarnings, type ReplayWarning, type SnapshotState } from "./types.ts";
 
@@ -409,7 +410,7 @@ function checkOptions(
  * Both bounds may move between reads (a parallel replay reads up to a split point, then on).
  */
 export class PositionalReader {
-  readonly #file: FileHandle;
+  readonly #file: ReadAhead; // the next chunk is read while this one is scanned
   /** File offset of the next read. */
   position: number;
   /** Reads stop here. */
@@ -418,7 +419,7 @@ export class PositionalReader {
   beforeRead: ((position: number) => void) | null = null;
 
   constructor(file: FileHandle, position = 0, end = Infinity) {
-    this.#file = file;
+    this.#file = new ReadAhead(file, end);
     this.position = position;
     this.end = end;
   }
@@ -428,6 +429,7 @@ export class PositionalReader {
     this.beforeRead?.(this.position);
     const max = Math.min(p.length, this.end - this.position);
     if (max <= 0) return null;
+    this.#file.end = this.end;
     const n = await this.#file.read(p.subarray(0, max), this.position);
     if (n === 0) return null;
     this.position += n;

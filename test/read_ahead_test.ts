@@ -1,0 +1,241 @@
+// The replays' read-ahead (src/fs/_read_ahead.ts): same bytes as reading the file directly,
+// whatever the order of the reads; the next chunk under way while the caller works; errors of
+// a chunk read ahead only for a read that asks for its bytes.
+import assert from "node:assert/strict";
+import { READ_AHEAD_BYTES, ReadAhead } from "../src/fs/_read_ahead.ts";
+import { denoFs } from "../src/fs/deno_fs.ts";
+import { MemFs } from "../src/fs/mem_fs.ts";
+import type { FileHandle, FileSystem } from "../src/fs/types.ts";
+import { replaySnapshot, Snapshotter } from "../mod.ts";
+import { fuzzIterations, Rng, testSeed } from "./_rng.ts";
+import { withTempDir } from "./_tmp.ts";
+
+/** A read-only FileHandle over `data` that logs each read (position, length) it is asked for. */
+class LoggedFile implements FileHandle {
+  readonly reads: [number, number][] = [];
+  /** Reads by index (0-based) that reject with this error. */
+  readonly failures = new Map<number, Error>();
+  constructor(public data: Uint8Array) {}
+  read(buf: Uint8Array, position: number): Promise<number> {
+    const i = this.reads.length;
+    this.reads.push([position, buf.length]);
+    const err = this.failures.get(i);
+    if (err !== undefined) return Promise.reject(err);
+    const n = Math.max(0, Math.min(buf.length, this.data.length - position));
+    buf.set(this.data.subarray(position, position + n));
+    return Promise.resolve(n);
+  }
+  write(): Promise<void> {
+    throw new Error("read-only");
+  }
+  truncate(): Promise<void> {
+    throw new Error("read-only");
+  }
+  datasync(): Promise<void> {
+    return Promise.resolve();
+  }
+  size(): Promise<number> {
+    return Promise.resolve(this.data.length);
+  }
+  tryLock(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function pattern(n: number): Uint8Array {
+  const data = new Uint8Array(n);
+  for (let i = 0; i < n; i++) data[i] = (i * 7 + (i >> 8)) & 0xff;
+  return data;
+}
+
+Deno.test("ReadAhead returns the file's bytes for any sequence of reads (seeded)", async () => {
+  const seed = testSeed("read-ahead fuzz");
+  const rng = new Rng(seed);
+  const fs = new MemFs();
+  for (let iter = 0; iter < fuzzIterations(60); iter++) {
+    const data = rng.bytes(rng.int(20_000));
+    const path = `f${iter}`;
+    const w = await fs.open(path, { write: true, create: true });
+    await w.write(data, 0);
+    await w.close();
+    const file = await fs.open(path, { read: true });
+    const chunk = 1 + rng.int(3000);
+    const end = rng.int(4) === 0 ? rng.int(data.length + 1) : data.length;
+    const ahead = new ReadAhead(file, end, chunk);
+    let at = 0;
+    for (let step = 0; step < 40; step++) {
+      // Mostly on from the last read (a replay), sometimes elsewhere (a search after damage).
+      if (rng.int(5) === 0) at = rng.int(data.length + 10);
+      const buf = new Uint8Array(rng.int(4000) + 1);
+      const n = await ahead.read(buf, at);
+      const want = data.subarray(at, at + buf.length);
+      const where =
+        `seed ${seed}, file ${iter} (${data.length} B, chunk ${chunk}, end ${end}), read at ${at}`;
+      assert.ok(n <= want.length, where);
+      assert.ok(n > 0 || want.length === 0, `${where}: 0 before the end`);
+      assert.deepEqual(buf.subarray(0, n), want.subarray(0, n), where);
+      // A read returns all it asked for, or stops at the end of the file or of what is read ahead.
+      if (n < want.length) assert.ok(at + n === end || at + n === data.length, `${where}: short, ${n}`);
+      at += n;
+    }
+    await file.close();
+  }
+});
+
+Deno.test("ReadAhead reads the next chunk while the caller works on this one, and serves it without a read", async () => {
+  const file = new LoggedFile(pattern(10_000));
+  const ahead = new ReadAhead(file, 10_000, 4096);
+  const buf = new Uint8Array(4096);
+  assert.equal(await ahead.read(buf, 0), 4096);
+  // Before the caller asks again, the chunk after this one is under way.
+  assert.deepEqual(file.reads, [[0, 4096], [4096, 4096]]);
+  // The next read (4000 bytes: a replay keeps a cut frame back) comes from it; the chunk after
+  // it starts at once, only as far as the end.
+  assert.equal(await ahead.read(buf.subarray(0, 4000), 4096), 4000);
+  assert.deepEqual(buf.subarray(0, 4000), pattern(10_000).subarray(4096, 8096));
+  assert.deepEqual(file.reads, [[0, 4096], [4096, 4096], [8192, 1808]]);
+  // Across two chunks, to the end of the file, without another read.
+  assert.equal(await ahead.read(buf, 8096), 1904);
+  assert.deepEqual(buf.subarray(0, 1904), pattern(10_000).subarray(8096));
+  assert.equal(file.reads.length, 3);
+  assert.equal(await ahead.read(buf, 10_000), 0);
+});
+
+Deno.test("ReadAhead reads nothing ahead past its end or after a read that came back short", async () => {
+  const file = new LoggedFile(pattern(5000));
+  const ahead = new ReadAhead(file, 3000, 1024);
+  const buf = new Uint8Array(1024);
+  assert.equal(await ahead.read(buf, 0), 1024);
+  assert.equal(await ahead.read(buf, 1024), 1024);
+  assert.equal(await ahead.read(buf, 2048), 952); // ahead only to the end it was given
+  assert.ok(file.reads.every(([p, n]) => p + n <= 3000), JSON.stringify(file.reads));
+  const reads = file.reads.length;
+  // Past the end it was given: from the file itself.
+  assert.equal(await ahead.read(buf, 3000), 1024);
+  assert.deepEqual(file.reads[reads], [3000, 1024]);
+
+  // A file shorter than a read: nothing is read ahead after it.
+  const small = new LoggedFile(pattern(100));
+  const a2 = new ReadAhead(small, Infinity, 64);
+  assert.equal(await a2.read(new Uint8Array(64), 0), 64);
+  assert.equal(await a2.read(new Uint8Array(64), 64), 36);
+  assert.equal(await a2.read(new Uint8Array(64), 100), 0);
+  assert.deepEqual(small.reads, [[0, 64], [64, 64], [100, 64]]);
+});
+
+Deno.test("ReadAhead throws a failed chunk's error to the read that asks for its bytes, and only to it", async () => {
+  const eio = Object.assign(new Error("Cannot read: injected EIO"), { code: "EIO" });
+  const file = new LoggedFile(pattern(8192));
+  file.failures.set(1, eio); // the read ahead of [4096, 8192)
+  const ahead = new ReadAhead(file, 8192, 4096);
+  const buf = new Uint8Array(4096);
+  assert.equal(await ahead.read(buf, 0), 4096);
+  await assert.rejects(ahead.read(buf, 4096), (e) => e === eio);
+
+  // Never asked for: forgotten (no unhandled rejection fails this test), and a read elsewhere
+  // goes to the file.
+  const f2 = new LoggedFile(pattern(8192));
+  f2.failures.set(1, eio);
+  const a2 = new ReadAhead(f2, 8192, 4096);
+  assert.equal(await a2.read(buf, 0), 4096);
+  assert.equal(await a2.read(buf.subarray(0, 100), 200), 100);
+  assert.deepEqual(buf.subarray(0, 100), pattern(8192).subarray(200, 300));
+});
+
+Deno.test("denoFs starts a call at once when none is in flight, and keeps calls in order", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/f`;
+    const f = await denoFs.open(path, { read: true, write: true, create: true });
+    try {
+      // A small write with nothing in flight has reached the file before the caller awaits it
+      // (a read ahead relies on the same: its read starts before the caller goes on to scan).
+      const w = f.write(new Uint8Array([1, 2, 3]), 0);
+      assert.deepEqual(Deno.readFileSync(path), new Uint8Array([1, 2, 3]));
+      await w;
+      // Calls made while one is in flight wait their turn, each at its own position.
+      const a = new Uint8Array(2);
+      const b = new Uint8Array(2);
+      const results = await Promise.all([
+        f.write(new Uint8Array([9, 9, 9, 9]), 3),
+        f.read(a, 1),
+        f.read(b, 4),
+        f.write(new Uint8Array([5]), 0),
+      ]);
+      assert.deepEqual(results, [undefined, 2, 2, undefined]);
+      assert.deepEqual(a, new Uint8Array([2, 3]));
+      assert.deepEqual(b, new Uint8Array([9, 9]));
+      assert.deepEqual(Deno.readFileSync(path), new Uint8Array([5, 2, 3, 9, 9, 9, 9]));
+    } finally {
+      await f.close();
+    }
+  });
+});
+
+/** A FileSystem whose handles log the reads they are asked for, in a shared list. */
+function loggingFs(inner: FileSystem, reads: [number, number][]): FileSystem {
+  return {
+    ...inner,
+    open: async (path, options) => {
+      const f = await inner.open(path, options);
+      return {
+        read: (buf, position) => {
+          reads.push([position, buf.length]);
+          return f.read(buf, position);
+        },
+        write: (d, p) => f.write(d, p),
+        truncate: (n) => f.truncate(n),
+        datasync: () => f.datasync(),
+        size: () => f.size(),
+        tryLock: () => f.tryLock(),
+        close: () => f.close(),
+      };
+    },
+    stat: (p) => inner.stat(p),
+    rename: (a, b) => inner.rename(a, b),
+    remove: (p) => inner.remove(p),
+    syncDir: (p) => inner.syncDir(p),
+  };
+}
+
+Deno.test("replays of both formats read each chunk ahead of the scan", async () => {
+  const mem = new MemFs();
+  for (const format of ["binary", "go-text"] as const) {
+    const path = `log.${format}`;
+    const log = await Snapshotter.open(path, {
+      fs: mem,
+      format,
+      sync: "never",
+      minCompactSizeBytes: 2 ** 40,
+    });
+    for (let i = 0; i < 100_000; i++) {
+      log.append({ type: "alive", name: `node-${i}`, addr: `10.0.${i >> 8 & 255}.${i & 255}:7946` });
+    }
+    await log.close();
+    const size = mem.read(path).length;
+    assert.ok(size > 3 * READ_AHEAD_BYTES, `${format}: ${size} bytes`);
+    const reads: [number, number][] = [];
+    const state = await replaySnapshot(path, { fs: loggingFs(mem, reads) });
+    assert.equal(state.aliveNodes.length, 100_000);
+    // After the first chunk, every read is a whole chunk ahead, at chunk boundaries from the
+    // first: the scan's own reads (a chunk less the record its end cut) never reach the file.
+    // From the first whole chunk on, every read is a chunk ahead, at chunk boundaries, to the
+    // end: the scan's own reads (a chunk less the record its end cut) never reach the file.
+    const from = reads.findIndex(([, n]) => n === READ_AHEAD_BYTES);
+    const chunkReads = reads.slice(from);
+    const first = chunkReads[0]![0];
+    assert.ok(chunkReads.length >= 4, `${format}: ${JSON.stringify(reads)}`);
+    chunkReads.forEach(([p, n], i) => {
+      assert.equal(p, first + i * READ_AHEAD_BYTES, `${format}: read ${i} of ${JSON.stringify(reads)}`);
+      assert.equal(
+        n,
+        Math.min(READ_AHEAD_BYTES, size - p),
+        `${format}: read ${i} of ${JSON.stringify(reads)}`,
+      );
+    });
+    const [p, n] = chunkReads[chunkReads.length - 1]!;
+    assert.equal(p + n, size, `${format}: the reads end at the end of the file`);
+  }
+});

@@ -369,10 +369,10 @@ export function state_reset(flags: u32): void {
  * Sizes the table for `nodes` alive nodes now: the table that inserting them one by one would
  * end with, built once instead of doubled up to. Each doubling's table is fresh memory, and
  * first touching a page costs more than the rehash (0.6 us a 4 KiB page here: a 9k-node replay
- * spent ~5 ms growing its table, most of a compacted file's replay). Pages of the table no
- * slot lands in are never touched (mem_alloc_zeroed), so a generous hint costs address space,
- * not memory. Returns 0, or 1 when memory cannot grow (the state is unchanged then). Never
- * shrinks the table.
+ * spent ~5 ms growing its table, most of a compacted file's replay). The whole table is
+ * faulted in at once (mem_alloc_zeroed), so a generous hint costs its memory: the host caps it
+ * (SerfState.reserveFor, 2 MiB). Returns 0, or 1 when memory cannot grow (the state is
+ * unchanged then). Never shrinks the table.
  */
 export function state_reserve(nodes: u32): u32 {
   let c = CAP_MIN;

@@ -120,8 +120,8 @@ export class SerfState {
   /**
    * Sizes the alive set's table for a replay of `bytes` bytes of records, so it is built
    * once rather than doubled up to its size: one alive node per 48 bytes (a compacted file's
-   * density), at most RESERVE_NODES_MAX (a 2 MiB table, of which only the pages that get a
-   * node are touched). A hint: if memory cannot grow now, the replay itself reports it.
+   * density), at most RESERVE_NODES_MAX (a 2 MiB table, all of it in memory at once: see
+   * mem_alloc_zeroed). A hint: if memory cannot grow now, the replay itself reports it.
    */
   reserveFor(bytes: number): void {
     this.#x.state_reserve(Math.min(Math.floor(bytes / 48), RESERVE_NODES_MAX));

@@ -294,6 +294,22 @@ Deno.test("denoFs handle calls after close throw", async () => {
   });
 });
 
+Deno.test("denoFs handle calls made after close() throw, also while the close waits for a call in flight", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/a`;
+    await Deno.writeFile(path, bytes(1, 2, 3));
+    const f = await denoFs.open(path, { read: true });
+    const buf = new Uint8Array(3);
+    const read = f.read(buf, 0);
+    const closed = f.close(); // waits for the read
+    assert.equal(await read, 3);
+    // The read has settled and the close not yet run: a call now still comes after the close
+    // (a call with nothing in flight starts at once, and the close counts as one in flight).
+    await assert.rejects(f.read(new Uint8Array(1), 0), /^BadResource: Cannot read ".*\/a": file is closed$/);
+    await closed;
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // MemFs
 

@@ -122,7 +122,11 @@ class DenoHandle implements FileHandle {
     // With nothing in flight the call starts now, not a few microtasks later: a read issued
     // ahead (ReadAhead) then reaches Deno's I/O thread before the caller goes on to scan the
     // chunk it has, instead of after that scan.
-    const result = this.#busy === 0 ? call() : this.#queue.then(call);
+    return this.#track(this.#busy === 0 ? call() : this.#queue.then(call));
+  }
+
+  /** Makes `result` the call the next one waits for, and counts it in flight until it settles. */
+  #track<T>(result: Promise<T>): Promise<T> {
     this.#busy++;
     const settled = (): void => {
       this.#busy--;
@@ -211,8 +215,10 @@ class DenoHandle implements FileHandle {
   }
 
   close(): Promise<void> {
-    // Queued behind calls in flight, so a close never cuts one off.
-    const result = this.#queue.then(() => {
+    // Queued behind calls in flight, so a close never cuts one off; and counted in flight
+    // itself, so a call made after it waits for it (and finds the file closed) rather than
+    // starting at once.
+    return this.#track(this.#queue.then(() => {
       if (this.#closed) return;
       this.#closed = true;
       try {
@@ -220,9 +226,7 @@ class DenoHandle implements FileHandle {
       } catch (err) {
         throw wrap(`close "${this.#path}"`, err);
       }
-    });
-    this.#queue = result.catch(() => {});
-    return result;
+    }));
   }
 }
 

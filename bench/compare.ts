@@ -82,12 +82,18 @@ async function best<T>(runs: number, f: () => Promise<T>): Promise<{ ms: number;
 /**
  * Runs each timer once per round, in turn, for `rounds` rounds, and returns each one's best
  * time: measurements taken in turns see the same machine weather, which on a shared VM swings
- * by tens of percent within a minute.
+ * by tens of percent within a minute. Odd rounds run the timers in reverse order, so no timer
+ * always comes first: the first rounds after the append phases run slow (session 17's logged
+ * runs: 33-45 ms replays of the history before 25-34), and with one order the timers listed
+ * first (the auto-mode replays) took all of that.
  */
 async function inTurns(rounds: number, timers: Array<() => Promise<number>>): Promise<number[]> {
   const bestMs = timers.map(() => Infinity);
   for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < timers.length; i++) bestMs[i] = Math.min(bestMs[i]!, await timers[i]!());
+    for (let k = 0; k < timers.length; k++) {
+      const i = r % 2 === 0 ? k : timers.length - 1 - k;
+      bestMs[i] = Math.min(bestMs[i]!, await timers[i]!());
+    }
   }
   return bestMs;
 }
@@ -603,7 +609,7 @@ try {
     log("replay of the history, snaplog and serf in turns");
     // Also on one thread (`parallel: false`): what the measured split of src/serf/_parallel.ts
     // gains on these ~30 MB files.
-    const [b, t, os, so, st, b1, t1, os1] = await inTurns(RUNS + 2, [
+    const [b, t, os, so, st, b1, t1, os1] = await inTurns(RUNS + 4, [
       snaplogReplayTimer(binPath),
       snaplogReplayTimer(txtPath),
       snaplogReplayTimer(serfPath),

@@ -300,7 +300,8 @@ export const REPLAY_CHUNK_BYTES = 1 << 20;
 
 /**
  * Replays a binary serf snapshot from `file` (of `size` bytes) into the serf state living in
- * `core`, streaming it in chunks read straight into Wasm memory. Memory follows the alive set.
+ * `core`, streaming it in chunks, the next one read ahead while the Wasm scan works on this
+ * one (ReadAhead). Memory follows the alive set.
  *
  * Damage handling: a damaged region with no valid frame after it is a torn tail (reported;
  * `strict` mode throws). A damaged region followed by a valid frame is corruption in the

@@ -1,8 +1,9 @@
 // Serf's own snapshot format: the Go text file HashiCorp serf's Snapshotter writes
 // (serf/snapshot.go), replayed by the same rules as serf's `replay`, and written line for
-// line as serf writes it. The scan runs in Wasm (assembly/gotext.ts) over chunks read
-// straight into Wasm memory; the alive set lives in Wasm too (assembly/serf_state.ts), so
-// memory follows the alive set and the longest line, not the file.
+// line as serf writes it. The scan runs in Wasm (assembly/gotext.ts) over chunks read into
+// Wasm memory (from a file, the next chunk read ahead while this one is scanned:
+// PositionalReader); the alive set lives in Wasm too (assembly/serf_state.ts), so memory
+// follows the alive set and the longest line, not the file.
 import { WasmCore, WasmMemoryError } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import { goQuote } from "./_go_quote.ts";

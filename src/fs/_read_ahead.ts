@@ -87,6 +87,15 @@ export class ReadAhead {
     return done;
   }
 
+  /**
+   * Forgets the chunks read ahead and reads ahead only up to `end` from now on: the caller
+   * learned that the file changed (it got shorter), and what was read before may be stale.
+   */
+  forget(end: number): void {
+    this.#blocks = [];
+    this.end = end;
+  }
+
   /** Starts reading the chunk at `pos` unless it is under way, two are, or `pos` is at `end`. */
   #ahead(pos: number): void {
     const last = this.#blocks[this.#blocks.length - 1];

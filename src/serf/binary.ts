@@ -406,6 +406,7 @@ export async function replayBinaryFile(
           // reader): it ends here now, and what it holds up to here is read as any file is.
           size = pos + have;
           result.bytes = size;
+          ahead.forget(size);
         } else {
           have += Math.min(n, size - pos - have);
         }
@@ -580,6 +581,7 @@ export async function replayBinaryFile(
         pos = damageAt;
         have = 0;
         start = 0;
+        ahead.forget(size); // chunks read before the cut hold what the cut took
         continue;
       }
       const { next, zeroed, otherSalt } = decided;

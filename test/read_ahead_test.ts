@@ -466,3 +466,76 @@ Deno.test("GoTextReplayer's read-ahead hands long lines, short reads and a moved
     assertSameState(replayer.finish(), pushed(data), `${where}, chunk ${chunk}, short reads ${shortReads}`);
   }
 });
+
+// Four cases a review of the direct read found (session 17), each failing before its fix.
+Deno.test("GoTextReplayer: a cut line of exactly the room, then a chunk without '\\n', does not end the replay early", async () => {
+  // The pending bytes then fill the buffer; the plain loop read into a view of 0 bytes, took
+  // that for the end of the file, and a log's open (and its next compaction) lost the rest.
+  const chunk = 1 << 20, room = 64 << 10, size = chunk - room;
+  const text = "alive: node-a 10.0.0.1:7946\n" + "# " + "a".repeat(size - room - 31) + "\n" +
+    "# " + "b".repeat(room + size + 100) + "\n" + "alive: node-z 10.0.0.9:7946\nclock: 42\n";
+  const data = new TextEncoder().encode(text);
+  const replayer = new GoTextReplayer();
+  await replayer.readAll(new PositionalReader(new LoggedFile(data), 0, data.length));
+  assertSameState(replayer.finish(), pushed(data), "room-sized cut line");
+  const mem = new MemFs();
+  mem.write("log", data);
+  const s = await Snapshotter.open("log", { fs: mem, format: "go-text", parallel: false });
+  await s.compact();
+  await s.close();
+  assert.match(new TextDecoder().decode(mem.read("log")), /node-z[^]*clock: 42/);
+});
+
+Deno.test("GoTextReplayer: a file system whose reads start a microtask late loses nothing when a scan grows the memory", async () => {
+  // The read then finds its view detached: 0 bytes (taken for the end of the file), or a
+  // TypeError from a write into it. Both are read again.
+  const lines: string[] = [];
+  for (let i = 0; i < 60_000; i++) lines.push(`alive: node-${i} 10.0.${i & 255}.1:7946\n`);
+  const data = textFile([...lines, "clock: 42\n"]);
+  for (const late of ["count", "write"] as const) {
+    const file = new LoggedFile(data);
+    const handle = withRead(file, async (buf, position) => {
+      await null;
+      if (late === "write") {
+        const n = Math.max(0, Math.min(buf.length, data.length - position));
+        buf.set(data.subarray(position, position + n)); // throws on a detached view
+        return n;
+      }
+      return await file.read(buf, position); // a detached view has no room: 0 bytes
+    });
+    const replayer = new GoTextReplayer();
+    await replayer.readAll(new PositionalReader(handle, 0, data.length));
+    assertSameState(replayer.finish(), pushed(data), late);
+  }
+});
+
+Deno.test("GoTextReplayer: no memory for a second region reads on without one, and a small file takes none", async () => {
+  const data = new TextEncoder().encode("alive: a 10.0.0.1:7946\nclock: 3\nalive: b 10.0.0.2:7946\n");
+  // Less than a chunk of Wasm memory left: the replay needs no more than before.
+  const r = new GoTextReplayer();
+  const core = r.state.core;
+  const held: [number, number][] = [];
+  for (const size of [1 << 20, 64 << 10]) {
+    while (true) {
+      try {
+        held.push([core.alloc(size), size]);
+      } catch {
+        break;
+      }
+    }
+  }
+  for (let i = 0; i < 4; i++) {
+    const [p, s] = held.pop()!;
+    core.free(p, s);
+  }
+  const reader = new PositionalReader(new LoggedFile(data), 0, data.length);
+  await r.readAll(reader);
+  assert.equal(r.lines, 3);
+  assert.equal(reader.position, data.length);
+  // A file shorter than a chunk: no second region, no memory beyond the replayer's own.
+  const small = new GoTextReplayer();
+  const before = small.state.core.u8.byteLength;
+  await small.readAll(new PositionalReader(new LoggedFile(data), 0, data.length));
+  assert.equal(small.lines, 3);
+  assert.equal(small.state.core.u8.byteLength, before);
+});

@@ -201,6 +201,7 @@ export class GoTextReplayer {
     this.#checkOpen();
     if (reader instanceof PositionalReader && (await this.#readAhead(reader))) return;
     while (true) {
+      if (this.#have === this.#bufCap) this.#grow(); // a full buffer would read 0 bytes: "the end"
       // Re-read the view on every pass: a scan or a buffer growth may grow the memory.
       const start = this.#bufPtr + this.#have;
       const n = await reader.read(this.#core.u8.subarray(start, this.#bufPtr + this.#bufCap));
@@ -356,8 +357,12 @@ export class GoTextReplayer {
           ended = true; // the reader's end
           break;
         }
-        let n = await job.got;
-        if (n > 0 && job.view.byteLength === 0) {
+        const view = job.view;
+        let n = await job.got.catch((err) => {
+          if (view.byteLength === 0) return 0; // a late write into the detached view failed
+          throw err;
+        });
+        if (view.byteLength === 0) {
           // The memory grew while the read ran: read it again into the memory as it is now.
           n = await reader.file.read(this.#core.u8.subarray(job.ptr, job.ptr + job.len), job.pos);
         }
@@ -367,12 +372,17 @@ export class GoTextReplayer {
         }
         reader.position = job.pos + n;
         // Only after a whole chunk: a short one ends the file as that read saw it.
-        if (n === job.len) {
+        if (n === job.len && reader.position < reader.end) {
           if (block === 0) {
-            block = this.#core.alloc(chunk);
-            at[1] = block + room;
+            try {
+              block = this.#core.alloc(chunk);
+              at[1] = block + room;
+            } catch (err) {
+              if (!(err instanceof WasmMemoryError)) throw err;
+              block = -1; // no room for a second region: the plain loop goes on after this chunk
+            }
           }
-          next = this.#startRead(reader, at[1 - k]!, size);
+          if (block > 0) next = this.#startRead(reader, at[1 - k]!, size);
         }
         this.#bytes += n;
         const total = rest + n;
@@ -382,7 +392,11 @@ export class GoTextReplayer {
         rest = total - consumed;
         if (off < 0) throw this.#outOfMemory();
         // A line longer than the room, or a short read: the plain loop goes on from here.
-        if (rest > room || n < job.len) break;
+        if (rest > room || n < job.len || block < 0) break;
+        if (next === null) {
+          ended = true; // the reader's end: nothing was read ahead, the pending bytes stay where they are
+          break;
+        }
         k = 1 - k;
         this.#core.u8.copyWithin(at[k]! - rest, pending, pending + rest);
         pending = at[k]! - rest;
@@ -396,7 +410,7 @@ export class GoTextReplayer {
       try {
         this.#keep(pending, rest);
       } finally {
-        if (block !== 0) this.#core.free(block, chunk);
+        if (block > 0) this.#core.free(block, chunk);
       }
     }
     if (next !== null) reader.position = next.pos; // read ahead but not scanned: read it again

@@ -237,9 +237,9 @@ Deno.test("replays of both formats read each chunk ahead of the scan", async () 
     assert.equal(state.aliveNodes.length, 5000);
     // From the first whole chunk on, every read is a chunk ahead, at chunk boundaries, to the
     // end: the scan's own reads (a chunk less the record its end cut) never reach the file.
-    // (Binary: ReadAhead's 1 MiB chunks; Go text: straight into Wasm memory, 1 MiB less the
-    // room kept before each region for a cut line.)
-    const step = format === "binary" ? READ_AHEAD_BYTES : READ_AHEAD_BYTES - (64 << 10);
+    // (Binary: ReadAhead's 1 MiB chunks; Go text: straight into the halves of its 1 MiB
+    // buffer, less the room kept before each for a cut line.)
+    const step = format === "binary" ? READ_AHEAD_BYTES : READ_AHEAD_BYTES / 2 - (32 << 10);
     const from = reads.findIndex(([, n]) => n === step);
     const chunkReads = reads.slice(from);
     const first = chunkReads[0]![0];
@@ -538,4 +538,52 @@ Deno.test("GoTextReplayer: no memory for a second region reads on without one, a
   await small.readAll(new PositionalReader(new LoggedFile(data), 0, data.length));
   assert.equal(small.lines, 3);
   assert.equal(small.state.core.u8.byteLength, before);
+});
+
+Deno.test("GoTextReplayer: a throw as the next read starts (the hook, or a file's read) leaves what was applied and reader.position in step", async () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 100_000; i++) lines.push(`alive: node-${i % 4000} 10.0.${i & 255}.1:7946\n`);
+  const data = textFile([...lines, "clock: 42\n"]);
+  for (const where of ["hook", "read"] as const) {
+    const file = new LoggedFile(data);
+    let calls = 0;
+    const handle = withRead(file, (buf, position) => {
+      if (where === "read" && ++calls === 2) throw new Error("read failed at once");
+      return file.read(buf, position);
+    });
+    const reader = new PositionalReader(handle, 0, data.length);
+    let hooks = 0;
+    if (where === "hook") {
+      reader.beforeRead = () => {
+        if (++hooks === 2) throw new Error("hook failed once");
+      };
+    }
+    const replayer = new GoTextReplayer();
+    await assert.rejects(replayer.readAll(reader), /failed/);
+    // What was applied is the file up to reader.position, less the pending bytes.
+    const prefix = new GoTextReplayer();
+    prefix.push(data.subarray(0, reader.position));
+    assert.equal(replayer.lines, prefix.lines, where);
+    assert.equal(replayer.pendingBytes, prefix.pendingBytes, where);
+    prefix.finish();
+    // And a second readAll from there finishes the replay.
+    reader.beforeRead = null;
+    await replayer.readAll(reader);
+    assertSameState(replayer.finish(), pushed(data), where);
+  }
+});
+
+Deno.test("GoTextReplayer's read-ahead takes no Wasm memory beyond what a replay pushed in pieces takes", async () => {
+  // (A second 1 MiB region, taken by a first version, stayed with every open log for good.)
+  const lines: string[] = [];
+  for (let i = 0; i < 100_000; i++) lines.push(`alive: node-${i % 4000} 10.0.${i & 255}.1:7946\n`);
+  const data = textFile(lines);
+  const read = new GoTextReplayer();
+  read.state.reserveFor(data.length);
+  await read.readAll(new PositionalReader(new LoggedFile(data), 0, data.length));
+  const push = new GoTextReplayer();
+  push.state.reserveFor(data.length);
+  for (let at = 0; at < data.length; at += 1 << 20) push.push(data.subarray(at, at + (1 << 20)));
+  assert.equal(read.state.core.u8.byteLength, push.state.core.u8.byteLength);
+  assertSameState(read.finish(), push.finish(), "memory");
 });

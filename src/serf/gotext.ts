@@ -59,9 +59,9 @@ const CHUNK_BYTES_DEFAULT = 1 << 20;
 const CHUNK_BYTES_MIN = 1;
 // Wasm memory is 32-bit; no chunk buffer can be larger than the memory allocator's largest block.
 const CHUNK_BYTES_MAX = 1 << 30;
-/** Room before each read-ahead region for the incomplete line the other region ended with (at most 1/16 of a chunk). */
-const READ_AHEAD_ROOM = 64 << 10;
-/** Chunks smaller than this are read without a read-ahead (tests of chunk boundaries use tiny ones). */
+/** Room before each read-ahead region for the incomplete line the other region ended with (at most 1/16 of a region). */
+const READ_AHEAD_ROOM = 32 << 10;
+/** Regions (half the buffer) smaller than this are not read ahead in (tests of chunk boundaries use tiny buffers). */
 const READ_AHEAD_MIN = 4 << 10;
 
 /** A chunk being read into Wasm memory at `ptr` (see GoTextReplayer's read-ahead). */
@@ -69,7 +69,8 @@ interface ChunkRead {
   pos: number;
   len: number;
   ptr: number;
-  view: Uint8Array;
+  /** What the read writes into; null if it could not start (`got` holds why). */
+  view: Uint8Array | null;
   got: Promise<number>;
 }
 
@@ -322,26 +323,25 @@ export class GoTextReplayer {
 
   /**
    * readAll over a file read by position, with the next chunk read straight into Wasm memory
-   * while this one is scanned. Two regions take turns, the buffer's and one more block (taken
-   * once a first chunk comes back whole), each with room before it for the incomplete line
-   * the other one ended with, which moves there (a few dozen bytes, where a read ahead into a
-   * buffer of its own copied every byte: 1.5-2.3 ms of a 20-30 ms replay, and that buffer's
-   * fresh pages). A chunk whose memory was detached under its read (a scan grew the memory:
-   * the read may have landed in the old one) is read again.
+   * while this one is scanned. The buffer's two halves take turns, each with room at its start
+   * for the incomplete line the other one ended with, which moves there (a few dozen bytes,
+   * where a read ahead into a buffer of its own copied every byte: 1.5-2.3 ms of a 20-30 ms
+   * replay, and that buffer's fresh pages). No memory is taken beyond the buffer. A chunk
+   * whose memory was detached under its read (a scan grew the memory: the read may have landed
+   * in the old one) is read again.
    *
    * Returns true once the reader is at its end. False where the plain loop is to go on (from
    * `reader.position`, with the pending bytes in the buffer, as if it had read so far itself):
-   * chunks too small to read ahead in (nothing is read then), pending bytes that do not fit
+   * a buffer too small to read ahead in (nothing is read then), pending bytes that do not fit
    * the room (the same), a short read (the file ended there as that read saw it: the plain
    * loop asks again), or a line longer than the room (a chunk read ahead of it is read again).
    */
   async #readAhead(reader: PositionalReader): Promise<boolean> {
-    const chunk = this.#chunk;
-    const room = Math.min(READ_AHEAD_ROOM, chunk >> 4);
-    if (chunk < READ_AHEAD_MIN || this.#have > room) return false;
-    const size = chunk - room; // bytes a read asks for
-    let block = 0; //            the second region's block, once taken
-    const at = [this.#bufPtr + room, 0];
+    const half = this.#chunk >> 1;
+    const room = Math.min(READ_AHEAD_ROOM, half >> 4);
+    if (half < READ_AHEAD_MIN || this.#have > room) return false;
+    const size = half - room; // bytes a read asks for
+    const at = [this.#bufPtr + room, this.#bufPtr + half + room];
     let k = 0;
     let rest = this.#have; // the pending bytes, at [pending, pending + rest)
     let pending = at[k]! - rest; // just before region k
@@ -358,11 +358,12 @@ export class GoTextReplayer {
           break;
         }
         const view = job.view;
+        const detached = (): boolean => view !== null && view.byteLength === 0;
         let n = await job.got.catch((err) => {
-          if (view.byteLength === 0) return 0; // a late write into the detached view failed
+          if (detached()) return 0; // a late write into the detached view failed
           throw err;
         });
-        if (view.byteLength === 0) {
+        if (detached()) {
           // The memory grew while the read ran: read it again into the memory as it is now.
           n = await reader.file.read(this.#core.u8.subarray(job.ptr, job.ptr + job.len), job.pos);
         }
@@ -372,18 +373,7 @@ export class GoTextReplayer {
         }
         reader.position = job.pos + n;
         // Only after a whole chunk: a short one ends the file as that read saw it.
-        if (n === job.len && reader.position < reader.end) {
-          if (block === 0) {
-            try {
-              block = this.#core.alloc(chunk);
-              at[1] = block + room;
-            } catch (err) {
-              if (!(err instanceof WasmMemoryError)) throw err;
-              block = -1; // no room for a second region: the plain loop goes on after this chunk
-            }
-          }
-          if (block > 0) next = this.#startRead(reader, at[1 - k]!, size);
-        }
+        if (n === job.len) next = this.#startRead(reader, at[1 - k]!, size);
         this.#bytes += n;
         const total = rest + n;
         const off = this.#scan(pending, total);
@@ -392,7 +382,7 @@ export class GoTextReplayer {
         rest = total - consumed;
         if (off < 0) throw this.#outOfMemory();
         // A line longer than the room, or a short read: the plain loop goes on from here.
-        if (rest > room || n < job.len || block < 0) break;
+        if (rest > room || n < job.len) break;
         if (next === null) {
           ended = true; // the reader's end: nothing was read ahead, the pending bytes stay where they are
           break;
@@ -404,28 +394,37 @@ export class GoTextReplayer {
         next = null;
       }
     } finally {
-      // No read may still write into the block when it goes back to the allocator, and the
-      // pending bytes go back to the start of the buffer (also after a failed read or scan).
+      // No read may still write into the buffer when the pending bytes move to its start (also
+      // after a failed read or scan).
       for (const j of [job, next]) if (j !== null) await j.got.catch(() => 0);
-      try {
-        this.#keep(pending, rest);
-      } finally {
-        if (block > 0) this.#core.free(block, chunk);
-      }
+      this.#keep(pending, rest);
     }
     if (next !== null) reader.position = next.pos; // read ahead but not scanned: read it again
     return ended;
   }
 
-  /** Starts reading the next chunk of `reader` into Wasm memory at `ptr`; null at its end. */
+  /**
+   * Starts reading the next chunk of `reader` into Wasm memory at `ptr`; null at its end. A
+   * throw from the reader's hook or the file's `read` comes back through `got`, after the
+   * chunk before it is scanned, so what the replay applied and `reader.position` agree.
+   */
   #startRead(reader: PositionalReader, ptr: number, chunk: number): ChunkRead | null {
-    reader.beforeRead?.(reader.position);
-    const len = Math.min(chunk, reader.end - reader.position);
-    if (len <= 0) return null;
-    const view = this.#core.u8.subarray(ptr, ptr + len);
-    const got = reader.file.read(view, reader.position);
+    const pos = reader.position;
+    let len = 0;
+    let view: Uint8Array | null = null;
+    let got: Promise<number>;
+    try {
+      reader.beforeRead?.(pos);
+      len = Math.min(chunk, reader.end - pos);
+      if (len <= 0) return null;
+      view = this.#core.u8.subarray(ptr, ptr + len);
+      got = reader.file.read(view, pos);
+    } catch (err) {
+      view = null; // no read under way: its error is the outcome
+      got = Promise.reject(err);
+    }
     got.catch(() => {}); // awaited by the loop, or after a failure elsewhere (then ignored)
-    return { pos: reader.position, len, ptr, view, got };
+    return { pos, len, ptr, view, got };
   }
 
   /** Makes `[ptr, ptr + n)` of Wasm memory (which may overlap the buffer) the pending bytes. */

@@ -800,7 +800,10 @@ try {
   // -- replay at 100k, 1M (by records) and 5M records, and peak memory
   const sizes = args["no-5m"] ? [100_000, 1_000_000] : [100_000, 1_000_000, 5_000_000];
   const rss: Record<string, ReplayRss> = {};
-  const bigGoText: Array<{ label: string; snap: number; serf: number; bytes: number }> = [];
+  // `small`: the 100k-record file (2 MB), timed as the others but not one of the files the issue
+  // sets the 3× on (serf's 1M- and 5M-line files): a fresh replay's fixed costs (its Wasm
+  // instance's memory, the alive set's table, the list of nodes) are most of its 4-5 ms.
+  const bigGoText: Array<{ label: string; snap: number; serf: number; bytes: number; small?: boolean }> = [];
   let binLargeRate = 0;
   for (const n of sizes) {
     const label = n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`;
@@ -858,6 +861,7 @@ try {
         snap: rt.ms,
         serf: sr.replayMs,
         bytes: wt.bytes,
+        ...(n < 1_000_000 ? { small: true } : {}),
       });
     }
     if (n >= 1_000_000) binLargeRate = Math.max(binLargeRate, mbs(wb.bytes, rb.ms));
@@ -885,13 +889,14 @@ try {
   });
   for (const g of [...goTextSameFile, ...bigGoText]) {
     const ratio = g.serf / g.snap, rate = mbs(g.bytes, g.snap);
+    const small = "small" in g && g.small === true;
     targets.push({
       what: `go-text replay vs Go serf on the same file: ${g.label}`,
-      target: "≥ 3× faster and ≥ 550 MB/s",
+      target: small ? "(not a target: the issue's files are 1M and 5M lines)" : "≥ 3× faster and ≥ 550 MB/s",
       measured: `${ratio.toFixed(1)}×, ${fmtRate(rate, "B/s")} (serf ${
         fmtRate(mbs(g.bytes, g.serf), "B/s")
       })`,
-      ok: ratio >= 3 && rate >= 550e6,
+      ok: small ? null : ratio >= 3 && rate >= 550e6,
     });
   }
   const bigLabel = sizes[sizes.length - 1]! >= 1e6 ? `${sizes[sizes.length - 1]! / 1e6}M` : "";

@@ -194,18 +194,10 @@ function loggingFs(inner: FileSystem, reads: [number, number][]): FileSystem {
     ...inner,
     open: async (path, options) => {
       const f = await inner.open(path, options);
-      return {
-        read: (buf, position) => {
-          reads.push([position, buf.length]);
-          return f.read(buf, position);
-        },
-        write: (d, p) => f.write(d, p),
-        truncate: (n) => f.truncate(n),
-        datasync: () => f.datasync(),
-        size: () => f.size(),
-        tryLock: () => f.tryLock(),
-        close: () => f.close(),
-      };
+      return withRead(f, (buf, position) => {
+        reads.push([position, buf.length]);
+        return f.read(buf, position);
+      });
     },
     stat: (p) => inner.stat(p),
     rename: (a, b) => inner.rename(a, b),
@@ -297,22 +289,14 @@ Deno.test("replays of both formats read each chunk ahead of the scan", async () 
       open: async (path, options) => {
         writer ??= await mem.open(P, { write: true });
         const h = await mem.open(path, options);
-        return {
-          read: async (buf, position) => {
-            const n = await h.read(buf, position);
-            if (!cut && position + n >= size) {
-              cut = true;
-              await writer!.truncate(cutAt);
-            }
-            return n;
-          },
-          write: (d, p) => h.write(d, p),
-          truncate: (n) => h.truncate(n),
-          datasync: () => h.datasync(),
-          size: () => h.size(),
-          tryLock: () => h.tryLock(),
-          close: () => h.close(),
-        };
+        return withRead(h, async (buf, position) => {
+          const n = await h.read(buf, position);
+          if (!cut && position + n >= size) {
+            cut = true;
+            await writer!.truncate(cutAt);
+          }
+          return n;
+        });
       },
     };
   };

@@ -1,5 +1,5 @@
 // Temporary directories for tests, and the salt of binary snapshots.
-import { crc32c } from "../src/core/crc32c.ts";
+import { decodeFileHeader, encodeFileHeader, type FileKind } from "../src/core/frame.ts";
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards (also when `fn` throws). */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>, prefix = "snaplog_test_"): Promise<T> {
@@ -44,10 +44,10 @@ export async function fileSalt(path: string): Promise<number> {
 export function asVersion1(file: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = Uint8Array.from(file);
   const view = new DataView(out.buffer);
-  const salt = view.getUint32(16, true);
-  view.setUint16(4, 1, true);
-  view.setUint32(16, 0, true);
-  view.setUint32(20, crc32c(out.subarray(0, 20)), true);
+  const header = decodeFileHeader(out);
+  if (typeof header === "string") throw new TypeError(`Cannot make a version 1 file: ${header}`);
+  const salt = header.salt;
+  out.set(encodeFileHeader(header.kind as FileKind, 0, header.base)); // salt 0: a version 1 header
   for (let at = 24; at + 12 <= out.length;) {
     const size = (12 + view.getUint32(at + 4, true) + 7) & ~7;
     if (out[at] === 0 || at + size > out.length) break;

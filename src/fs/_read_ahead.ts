@@ -34,8 +34,7 @@ export const READ_AHEAD_BYTES = 1 << 20;
 export class ReadAhead {
   readonly #file: FileHandle;
   readonly #chunk: number;
-  /** Reads ahead stop here (the caller's view of the file's size). */
-  end: number;
+  #end: number; // reads ahead stop here (the caller's view of the file's size)
   // Chunks read ahead, in file order and back to back: the one reads are served from, and
   // the one after it, under way while the caller works on what it was given.
   #blocks: Block[] = [];
@@ -48,14 +47,14 @@ export class ReadAhead {
    */
   constructor(file: FileHandle, end: number, chunk: number = READ_AHEAD_BYTES) {
     this.#file = file;
-    this.end = end;
+    this.#end = end;
     this.#chunk = chunk;
   }
 
   /**
    * Reads up to `buf.length` bytes at `position`, as {@link FileHandle.read}: the count, 0 at
    * the end of the file. It may return fewer bytes than asked for before the end (where the
-   * chunks read ahead end, and with them `end`).
+   * chunks read ahead end: at the `end` it was given).
    */
   async read(buf: Uint8Array, position: number): Promise<number> {
     let done = 0;
@@ -64,8 +63,8 @@ export class ReadAhead {
       const at = position + done;
       if (block === undefined || at < block.pos || at >= block.pos + block.len) break;
       const got = await block.got; // throws the read's own error
-      if (got < block.len) this.#blocks.length = 1; // the file ended there: nothing after it
-      else this.#ahead(block.pos + got); // keep the chunk after this one under way
+      // Keep the chunk after this one under way (none after a short one: the file ended there).
+      if (got === block.len) this.#ahead(block.pos + got);
       if (at >= block.pos + got) break;
       const k = Math.min(buf.length - done, block.pos + got - at);
       buf.set(block.buf.subarray(at - block.pos, at - block.pos + k), done);
@@ -93,15 +92,15 @@ export class ReadAhead {
    */
   forget(end: number): void {
     this.#blocks = [];
-    this.end = end;
+    this.#end = end;
   }
 
   /** Starts reading the chunk at `pos` unless it is under way, two are, or `pos` is at `end`. */
   #ahead(pos: number): void {
     const last = this.#blocks[this.#blocks.length - 1];
     if (last !== undefined && last.pos + last.len > pos) return;
-    if (this.#blocks.length >= 2 || pos >= this.end) return;
-    const len = Math.min(this.#chunk, this.end - pos);
+    if (this.#blocks.length >= 2 || pos >= this.#end) return;
+    const len = Math.min(this.#chunk, this.#end - pos);
     let buf = this.#spare;
     this.#spare = null;
     if (buf === null || buf.length < len) buf = new Uint8Array(Math.max(len, this.#chunk));

@@ -2,13 +2,13 @@
 // (serf/snapshot.go), replayed by the same rules as serf's `replay`, and written line for
 // line as serf writes it. The scan runs in Wasm (assembly/gotext.ts) over chunks read into
 // Wasm memory (from a file, the next chunk read ahead while this one is scanned:
-// PositionalReader); the alive set lives in Wasm too (assembly/serf_state.ts), so memory
-// follows the alive set and the longest line, not the file.
+// GoTextReplayer.readAll over a PositionalReader); the alive set lives in Wasm too
+// (assembly/serf_state.ts), so memory follows the alive set and the longest line, not the
+// file.
 import { WasmCore, WasmMemoryError } from "../_wasm/core.ts";
 import { SerfState } from "./_state.ts";
 import { goQuote } from "./_go_quote.ts";
 import type { FileHandle } from "../fs/types.ts";
-import { ReadAhead } from "../fs/_read_ahead.ts";
 import { decodeUtf8, isUint64, type SnapshotRecord } from "./records.ts";
 import { checkMaxWarnings, type ReplayWarning, type SnapshotState } from "./types.ts";
 
@@ -429,8 +429,7 @@ export class GoTextReplayer {
 
   /** Makes `[ptr, ptr + n)` of Wasm memory (which may overlap the buffer) the pending bytes. */
   #keep(ptr: number, n: number): void {
-    // The buffer is at least a chunk, and the bytes are at most a chunk: no growth. (#grow
-    // would copy the buffer's pending bytes, none now, and free the old buffer under them.)
+    // The read-ahead keeps at most half a chunk, and the buffer is at least a chunk.
     if (n > this.#bufCap) {
       throw new RangeError(`Cannot keep ${n} pending bytes in a ${this.#bufCap}-byte buffer`);
     }
@@ -526,6 +525,54 @@ function checkOptions(
 }
 
 /**
+ * A Deno-style reader over `[position, end)` of a file handle, for {@link GoTextReplayer.readAll}.
+ * Both bounds may move between reads (a parallel replay reads up to a split point, then on).
+ */
+export class PositionalReader {
+  /** The file (GoTextReplayer.readAll reads it ahead straight into Wasm memory). */
+  readonly file: FileHandle;
+  /** File offset of the next read. */
+  position: number;
+  /** Reads stop here. */
+  end: number;
+  /** Called before each read with `position` (it may move `end`). */
+  beforeRead: ((position: number) => void) | null = null;
+
+  constructor(file: FileHandle, position = 0, end = Infinity) {
+    this.file = file;
+    this.position = position;
+    this.end = end;
+  }
+
+  /** Reads into `p` from `position` (at most up to `end`); null at the end. */
+  async read(p: Uint8Array): Promise<number | null> {
+    this.beforeRead?.(this.position);
+    const max = Math.min(p.length, this.end - this.position);
+    if (max <= 0) return null;
+    const n = await this.file.read(p.subarray(0, max), this.position);
+    if (n === 0) return null;
+    this.position += n;
+    return n;
+  }
+}
+
+/**
+ * Offset of the first `\n` at or after `from` in the first `size` bytes of `file`, or -1.
+ * Reads 64 KiB at a time.
+ */
+export async function nextNewline(file: FileHandle, from: number, size: number): Promise<number> {
+  const piece = new Uint8Array(64 << 10);
+  for (let at = from; at < size;) {
+    const n = await file.read(piece.subarray(0, Math.min(piece.length, size - at)), at);
+    if (n === 0) break;
+    const k = piece.subarray(0, n).indexOf(0x0a);
+    if (k >= 0) return at + k;
+    at += n;
+  }
+  return -1;
+}
+
+/**
  * Replays a snapshot file in serf's Go text format by serf's own rules (serf v0.9
  * `Snapshotter.replay`): the alive set (last `alive:` wins, `not-alive:` deletes), the last
  * member, event and query clocks written (no max: the last line wins), and `leave` clearing
@@ -554,57 +601,6 @@ function checkOptions(
  * @throws {TypeError} If an option has the wrong type.
  * @throws {RangeError} If `chunkSizeBytes` is out of range or Wasm memory cannot grow.
  */
-/**
- * A Deno-style reader over `[position, end)` of a file handle, for {@link GoTextReplayer.readAll}.
- * Both bounds may move between reads (a parallel replay reads up to a split point, then on).
- */
-export class PositionalReader {
-  /** The file (GoTextReplayer.readAll reads it ahead straight into Wasm memory). */
-  readonly file: FileHandle;
-  readonly #file: ReadAhead; // the next chunk is read while this one is scanned
-  /** File offset of the next read. */
-  position: number;
-  /** Reads stop here. */
-  end: number;
-  /** Called before each read with `position` (it may move `end`). */
-  beforeRead: ((position: number) => void) | null = null;
-
-  constructor(file: FileHandle, position = 0, end = Infinity) {
-    this.file = file;
-    this.#file = new ReadAhead(file, end);
-    this.position = position;
-    this.end = end;
-  }
-
-  /** Reads into `p` from `position` (at most up to `end`); null at the end. */
-  async read(p: Uint8Array): Promise<number | null> {
-    this.beforeRead?.(this.position);
-    const max = Math.min(p.length, this.end - this.position);
-    if (max <= 0) return null;
-    this.#file.end = this.end;
-    const n = await this.#file.read(p.subarray(0, max), this.position);
-    if (n === 0) return null;
-    this.position += n;
-    return n;
-  }
-}
-
-/**
- * Offset of the first `\n` at or after `from` in the first `size` bytes of `file`, or -1.
- * Reads 64 KiB at a time.
- */
-export async function nextNewline(file: FileHandle, from: number, size: number): Promise<number> {
-  const piece = new Uint8Array(64 << 10);
-  for (let at = from; at < size;) {
-    const n = await file.read(piece.subarray(0, Math.min(piece.length, size - at)), at);
-    if (n === 0) break;
-    const k = piece.subarray(0, n).indexOf(0x0a);
-    if (k >= 0) return at + k;
-    at += n;
-  }
-  return -1;
-}
-
 export async function replayGoText(
   path: string | URL,
   options: GoTextReplayOptions = {},
